@@ -1,0 +1,79 @@
+"""mmengine checkpoints load under torch >= 2.6: a killed mmseg run resumes from its checkpoint."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO_ROOT, run_python
+
+TRAIN = str(REPO_ROOT / "tools" / "mim_train.sh")
+CONFIG = str(REPO_ROOT / "tests" / "fixtures" / "tiny_mmseg_unet.py")
+
+
+def _train(work_dir: Path, data_root: Path, max_iters: int, *extra: str) -> list[str]:
+    return [
+        TRAIN, "mmseg", CONFIG, "--work-dir", str(work_dir), *extra,
+        "--cfg-options", f"train_dataloader.dataset.data_root={data_root}", f"train_cfg.max_iters={max_iters}",
+    ]
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, tiny_seg_data):
+    work_dir = tmp_path / "work"
+    # A long run, killed (SIGKILL: no clean-up) as soon as its first checkpoint is on disk.
+    run = subprocess.Popen(
+        _train(work_dir, tiny_seg_data, 10_000), cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not (work_dir / "last_checkpoint").exists():
+        assert run.poll() is None, run.stderr.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint written in time"
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the checkpoint file finish before the kill
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+
+    saved = Path((work_dir / "last_checkpoint").read_text().strip())
+    start_iter = int(saved.stem.split("_")[1])
+    resumed = subprocess.run(
+        _train(work_dir, tiny_seg_data, start_iter + 2, "--resume"), cwd=REPO_ROOT, capture_output=True,
+        text=True, timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert f"resumed epoch: 0, iter: {start_iter}" in log
+    assert (work_dir / f"iter_{start_iter + 2}.pth").is_file()
+
+
+def test_safe_loading_stays_on_for_foreign_objects(tmp_path):
+    # The allow-list is scoped to mmengine's own types: other pickled objects still refuse to load.
+    from fractions import Fraction
+
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    path = tmp_path / "foreign.pth"
+    torch.save({"state_dict": {}, "meta": {"odd": Fraction(1, 3)}}, path)
+    with pytest.raises(Exception, match="weights_only|Unsupported global"):
+        _load_checkpoint(str(path), map_location="cpu")
+
+
+def test_upstream_loader_fails_without_the_fix(tmp_path):
+    # Documents the torch >= 2.6 breakage: an mmengine checkpoint, loaded by mmengine alone.
+    from mmengine.logging import HistoryBuffer
+
+    path = tmp_path / "ckpt.pth"
+    torch.save({"state_dict": {}, "message_hub": {"log_scalars": {"loss": HistoryBuffer([1.0], [1])}}}, path)
+    result = run_python(
+        f"from mmengine.runner.checkpoint import _load_checkpoint; _load_checkpoint({str(path)!r}, 'cpu')"
+    )
+    if tuple(int(p) for p in torch.__version__.split(".")[:2]) >= (2, 6):
+        assert result.returncode != 0 and "HistoryBuffer" in result.stderr
+    from mmengine.runner.checkpoint import _load_checkpoint
+
+    assert _load_checkpoint(str(path), map_location="cpu")["message_hub"]["log_scalars"]["loss"].current() == 1.0
