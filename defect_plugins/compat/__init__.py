@@ -18,6 +18,9 @@ fix                         why
 ``numpy_aliases``           numpy 2 removed ``np.in1d`` (mmpretrain retrieval metrics).
 ``dataloader_workers``      ``persistent_workers=True`` with ``num_workers=0`` raises in
                             torch; mmpretrain's ``tools/train.py`` sets it by default.
+``distributed_cpu``         mmengine's pytorch launcher calls ``cuda.set_device`` and
+                            gives DDP ``device_ids``: multi-process CPU (gloo) runs
+                            fail. No-op when CUDA is available.
 ==========================  =========================================================
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 from defect_plugins.compat import (
     checkpoint_loading,
     dataloader_workers,
+    distributed_cpu,
     mmcv_ops,
     numpy_aliases,
     package_lookup,
@@ -36,6 +40,7 @@ _FIXES = {
     "package_lookup": package_lookup.apply,
     "numpy_aliases": numpy_aliases.apply,
     "dataloader_workers": dataloader_workers.apply,
+    "distributed_cpu": distributed_cpu.apply,
 }
 _applied: dict[str, bool] | None = None
 

@@ -1,0 +1,9 @@
+# SARSN-101 (defect_plugins.cls.backbones.sarsn): ResNet-101 layout with self-adaptive shrinkage units.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='SARSN', depth=101, num_stages=4, out_indices=(3, ), style='pytorch',
+                  shrinkage_reduction=16, learn_slope=True),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(type='LinearClsHead', num_classes=6, in_channels=2048,
+              loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )),
+)

@@ -1,0 +1,6 @@
+# SARSN-34 with the imbalance-adaptive loss (class weights from G-mean and accuracy, updated every
+# epoch by ImbalanceAdaptiveWeightHook from the running confusion counts), NEU-CLS 64x64.
+_base_ = ['./sarsn34_neu_cls_64.py']
+model = dict(head=dict(loss=dict(_delete_=True, type='ImbalanceAdaptiveLoss', num_classes=6,
+                                 imbalance_ratio=None, beta=0.1, mse_weight=1.0)))
+custom_hooks = [dict(type='ImbalanceAdaptiveWeightHook', interval=1, by_epoch=True)]

@@ -1,0 +1,130 @@
+"""PyTorch model of AKF reverse distillation.
+
+Zhao, Wang, Zhu, Xue (2025), "渐进式融合知识蒸馏的工业异常检测方法"
+(asymptotic fusion knowledge distillation for industrial anomaly detection):
+reverse distillation (Deng & Li, CVPR 2022) -- a frozen pretrained encoder as
+teacher, a trainable bottleneck and a decoder student mirroring the encoder --
+whose bottleneck fuses the teacher's levels by asymptotic knowledge fusion
+(AKF) and embeds them with a residual one-class embedding (OCE).
+
+Teacher: anomalib's ``TimmFeatureExtractor``; student decoder: anomalib's
+``get_decoder(backbone)``; anomaly map: anomalib's RD generator. Only the
+bottleneck (``components/``) is new. Channel counts come from the chosen
+backbone, so every backbone with an anomalib decoder works (resnet18/34/50/101/152,
+resnext50_32x4d, resnext101_32x8d, wide_resnet50_2, wide_resnet101_2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from anomalib.data import InferenceBatch
+from anomalib.models.components import TimmFeatureExtractor
+from anomalib.models.components.backbone import get_decoder
+from torch import nn
+
+from defect_plugins.anomaly.teacher import load_teacher_weights
+
+from .anomaly_map import AnomalyMapGenerationMode, build_anomaly_map_generator
+from .components import AkfBottleneck
+from .components.bottleneck import FusionType
+from .components.fusion import WeightMode
+
+__all__ = ["AkfReverseDistillationModel", "decoder_input_channels"]
+
+
+def decoder_input_channels(decoder: nn.Module) -> int:
+    """Channels the anomalib ResNet decoder expects (in-channels of its first conv)."""
+    for module in decoder.modules():
+        if isinstance(module, nn.Conv2d | nn.ConvTranspose2d):
+            return int(module.in_channels)
+    msg = f"Cannot find a convolution in decoder {type(decoder).__name__}."
+    raise ValueError(msg)
+
+
+class AkfReverseDistillationModel(nn.Module):
+    """Teacher encoder -> AKF bottleneck -> decoder student.
+
+    Args:
+        backbone: Teacher backbone (timm name with an anomalib decoder).
+        input_size: ``(H, W)`` of the model input (after pre-processing).
+        layers: Teacher layers, shallow first (the paper: layer1-3).
+        fusion: ``"akf"`` (paper) or ``"concat"`` (traditional RD fusion).
+        oce: Residual one-class embedding after the fusion (paper: ``True``).
+        akf_weights: ``"fixed"`` (the paper's ``C x H x W`` weight per level,
+            ties the model to ``input_size``) or ``"adaptive"`` (input-conditioned).
+        pre_trained: Teacher weights from timm's hub (needs internet).
+        teacher_weights: Local torchvision/timm state dict for the teacher
+            (offline factories); used instead of ``pre_trained``.
+        anomaly_map_mode: ``"add"`` (default, as anomalib's RD) or ``"multiply"``.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        input_size: tuple[int, int],
+        layers: Sequence[str] = ("layer1", "layer2", "layer3"),
+        fusion: FusionType = "akf",
+        oce: bool = True,
+        akf_weights: WeightMode = "fixed",
+        pre_trained: bool = True,
+        teacher_weights: str | Path | None = None,
+        anomaly_map_mode: AnomalyMapGenerationMode | str = AnomalyMapGenerationMode.ADD,
+    ) -> None:
+        super().__init__()
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        use_hub = pre_trained and teacher_weights is None
+        self.encoder = TimmFeatureExtractor(backbone=backbone, pre_trained=use_hub, layers=list(layers))
+        if teacher_weights is not None:
+            load_teacher_weights(self.encoder.feature_extractor, teacher_weights)
+        channels = list(self.encoder.out_dims)
+        reductions = list(self.encoder.reductions)
+        if len(channels) != 3:  # noqa: PLR2004 - the decoders mirror exactly three encoder levels
+            msg = f"AKF-RD needs exactly three teacher layers (the decoder mirrors three), got {list(layers)}."
+            raise ValueError(msg)
+        for size in self.input_size:
+            if size % (2 * reductions[-1]):
+                msg = (
+                    f"image_size {self.input_size} must be a multiple of {2 * reductions[-1]} for backbone "
+                    f"{backbone!r} (the bottleneck works at 1/{2 * reductions[-1]} of the input)."
+                )
+                raise ValueError(msg)
+        self.decoder = get_decoder(backbone)
+        self.bottleneck = AkfBottleneck(
+            backbone=backbone,
+            channels=channels,
+            reductions=reductions,
+            decoder_channels=decoder_input_channels(self.decoder),
+            fusion=fusion,
+            oce=oce,
+            akf_weights=akf_weights,
+            image_size=self.input_size,
+        )
+        self.fixed_size = fusion == "akf" and akf_weights == "fixed"
+        self.anomaly_map_generator = build_anomaly_map_generator(self.input_size, anomaly_map_mode)
+
+    def _check_size(self, images: torch.Tensor) -> None:
+        if images.dim() != 4:  # noqa: PLR2004
+            msg = f"AKF-RD expects a (N, 3, H, W) batch, got shape {tuple(images.shape)}."
+            raise ValueError(msg)
+        if self.fixed_size and tuple(images.shape[-2:]) != self.input_size:
+            msg = (
+                f"AKF-RD with fixed per-position fusion weights (the paper's) was built for input size "
+                f"{self.input_size}, got {tuple(images.shape[-2:])}. Resize inputs to {self.input_size} "
+                "(the model's pre-processor does), or build the model with akf_weights='adaptive'."
+            )
+            raise ValueError(msg)
+
+    def forward(self, images: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]] | InferenceBatch:
+        """Training: ``(teacher_features, student_features)``; eval: ``InferenceBatch(pred_score, anomaly_map)``."""
+        self._check_size(images)
+        self.encoder.eval()
+        teacher = list(self.encoder(images).values())
+        student = self.decoder(self.bottleneck(teacher))
+        if self.training:
+            return teacher, student
+        anomaly_map = self.anomaly_map_generator(teacher, student)
+        pred_score = torch.amax(anomaly_map, dim=(-2, -1))
+        return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)

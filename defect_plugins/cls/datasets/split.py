@@ -1,0 +1,101 @@
+"""Fixed, seeded, stratified train/test split of a class-folder data set, written to files.
+
+NEU-CLS ships no split. The RKD-SARSN paper (Huang et al., Algorithms 16(11):516, 2023)
+trains on a random split it does not publish; this project fixes one instead so that every
+model in a comparison sees exactly the same images: per class, the sorted file names are
+shuffled with ``numpy.random.default_rng(seed)`` and the first ``round(train_ratio * n)``
+go to training. The files are mmpretrain ``CustomDataset`` annotation lists
+(``<class folder>/<file name> <label>`` per line), so a config only sets ``ann_file``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".ppm", ".tif", ".tiff")
+
+
+class SplitError(ValueError):
+    """The data folder cannot be split (missing class folder, empty class, bad ratio)."""
+
+
+def list_class_images(root: str | os.PathLike, classes: Sequence[str]) -> dict[str, list[str]]:
+    """``{class: sorted image file names}``; raise :class:`SplitError` on a missing or empty class folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise SplitError(f"data folder {root} not found")
+    found: dict[str, list[str]] = {}
+    for name in classes:
+        folder = root / name
+        if not folder.is_dir():
+            raise SplitError(f"class folder {folder} not found (expected one folder per class: {list(classes)})")
+        files = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        if not files:
+            raise SplitError(f"class folder {folder} holds no image ({', '.join(IMAGE_EXTENSIONS)})")
+        found[name] = files
+    return found
+
+
+def stratified_split(
+    per_class: dict[str, list[str]], train_ratio: float = 0.7, seed: int = 0
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """Split ``{class: files}`` per class; return ``(train, test)`` lists of ``(relative path, label)``."""
+    if not 0.0 < train_ratio < 1.0:
+        raise SplitError(f"train_ratio must lie strictly between 0 and 1, got {train_ratio}")
+    rng = np.random.default_rng(seed)
+    train: list[tuple[str, int]] = []
+    test: list[tuple[str, int]] = []
+    for label, (name, files) in enumerate(per_class.items()):
+        order = rng.permutation(len(files))
+        n_train = int(round(train_ratio * len(files)))
+        if len(files) >= 2:  # keep at least one image on each side
+            n_train = min(max(n_train, 1), len(files) - 1)
+        for rank, index in enumerate(order):
+            item = (f"{name}/{files[index]}", label)
+            (train if rank < n_train else test).append(item)
+    return train, test
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_split(
+    data_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    classes: Sequence[str],
+    *,
+    train_ratio: float = 0.7,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Write ``train.txt``, ``test.txt`` and ``split.json`` (provenance) into ``out_dir``."""
+    per_class = list_class_images(data_root, classes)
+    train, test = stratified_split(per_class, train_ratio, seed)
+    out = Path(out_dir)
+    paths = {"train": out / "train.txt", "test": out / "test.txt", "meta": out / "split.json"}
+    _write_atomic(paths["train"], "".join(f"{p} {y}\n" for p, y in train))
+    _write_atomic(paths["test"], "".join(f"{p} {y}\n" for p, y in test))
+    meta = {
+        "data_root": str(Path(data_root).resolve()),
+        "classes": list(classes),
+        "train_ratio": train_ratio,
+        "seed": seed,
+        "method": "per class: sorted names, numpy default_rng(seed).permutation, first round(ratio*n) -> train",
+        "train_per_class": {c: sum(1 for _, y in train if y == i) for i, c in enumerate(classes)},
+        "test_per_class": {c: sum(1 for _, y in test if y == i) for i, c in enumerate(classes)},
+    }
+    _write_atomic(paths["meta"], json.dumps(meta, indent=2) + "\n")
+    return paths

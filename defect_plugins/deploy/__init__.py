@@ -1,0 +1,1 @@
+"""Deployment helpers: run exported models with OpenVINO on factory CPUs."""

@@ -1,0 +1,379 @@
+"""Benchmark PyTorch eager, OpenVINO FP32 and OpenVINO INT8 of a model family in one run.
+
+For every family given, the parent process loads the trained model once, exports the FP32 IR and
+the INT8 IR (:func:`.export.export_model`; INT8 is exported with ``force=True`` so that it can be
+measured, and the JSON says whether it is inside the tolerance) and then measures each variant in
+a fresh child process, so that peak memory (``resource.getrusage(...).ru_maxrss``) belongs to that
+variant alone:
+
+* latency p50/p95 at batch 1 (synchronous calls; OpenVINO with the ``LATENCY`` hint);
+* throughput at the best of the batch sizes tried (PyTorch: back-to-back calls; OpenVINO:
+  ``ov.AsyncInferQueue`` with the ``THROUGHPUT`` hint, OpenVINO's stream count);
+* peak resident memory of the child (``VmHWM``), and the same for a child that only imports the libraries
+  (``baseline``), so ``peak_rss_over_baseline_mb`` is what the model itself costs;
+* model size on disk (PyTorch: its ``state_dict`` saved with ``torch.save``; OpenVINO: .xml + .bin);
+* the family's metric on a labelled folder (:func:`.int8.evaluate`) and its delta to PyTorch.
+
+OpenVINO is always compiled with ``INFERENCE_PRECISION_HINT="f32"`` here (INT8 layers run in INT8,
+the rest in f32): the bf16 default of this CPU would make FP32 and INT8 incomparable.
+
+Achieved fraction of the CPU's peak: model FLOPs per image (``torch.utils.flop_counter``,
+multiply-add = 2 FLOPs) times images/s, over the FLOP/s of a large fp32 matmul
+(``torch.mm``, 2048x2048) measured on the same machine with the same thread count.
+
+Command line (``defect-bench``)::
+
+    python -m defect_plugins.deploy.benchmark --family classifier --config C.py --checkpoint E.pth \\
+        --calib-dir CAL --eval-dir EVAL --out work_dirs/deploy/bench
+    python -m defect_plugins.deploy.benchmark --spec families.json --out work_dirs/deploy/bench
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+VARIANTS = ("torch", "openvino_fp32", "openvino_int8")
+SPEC_KEYS = ("family", "config", "checkpoint", "input_size", "class_names", "anomalib_model", "calib_dir", "eval_dir",
+             "tolerance", "name")
+
+
+class BenchmarkError(RuntimeError):
+    """A benchmark step failed; the message names the family and the step."""
+
+
+# --------------------------------------------------------------------------- child side
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB.
+
+    ``VmHWM`` from ``/proc/self/status`` where available: ``getrusage(...).ru_maxrss`` survives
+    ``exec`` on Linux, so a child started from a big parent would report the parent's peak.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
+
+
+def _child(task: dict[str, Any]) -> dict[str, Any]:
+    """Measure one variant (runs in its own process)."""
+    import torch
+
+    threads = task.get("threads")
+    if threads:
+        torch.set_num_threads(int(threads))
+    from .export import load_model
+    from .int8 import evaluate, openvino_predict
+    from .metadata import ModelMetadata
+    from .runtime import compile_model, latency, throughput, time_calls
+
+    variant = task["variant"]
+    metadata = ModelMetadata.from_dict(task["metadata"])
+    size = tuple(metadata.input_size)
+    rng = np.random.default_rng(0)
+    batches = [int(b) for b in task["batches"]]
+    result: dict[str, Any] = {"variant": variant}
+    if variant == "baseline":
+        import openvino  # noqa: F401  (same libraries as the measured children)
+
+        result["peak_rss_mb"] = _peak_rss_mb()
+        return result
+    if variant == "torch":
+        loaded = load_model(metadata.family, config=task.get("config"), checkpoint=task["checkpoint"],
+                            input_size=size, class_names=metadata.class_names,
+                            anomalib_model=task.get("anomalib_model") or "defect_plugins.anomaly.AkfReverseDistillation")
+        module = loaded.module.eval()
+
+        def run(batch: np.ndarray):
+            with torch.inference_mode():
+                return module(torch.from_numpy(batch))
+
+        one = rng.integers(0, 256, (1, *size, 3), dtype=np.uint8)
+        result["latency"] = time_calls(lambda: run(one), runs=task["runs"], warmup=task["warmup"])
+        best = None
+        for batch_size in batches:
+            data = rng.integers(0, 256, (batch_size, *size, 3), dtype=np.uint8)
+            stats = time_calls(lambda: run(data), runs=max(3, task["runs"] // batch_size), warmup=1)
+            ips = batch_size / (stats["mean_ms"] / 1000.0)
+            if best is None or ips > best["images_per_s"]:
+                best = {"images_per_s": ips, "batch": batch_size, "streams": None, "jobs": 1}
+        result["throughput"] = best
+        result["peak_rss_mb"] = _peak_rss_mb()
+        predict = loaded.torch_outputs
+    else:
+        xml = task["xml"]
+        compiled = compile_model(xml, "f32", performance_hint="LATENCY", num_threads=threads, batch=1)
+        one = rng.integers(0, 256, (1, *size, 3), dtype=np.uint8)
+        result["latency"] = latency(compiled, one, runs=task["runs"], warmup=task["warmup"])
+        best = None
+        for batch_size in batches:
+            compiled_tp = compile_model(xml, "f32", performance_hint="THROUGHPUT", num_threads=threads,
+                                        batch=batch_size)
+            data = rng.integers(0, 256, (batch_size, *size, 3), dtype=np.uint8)
+            stats = throughput(compiled_tp, data, seconds=task["seconds"])
+            if best is None or stats["images_per_s"] > best["images_per_s"]:
+                best = stats
+            del compiled_tp
+        result["throughput"] = best
+        result["inference_precision_hint"] = "f32"
+        result["peak_rss_mb"] = _peak_rss_mb()
+        predict = openvino_predict(xml, "f32")
+    if task.get("eval_dir"):
+        metric = evaluate(predict, metadata, task["eval_dir"], limit=task.get("eval_limit"))
+        result["metric"] = {"name": metric.name, "value": metric.value, "images": metric.num_images}
+    return result
+
+
+def _run_child(task: dict[str, Any], timeout: float) -> dict[str, Any]:
+    env = dict(os.environ)
+    if task.get("threads"):
+        env.setdefault("OMP_NUM_THREADS", str(task["threads"]))
+    command = [sys.executable, "-m", "defect_plugins.deploy.benchmark", "--child", json.dumps(task)]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{\"variant\"")]
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join(proc.stderr.splitlines()[-15:])
+        raise BenchmarkError(f"{task['variant']} child failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------------------- parent side
+
+
+def cpu_peak_gflops(threads: int | None = None, sizes: Sequence[int] = (256, 512, 1024, 2048),
+                    seconds: float = 1.5) -> dict[str, Any]:
+    """FLOP/s of fp32 ``torch.mm`` on this machine: the practical peak.
+
+    For each square size, the best of the products run for about ``seconds`` (the machine's
+    capability, least disturbed by other processes) and their median; ``gflops`` is the best over
+    the sizes. Measured here (AMD EPYC, MKL, 1 thread): 256-512 reach about 95 GFLOP/s, 1024-2048
+    only about 40, so a single "large" size would understate the peak.
+    """
+    import torch
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    per_size = {}
+    for n in sizes:
+        a = torch.randn(n, n)
+        b = torch.randn(n, n)
+        for _ in range(2):
+            torch.mm(a, b)
+        times = []
+        deadline = time.perf_counter() + seconds
+        while len(times) < 3 or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            torch.mm(a, b)
+            times.append(time.perf_counter() - start)
+        flop = 2.0 * n**3
+        per_size[str(n)] = {"best_gflops": flop / min(times) / 1e9,
+                            "median_gflops": flop / sorted(times)[len(times) // 2] / 1e9, "runs": len(times)}
+    best = max(per_size.values(), key=lambda v: v["best_gflops"])
+    return {"gflops": best["best_gflops"], "gflops_median": best["median_gflops"], "per_size": per_size,
+            "threads": torch.get_num_threads(), "dtype": "float32"}
+
+
+def model_gflops(module, input_size: Sequence[int]) -> float:
+    """GFLOPs of one forward pass at batch 1 (``torch.utils.flop_counter``; conv/matmul, MAC = 2 FLOPs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    example = torch.randint(0, 256, (1, int(input_size[0]), int(input_size[1]), 3), dtype=torch.uint8)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        module(example)
+    return counter.get_total_flops() / 1e9
+
+
+def benchmark_family(spec: dict[str, Any], out_dir: Path, *, threads: int | None, batches: Sequence[int],
+                     runs: int, warmup: int, seconds: float, eval_limit: int | None, subset_size: int,
+                     peak: dict[str, Any], timeout: float = 1800, isolate: bool = True) -> dict[str, Any]:
+    """Export FP32 + INT8 and measure the three variants of one model family.
+
+    ``isolate=False`` measures in this process (fast, for tests): peak memory figures are then
+    those of the whole process, not of one variant, and the JSON says so.
+    """
+    import torch
+
+    from .export import export_model, load_model
+    from .runtime import model_size_mb
+
+    unknown = set(spec) - set(SPEC_KEYS)
+    if unknown:
+        raise BenchmarkError(f"unknown keys {sorted(unknown)} in a family spec; expected {list(SPEC_KEYS)}")
+    family = spec["family"]
+    name = spec.get("name", family)
+    folder = out_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    loaded = load_model(family, config=spec.get("config"), checkpoint=spec["checkpoint"],
+                        input_size=spec.get("input_size"), class_names=spec.get("class_names"),
+                        anomalib_model=spec.get("anomalib_model") or "defect_plugins.anomaly.AkfReverseDistillation")
+    metadata = loaded.metadata
+    torch_file = folder / "torch_state_dict.pth"
+    torch.save(loaded.module.state_dict(), torch_file)
+    fp32_xml, _ = export_model(family, folder / "model_fp32.xml", loaded=loaded, precision="FP32")
+    calib = spec.get("calib_dir") or spec.get("eval_dir")
+    if calib is None:
+        raise BenchmarkError(f"{name}: INT8 needs calib_dir (or eval_dir)")
+    tolerance = float(spec.get("tolerance", 0.01))
+    int8_xml, int8_meta = export_model(family, folder / "model_int8.xml", loaded=loaded, precision="INT8",
+                                       calib_dir=calib, eval_dir=spec.get("eval_dir"), tolerance=tolerance,
+                                       force=True, subset_size=subset_size, eval_limit=eval_limit)
+    export_s = time.perf_counter() - started
+    gflops = model_gflops(loaded.module, metadata.input_size)
+    del loaded
+    base_task = {"metadata": metadata.to_dict(), "threads": threads, "batches": list(batches), "runs": runs,
+                 "warmup": warmup, "seconds": seconds, "eval_dir": spec.get("eval_dir"), "eval_limit": eval_limit,
+                 "config": spec.get("config"), "checkpoint": spec["checkpoint"],
+                 "anomalib_model": spec.get("anomalib_model")}
+    def measure(task: dict[str, Any]) -> dict[str, Any]:
+        return _run_child(task, timeout) if isolate else json.loads(json.dumps(_child(task)))
+
+    baseline = measure({**base_task, "variant": "baseline"})
+    variants: dict[str, Any] = {}
+    for variant, xml, size_mb in (("torch", None, torch_file.stat().st_size / 1e6),
+                                  ("openvino_fp32", fp32_xml, model_size_mb(fp32_xml)),
+                                  ("openvino_int8", int8_xml, model_size_mb(int8_xml))):
+        result = measure({**base_task, "variant": variant, "xml": str(xml) if xml else None})
+        result["memory_isolated"] = isolate
+        result["model_size_mb"] = size_mb
+        result["peak_rss_over_baseline_mb"] = result["peak_rss_mb"] - baseline["peak_rss_mb"]
+        result["achieved_gflops"] = gflops * result["throughput"]["images_per_s"]
+        result["fraction_of_cpu_peak"] = result["achieved_gflops"] / peak["gflops"]
+        result["fraction_of_cpu_median"] = result["achieved_gflops"] / peak["gflops_median"]
+        variants[variant] = result
+    reference = variants["torch"].get("metric", {}).get("value")
+    for result in variants.values():
+        value = result.get("metric", {}).get("value")
+        result["accuracy_delta_vs_torch"] = None if value is None or reference is None else value - reference
+    tp = {key: value["throughput"]["images_per_s"] for key, value in variants.items()}
+    quant = int8_meta.quantization or {}
+    return {
+        "name": name, "family": family, "input_size": list(metadata.input_size), "gflops_per_image": gflops,
+        "source": metadata.source, "baseline_peak_rss_mb": baseline["peak_rss_mb"], "variants": variants,
+        "speedup_fp32_vs_torch": tp["openvino_fp32"] / tp["torch"],
+        "speedup_int8_vs_fp32": tp["openvino_int8"] / tp["openvino_fp32"],
+        "int8_quantization": quant, "int8_within_tolerance": bool(quant) and quant.get("drop", 1.0) <= tolerance,
+        "targets": {"fp32_at_least_2x_torch": tp["openvino_fp32"] >= 2.0 * tp["torch"],
+                    "int8_at_least_1.5x_fp32": tp["openvino_int8"] >= 1.5 * tp["openvino_fp32"]},
+        "export_seconds": export_s, "seconds": time.perf_counter() - started,
+    }
+
+
+def run_benchmark(specs: Sequence[dict[str, Any]], out_dir: str | Path, *, threads: int | None = None,
+                  batches: Sequence[int] = (1, 4), runs: int = 30, warmup: int = 3, seconds: float = 3.0,
+                  eval_limit: int | None = None, subset_size: int = 300, isolate: bool = True) -> dict[str, Any]:
+    """Benchmark every family in ``specs``; write ``benchmark.json`` in ``out_dir`` and return it."""
+    import openvino as ov
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    peak = cpu_peak_gflops(threads)
+    report: dict[str, Any] = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "logical_cpus": os.cpu_count(),
+                    "threads": threads or torch.get_num_threads(), "load_average_start": list(os.getloadavg()),
+                    "torch": torch.__version__, "openvino": ov.__version__},
+        "cpu_peak": peak,
+        "settings": {"memory_isolated": isolate, "batches": list(batches), "runs": runs, "warmup": warmup, "throughput_seconds": seconds,
+                     "eval_limit": eval_limit, "calibration_subset": subset_size,
+                     "openvino_inference_precision_hint": "f32"},
+        "families": [],
+    }
+    for spec in specs:
+        report["families"].append(benchmark_family(spec, out_dir, threads=threads, batches=batches, runs=runs,
+                                                   warmup=warmup, seconds=seconds, eval_limit=eval_limit,
+                                                   subset_size=subset_size, peak=peak, isolate=isolate))
+        (out_dir / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")  # partial results survive
+    report["machine"]["load_average_end"] = list(os.getloadavg())
+    (out_dir / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """A plain-text table of the report (one row per family and variant)."""
+    header = (f"{'family':<22}{'variant':<15}{'p50 ms':>9}{'p95 ms':>9}{'img/s':>9}{'batch':>6}{'peak MB':>9}"
+              f"{'+MB':>8}{'size MB':>9}{'metric':>9}{'delta':>9}{'%peak':>7}")
+    lines = [f"CPU peak (fp32 matmul): {report['cpu_peak']['gflops']:.1f} GFLOP/s, "
+             f"{report['cpu_peak']['threads']} threads; OpenVINO INFERENCE_PRECISION_HINT=f32", header,
+             "-" * len(header)]
+    for family in report["families"]:
+        for variant, r in family["variants"].items():
+            metric = r.get("metric", {}).get("value")
+            delta = r.get("accuracy_delta_vs_torch")
+            lines.append(
+                f"{family['name']:<22}{variant:<15}{r['latency']['p50_ms']:>9.2f}{r['latency']['p95_ms']:>9.2f}"
+                f"{r['throughput']['images_per_s']:>9.1f}{r['throughput']['batch']:>6}{r['peak_rss_mb']:>9.0f}"
+                f"{r['peak_rss_over_baseline_mb']:>8.0f}{r['model_size_mb']:>9.2f}"
+                f"{(f'{metric:.4f}' if metric is not None else '-'):>9}"
+                f"{(f'{delta:+.4f}' if delta is not None else '-'):>9}{100 * r['fraction_of_cpu_peak']:>6.1f}%")
+        lines.append(f"{'':<22}FP32/torch x{family['speedup_fp32_vs_torch']:.2f}, INT8/FP32 "
+                     f"x{family['speedup_int8_vs_fp32']:.2f}, INT8 within tolerance: {family['int8_within_tolerance']}, "
+                     f"{family['gflops_per_image']:.3f} GFLOPs/image")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="defect-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--spec", type=Path, help="JSON file: a list of family specs (keys: " + ", ".join(SPEC_KEYS) + ")")
+    parser.add_argument("--family", choices=("classifier", "segmentor", "anomaly"))
+    parser.add_argument("--config")
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"))
+    parser.add_argument("--anomalib-model")
+    parser.add_argument("--calib-dir")
+    parser.add_argument("--eval-dir")
+    parser.add_argument("--tolerance", type=float, default=0.01)
+    parser.add_argument("--out", type=Path, default=Path("work_dirs/deploy/bench"))
+    parser.add_argument("--threads", type=int, help="threads for PyTorch, OpenVINO and the peak matmul")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each OpenVINO throughput run")
+    parser.add_argument("--eval-limit", type=int, help="evaluate on at most this many images")
+    parser.add_argument("--subset-size", type=int, default=300, help="INT8 calibration images")
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(json.loads(args.child))))
+        return 0
+    if args.spec:
+        specs = json.loads(args.spec.read_text())
+    elif args.family:
+        specs = [{k: v for k, v in {"family": args.family, "config": args.config, "checkpoint": args.checkpoint,
+                                     "input_size": args.input_size, "anomalib_model": args.anomalib_model,
+                                     "calib_dir": args.calib_dir, "eval_dir": args.eval_dir,
+                                     "tolerance": args.tolerance}.items() if v is not None}]
+    else:
+        parser.error("give --spec FILE or --family with --checkpoint")
+    from .export import ExportError
+
+    try:
+        report = run_benchmark(specs, args.out, threads=args.threads, batches=args.batches, runs=args.runs,
+                               warmup=args.warmup, seconds=args.seconds, eval_limit=args.eval_limit,
+                               subset_size=args.subset_size)
+    except (BenchmarkError, ExportError, FileNotFoundError, ValueError) as error:
+        print(f"defect-bench: error: {error}", file=sys.stderr)
+        return 1
+    print(format_table(report))
+    print(f"written {args.out / 'benchmark.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

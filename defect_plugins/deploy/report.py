@@ -1,0 +1,99 @@
+"""A summary page (HTML + Markdown) of inference runs and benchmarks, with their pictures.
+
+Each section is one :func:`.infer.run_inference` output folder (its ``results.json``), optionally
+with extra figures (training metrics, a benchmark table). The page links the overlay pictures by
+relative path, so the output folder can be zipped and opened anywhere.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+
+@dataclass
+class Section:
+    """One model's results on the page."""
+
+    title: str
+    results_dir: Path
+    figures: dict[str, Any] = field(default_factory=dict)
+    max_pictures: int = 12
+
+
+def _load(results_dir: Path) -> dict[str, Any]:
+    path = Path(results_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (run defect-infer into {results_dir} first)")
+    return json.loads(path.read_text())
+
+
+def _pick(results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """Pictures to show: defects first (worst grade, then score/confidence), then the rest."""
+    order = {"severe": 3, "major": 2, "minor": 1, "": 0}
+    ok = [r for r in results if r.get("status") == "ok" and r.get("overlay")]
+    ok.sort(key=lambda r: (r.get("decision") not in ("good",), order.get(r.get("worst_grade", ""), 0),
+                           r.get("score", r.get("confidence", 0.0))), reverse=True)
+    return ok[:count]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str = "defect-plugins results",
+                 benchmark: dict[str, Any] | None = None) -> Path:
+    """Write ``index.html`` and ``summary.md`` into ``out_dir``; return the HTML path."""
+    from .benchmark import format_table
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:90%}figure{display:inline-block;margin:4px}"
+             "img{width:192px;image-rendering:pixelated}figcaption{font-size:75%;max-width:192px}</style>",
+             f"</head><body><h1>{html.escape(title)}</h1>"]
+    md = [f"# {title}", ""]
+    for section in sections:
+        data = _load(section.results_dir)
+        summary = data["summary"]
+        rel = os.path.relpath(section.results_dir, out_dir)
+        keys = ["family", "weights", "inference_precision_hint", "inputs", "processed", "failed", "decisions",
+                "images_per_s"]
+        rows = {key: summary.get(key) for key in keys} | section.figures
+        parts.append(f"<h2>{html.escape(section.title)}</h2><table>")
+        parts += [f"<tr><th>{html.escape(k)}</th><td>{html.escape(_value(v))}</td></tr>" for k, v in rows.items()]
+        parts.append("</table><p>")
+        md += [f"## {section.title}", "", "| key | value |", "|---|---|"]
+        md += [f"| {k} | {_value(v)} |" for k, v in rows.items()]
+        md += ["", f"Results: `{rel}/results.csv`, regions: `{rel}/regions.csv`", ""]
+        for result in _pick(data["results"], section.max_pictures):
+            caption = result["decision"]
+            if "score" in result:
+                caption += f" score {result['score']:.3f}"
+            if "confidence" in result:
+                caption += f" {result['confidence']:.2f}"
+            if result.get("worst_grade"):
+                caption += f", {result.get('num_regions', 0)} regions, worst {result['worst_grade']}"
+            caption += f" - {Path(result['source']).name}"
+            src = f"{rel}/{result['overlay']}"
+            parts.append(f"<figure><img src='{html.escape(src)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+            md.append(f"![{caption}]({src})")
+        parts.append("</p>")
+        md.append("")
+    if benchmark is not None:
+        table = format_table(benchmark)
+        parts.append(f"<h2>Benchmark</h2><pre>{html.escape(table)}</pre>")
+        md += ["## Benchmark", "", "```", table, "```", ""]
+    parts.append("</body></html>")
+    page = out_dir / "index.html"
+    page.write_text("\n".join(parts))
+    (out_dir / "summary.md").write_text("\n".join(md) + "\n")
+    return page

@@ -1,0 +1,255 @@
+"""Shared OpenVINO helpers: compile at an explicit precision, save atomically, time.
+
+Why these exist:
+
+* OpenVINO infers in bf16 by default on CPUs with AMX/AVX512-bf16. On this project's CPU that
+  moved an exported anomaly score from 0.744 (PyTorch) to 0.0. :func:`compile_model` therefore
+  has no default precision: every caller states ``INFERENCE_PRECISION_HINT`` (``"f32"`` for
+  parity checks and for any score compared with a threshold).
+* An interrupted export must not leave a ``model.xml`` without its ``model.bin`` (or with stale
+  metadata): :func:`save_ir` writes into a temporary folder next to the target and moves the
+  files into place, ``.xml`` last.
+* Latency and throughput are measured the way OpenVINO's ``benchmark_app`` does it:
+  synchronous requests for latency percentiles, ``ov.AsyncInferQueue`` with the
+  ``THROUGHPUT`` performance hint (several streams) for throughput.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metadata import RT_INFO_PATH, MetadataError, ModelMetadata, sidecar_path
+
+PRECISION_HINTS = ("f32", "f16", "bf16")
+PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def ov_config(precision: str, performance_hint: str = "LATENCY", *, num_streams: int | None = None,
+              num_threads: int | None = None) -> dict[str, str]:
+    """The OpenVINO CPU config used everywhere in this package (precision always explicit)."""
+    if precision not in PRECISION_HINTS:
+        raise ValueError(f"precision must be one of {PRECISION_HINTS}, got {precision!r}")
+    if performance_hint not in PERFORMANCE_HINTS:
+        raise ValueError(f"performance_hint must be one of {PERFORMANCE_HINTS}, got {performance_hint!r}")
+    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": performance_hint}
+    if num_streams is not None:
+        config["NUM_STREAMS"] = str(int(num_streams))
+    if num_threads is not None:
+        config["INFERENCE_NUM_THREADS"] = str(int(num_threads))
+    return config
+
+
+def read_model(model: Any):
+    """An ``ov.Model`` from a path to ``.xml`` (checked: ``.bin`` next to it) or an ``ov.Model``."""
+    import openvino as ov
+
+    if isinstance(model, ov.Model):
+        return model
+    path = Path(model)
+    if path.suffix != ".xml" or not path.is_file() or not path.with_suffix(".bin").is_file():
+        raise FileNotFoundError(f"OpenVINO model not found: expected {path} and {path.with_suffix('.bin')}")
+    return ov.Core().read_model(str(path))
+
+
+def compile_model(model: Any, precision: str, *, performance_hint: str = "LATENCY", device: str = "CPU",
+                  num_streams: int | None = None, num_threads: int | None = None, batch: int | None = None):
+    """Compile an IR (path or ``ov.Model``) with an explicit ``INFERENCE_PRECISION_HINT``.
+
+    ``batch`` fixes a dynamic batch dimension (OpenVINO plans memory better for static shapes).
+    """
+    import openvino as ov
+
+    ov_model = read_model(model)
+    if batch is not None:
+        shape = ov_model.input(0).get_partial_shape()
+        if shape[0].is_dynamic or shape[0].get_length() != batch:
+            ov_model = ov_model.clone()
+            shape[0] = batch
+            ov_model.reshape({ov_model.input(0): shape})
+    config = ov_config(precision, performance_hint, num_streams=num_streams, num_threads=num_threads)
+    return ov.Core().compile_model(ov_model, device, config)
+
+
+def f32_compile(model: Any, **kwargs: Any):
+    """:func:`compile_model` at f32: for parity checks and thresholded scores."""
+    return compile_model(model, "f32", **kwargs)
+
+
+def save_ir(ov_model, out_xml: str | Path, metadata: ModelMetadata, *, compress_to_fp16: bool = False) -> Path:
+    """Write ``out_xml`` + ``.bin`` + ``.meta.json`` atomically, metadata also in the IR's rt_info."""
+    import openvino as ov
+
+    out_xml = Path(out_xml)
+    if out_xml.suffix != ".xml":
+        raise ValueError(f"output path must end in .xml, got {out_xml}")
+    out_xml.parent.mkdir(parents=True, exist_ok=True)
+    ov_model.set_rt_info(metadata.to_json(), RT_INFO_PATH)
+    tmp_dir = Path(tempfile.mkdtemp(dir=out_xml.parent, prefix=".export-"))
+    try:
+        tmp_xml = tmp_dir / out_xml.name
+        ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+        sidecar_tmp = tmp_dir / sidecar_path(out_xml).name
+        sidecar_tmp.write_text(metadata.to_json() + "\n")
+        # .bin and sidecar first, .xml last: a present .xml means a complete export.
+        os.replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))
+        os.replace(sidecar_tmp, sidecar_path(out_xml))
+        os.replace(tmp_xml, out_xml)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return out_xml
+
+
+def read_metadata(model: Any) -> ModelMetadata:
+    """Metadata of an exported model: from rt_info, else from the ``.meta.json`` sidecar."""
+    ov_model = read_model(model)
+    if ov_model.has_rt_info(RT_INFO_PATH):
+        return ModelMetadata.from_json(ov_model.get_rt_info(RT_INFO_PATH).astype(str))
+    if not isinstance(model, (str, Path)) or not sidecar_path(model).is_file():
+        raise MetadataError(f"{model} carries no defect_plugins metadata (not exported by defect-export?)")
+    return ModelMetadata.from_json(sidecar_path(model).read_text())
+
+
+def model_size_mb(model_xml: str | Path) -> float:
+    """Size on disk of ``.xml`` + ``.bin`` in MB (10^6 bytes)."""
+    path = Path(model_xml)
+    return (path.stat().st_size + path.with_suffix(".bin").stat().st_size) / 1e6
+
+
+# --------------------------------------------------------------------------- images
+
+
+class ImageReadError(OSError):
+    """A file could not be decoded as an image."""
+
+
+def read_bgr(path: str | Path) -> np.ndarray:
+    """``cv2.imread`` as uint8 BGR ``(H, W, 3)``; raises :class:`ImageReadError` naming the file."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None or image.size == 0:
+        raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
+    return image
+
+
+def to_input(image_bgr: np.ndarray, size: tuple[int, int] | None, resize: str = "stretch") -> np.ndarray:
+    """uint8 BGR ``(H, W, 3)`` -> model input ``(1, h, w, 3)``, resized when ``size`` is given.
+
+    ``resize="stretch"``: bilinear ``cv2.resize``; ``"pad_square"``: the ARCD strip geometry
+    (:func:`defect_plugins.seg.transforms.anomaly_simulation.pad_square_resize`, square ``size``).
+    """
+    import cv2
+
+    if size is not None and resize == "pad_square":
+        from defect_plugins.seg.transforms.anomaly_simulation import pad_square_resize
+
+        if size[0] != size[1]:
+            raise ValueError(f"pad_square needs a square input size, got {size}")
+        image_bgr, _ = pad_square_resize(image_bgr, int(size[0]))
+    elif size is not None and tuple(image_bgr.shape[:2]) != tuple(size):
+        image_bgr = cv2.resize(image_bgr, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(image_bgr[None], dtype=np.uint8)
+
+
+def from_model_grid(label_map: np.ndarray, shape: tuple[int, int], resize: str = "stretch") -> np.ndarray:
+    """Map a per-pixel label map at the model's resolution back to an image of ``shape`` (nearest)."""
+    import cv2
+
+    height, width = int(shape[0]), int(shape[1])
+    label_map = label_map.astype(np.uint8)
+    if resize == "pad_square":
+        side = max(height, width)
+        return cv2.resize(label_map, (side, side), interpolation=cv2.INTER_NEAREST)[:height, :width]
+    return cv2.resize(label_map, (width, height), interpolation=cv2.INTER_NEAREST)
+
+
+def to_model_grid(label_map: np.ndarray, size: tuple[int, int], resize: str = "stretch",
+                  ignore_index: int = 255) -> np.ndarray:
+    """Bring a ground-truth label map to the model's resolution as the image was (nearest)."""
+    import cv2
+
+    if resize == "pad_square":
+        from defect_plugins.seg.transforms.anomaly_simulation import pad_square_resize
+
+        out, _ = pad_square_resize(label_map, int(size[0]), pad_val=ignore_index, interpolation=cv2.INTER_NEAREST)
+        return out
+    return cv2.resize(label_map, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """All files under ``folder`` with an image suffix, sorted (recursively)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder")
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def percentiles_ms(times_s: Iterable[float]) -> dict[str, float]:
+    """p50 / p95 / mean of a list of durations in seconds, in milliseconds."""
+    values = np.asarray(list(times_s), dtype=np.float64) * 1000.0
+    if values.size == 0:
+        raise ValueError("no timings")
+    return {"p50_ms": float(np.percentile(values, 50)), "p95_ms": float(np.percentile(values, 95)),
+            "mean_ms": float(values.mean()), "runs": int(values.size)}
+
+
+def time_calls(call: Callable[[], Any], *, runs: int = 30, warmup: int = 3) -> dict[str, float]:
+    """Latency percentiles of ``call()`` (any framework)."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return percentiles_ms(times)
+
+
+def latency(compiled, inputs: np.ndarray, *, runs: int = 30, warmup: int = 3) -> dict[str, float]:
+    """Synchronous single-request latency percentiles of a compiled model on ``inputs``."""
+    request = compiled.create_infer_request()
+    return time_calls(lambda: request.infer({0: inputs}), runs=runs, warmup=warmup)
+
+
+def throughput(compiled, inputs: np.ndarray, *, seconds: float = 3.0, jobs: int = 0, min_requests: int = 8) -> dict[str, Any]:
+    """Images per second with ``ov.AsyncInferQueue`` (``jobs=0``: OpenVINO's optimal request count).
+
+    Runs for about ``seconds`` (at least ``min_requests`` requests) after one warm-up round.
+    """
+    import openvino as ov
+
+    if jobs <= 0:
+        jobs = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    queue = ov.AsyncInferQueue(compiled, jobs)
+    for _ in range(jobs):  # warm-up: every request once
+        queue.start_async({0: inputs})
+    queue.wait_all()
+    done = 0
+    start = time.perf_counter()
+    while done < min_requests or time.perf_counter() - start < seconds:
+        queue.start_async({0: inputs})
+        done += 1
+    queue.wait_all()
+    elapsed = time.perf_counter() - start
+    batch = int(inputs.shape[0])
+    try:
+        streams = int(compiled.get_property("NUM_STREAMS"))
+    except RuntimeError:
+        streams = None
+    return {"images_per_s": done * batch / elapsed, "batch": batch, "jobs": jobs, "streams": streams,
+            "requests": done, "seconds": elapsed}
+

@@ -1,0 +1,4 @@
+"""mmseg data sets for ARCD (synthetic strips, NEU-Seg, normal images)."""
+from .arcd_datasets import ARCDStripDataset, NEUSegDataset, NormalImageDataset
+
+__all__ = ["ARCDStripDataset", "NEUSegDataset", "NormalImageDataset"]

@@ -1,0 +1,90 @@
+"""Softmax focal loss for index targets, usable as any mmseg decode head's ``loss_decode``.
+
+Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017: ``FL = -alpha_t (1 - p_t)^gamma
+log(p_t)`` per pixel, with ``p_t`` the softmax probability of the true class. mmseg's own
+``FocalLoss`` cannot be used for this (sigmoid form, compiled op on GPU, broken on CPU for index
+targets: mmseg issue #3249), hence a separate name.
+
+``alpha`` balances classes: a float gives ``alpha`` to every foreground class and ``1 - alpha``
+to the background class ``background_index`` (the binary convention of the paper, with the
+defects as the positive class); a sequence gives one factor per class; ``None`` disables it.
+``class_weight`` multiplies on top, as in mmseg's losses. The mean runs over non-ignored pixels.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmseg.registry import MODELS
+from torch import Tensor, nn
+
+
+def pixel_focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0, alpha: Tensor | None = None,
+                     class_weight: Tensor | None = None, ignore_index: int = 255,
+                     weight: Tensor | None = None) -> Tensor:
+    """Mean focal loss over valid pixels; ``logits`` (N, C, H, W), ``target`` (N, H, W) int."""
+    if logits.shape[0] != target.shape[0] or logits.shape[2:] != target.shape[1:]:
+        raise ValueError(f"pixel_focal_loss: logits {tuple(logits.shape)} and target {tuple(target.shape)} disagree")
+    num_classes = logits.shape[1]
+    valid = target != ignore_index
+    bad = valid & ((target < 0) | (target >= num_classes))
+    if bad.any():
+        raise ValueError(f"pixel_focal_loss: target values {sorted(set(target[bad].unique().tolist()))} "
+                         f"outside 0..{num_classes - 1} (ignore_index {ignore_index})")
+    safe = torch.where(valid, target, torch.zeros_like(target)).long()
+    log_p = F.log_softmax(logits.float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1)
+    loss = -((1.0 - log_p.exp()) ** gamma) * log_p
+    if alpha is not None:
+        loss = loss * alpha.to(loss)[safe]
+    if class_weight is not None:
+        loss = loss * class_weight.to(loss)[safe]
+    if weight is not None:
+        loss = loss * weight.to(loss)
+    loss = loss * valid
+    return loss.sum() / valid.sum().clamp_min(1)
+
+
+@MODELS.register_module()
+class PixelFocalLoss(nn.Module):
+    """Alpha-balanced softmax focal loss (gamma 2 by default) with class weights and ignore index."""
+
+    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | None = 0.75, background_index: int = 0,
+                 class_weight: Sequence[float] | None = None, loss_weight: float = 1.0,
+                 loss_name: str = "loss_focal") -> None:
+        super().__init__()
+        if gamma < 0:
+            raise ValueError(f"PixelFocalLoss: gamma must be >= 0, got {gamma}")
+        if isinstance(alpha, (int, float)) and not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"PixelFocalLoss: a float alpha must be in [0, 1], got {alpha}")
+        self.gamma = gamma
+        self.alpha = alpha
+        self.background_index = background_index
+        self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
+        self.loss_weight = loss_weight
+        self._loss_name = loss_name
+
+    def alpha_vector(self, num_classes: int) -> Tensor | None:
+        if self.alpha is None:
+            return None
+        if isinstance(self.alpha, (int, float)):
+            vec = torch.full((num_classes,), float(self.alpha))
+            vec[self.background_index] = 1.0 - float(self.alpha)
+            return vec
+        vec = torch.tensor(list(self.alpha), dtype=torch.float32)
+        if vec.numel() != num_classes:
+            raise ValueError(f"PixelFocalLoss: alpha has {vec.numel()} entries for {num_classes} classes")
+        return vec
+
+    def forward(self, cls_score: Tensor, label: Tensor, weight: Tensor | None = None,
+                ignore_index: int = 255, **kwargs) -> Tensor:
+        num_classes = cls_score.shape[1]
+        if self.class_weight is not None and self.class_weight.numel() != num_classes:
+            raise ValueError(f"PixelFocalLoss: class_weight has {self.class_weight.numel()} entries for "
+                             f"{num_classes} classes")
+        return self.loss_weight * pixel_focal_loss(cls_score, label, self.gamma, self.alpha_vector(num_classes),
+                                                   self.class_weight, ignore_index, weight)
+
+    @property
+    def loss_name(self) -> str:
+        return self._loss_name

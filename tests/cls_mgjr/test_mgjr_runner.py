@@ -1,0 +1,109 @@
+"""MGJR end to end through tools/mim_train.sh / mim_test.sh (mmengine Runner, mmpretrain metrics):
+stage 1 (ViT teacher) and stage 2 (joint training) for two iterations each, then OpenVINO export
+of the student with f32 parity and latency."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+TINY_MODELS = """
+model = dict(backbone=dict(depths=(1, 1, 1, 1), widths=(16, 32, 64, 128), stem_channels=16, iema_groups=4, gl_heads=4),
+             head=dict(in_channels=128))
+"""
+
+
+def _run(repo_root: Path, *args, timeout: int = 400) -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    result = subprocess.run([str(a) for a in args], cwd=repo_root, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(repo_root, tiny_neu, tmp_path_factory):
+    data, split = tiny_neu
+    work = tmp_path_factory.mktemp("mgjr_mim")
+    data_cfg = f"""
+data_prefix = '{data}'
+train_dataloader = dict(batch_size=6, dataset=dict(data_prefix=data_prefix, ann_file='{split}/train.txt'))
+val_dataloader = dict(batch_size=6, dataset=dict(data_prefix=data_prefix, ann_file='{split}/test.txt'))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=1, val_interval=1)
+default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
+"""
+    teacher_cfg = work / "teacher_tiny.py"
+    teacher_cfg.write_text(
+        f"_base_ = ['{repo_root}/configs/mgjr/vit_teacher_neu_cls_64.py']\n"
+        "model = dict(backbone=dict(patch_size=16, model_kwargs=dict(depth=2, embed_dim=48, num_heads=3)),\n"
+        "             head=dict(in_channels=48))\n" + data_cfg)
+    mgjr_cfg = work / "mgjr_tiny.py"
+    mgjr_cfg.write_text(f"_base_ = ['{repo_root}/configs/mgjr/mgjr_neu_cls_64.py']\n" + TINY_MODELS
+                        + f"model.update(teacher_config='{teacher_cfg}', teacher_checkpoint='{work}/teacher/epoch_1.pth')\n"
+                        + data_cfg)
+    train = repo_root / "tools/mim_train.sh"
+    teacher_log = _run(repo_root, train, "mmpretrain", teacher_cfg, "--work-dir", work / "teacher")
+    mgjr_log = _run(repo_root, train, "mmpretrain", mgjr_cfg, "--work-dir", work / "mgjr")
+    return work, mgjr_cfg, teacher_log, mgjr_log
+
+
+def test_teacher_then_joint_training_two_iterations_each(trained, repo_root):
+    work, mgjr_cfg, teacher_log, mgjr_log = trained
+    # 12 training images, batch 6 -> two iterations per stage; mmpretrain's Accuracy on the test split
+    assert "Epoch(train) [1][2/2]" in teacher_log and "accuracy/top1" in teacher_log
+    assert "Epoch(train) [1][2/2]" in mgjr_log and "accuracy/top1" in mgjr_log
+    for term in ("loss_task", "loss_coarse_feat", "loss_coarse_logit", "loss_anchor_feat", "loss_anchor_logit"):
+        assert term in mgjr_log
+    state = torch.load(work / "mgjr/epoch_1.pth", weights_only=False)["state_dict"]
+    assert "projector.weight" in state and not any(k.startswith("teacher.") for k in state)
+    tested = _run(repo_root, repo_root / "tools/mim_test.sh", "mmpretrain", mgjr_cfg, work / "mgjr/epoch_1.pth",
+                  "--work-dir", work / "test")
+    assert "accuracy/top1" in tested
+
+
+def test_student_export_parity_at_f32_and_latency(trained, tiny_neu, tmp_path):
+    from defect_plugins.cls.mgjr.deploy import load_student, main
+
+    work, mgjr_cfg, _, _ = trained
+    images = sorted(Path(tiny_neu[0]).glob("*/*.png"))[::4][:4]
+    out = tmp_path / "ov"
+    assert main([str(mgjr_cfg), str(work / "mgjr/epoch_1.pth"), "--out", str(out), "--image-size", "64",
+                 "--parity-images", *map(str, images), "--benchmark", "--threads", "1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["parity_max_abs_prob_diff"] < 1e-4 and report["latency"]["precision"] == "f32"
+    assert (out / "mgjr_student.xml").is_file() and (out / "mgjr_student.bin").is_file()
+    model, _ = load_student(str(mgjr_cfg), str(work / "mgjr/epoch_1.pth"))
+    assert type(model).__name__ == "ImageClassifier" and not hasattr(model, "teacher")
+    # bad inputs: a clear error, nothing half-written
+    assert main([str(mgjr_cfg), str(tmp_path / "missing.pth"), "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
+    assert cv2.imread(str(images[0])) is not None
+
+
+def test_noise_robustness_tool_table_plot_and_json(trained, tmp_path):
+    from tools.noise_robustness import main, noisy_pipeline
+
+    work, mgjr_cfg, _, _ = trained
+    pipeline = [dict(type='CheckedLoadImageFromFile'), dict(type='Resize', scale=(64, 64)), dict(type='PackInputs')]
+    inserted = noisy_pipeline(pipeline, "salt_pepper", 0.05, seed=3)
+    assert [t["type"] for t in inserted] == ['CheckedLoadImageFromFile', 'Resize', 'AddSaltPepperNoise', 'PackInputs']
+    assert noisy_pipeline(pipeline, "gaussian", 0.0, seed=0) == pipeline
+    ckpt = str(work / "mgjr/epoch_1.pth")
+    out = tmp_path / "robust"
+    assert main(["--model", "A", str(mgjr_cfg), ckpt, "--model", "B", str(mgjr_cfg), ckpt, "--gaussian", "0", "0.3",
+                 "--salt-pepper", "0", "0.3", "--out", str(out)]) == 0
+    results = json.loads((out / "noise_robustness.json").read_text())
+    a, b = results["models"]["A"], results["models"]["B"]
+    assert a["gaussian"] == b["gaussian"] and a["salt_pepper"] == b["salt_pepper"]  # same noisy images for all
+    assert all(0.0 <= v <= 100.0 for v in a["gaussian"] + a["salt_pepper"]) and len(a["gaussian"]) == 2
+    assert (out / "noise_robustness.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| A |" in (out / "noise_robustness.md").read_text()
+    assert main(["--model", "C", str(mgjr_cfg), str(tmp_path / "none.pth"), "--out", str(out)]) == 2

@@ -1,0 +1,95 @@
+"""AGTS noise models: statistics, strength ranges, the normalised-batch path and the pipeline transforms."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from mmpretrain.registry import MODELS, TRANSFORMS
+
+from defect_plugins.cls.mgjr.noise import gaussian_blur, gaussian_noise, salt_pepper_noise
+
+MEAN = torch.tensor([123.675, 116.28, 103.53]).view(-1, 1, 1)
+STD = torch.tensor([58.395, 57.12, 57.375]).view(-1, 1, 1)
+
+
+def _grey(value=128.0, n=2, size=128):
+    return torch.full((n, 3, size, size), value)
+
+
+def test_gaussian_noise_has_the_requested_std_and_zero_mean():
+    g = torch.Generator().manual_seed(0)
+    noisy = gaussian_noise(_grey(), torch.tensor([0.02, 0.08]), generator=g)
+    diff = noisy - 128.0
+    assert abs(diff[0].std().item() - 0.02 * 255) / (0.02 * 255) < 0.03
+    assert abs(diff[1].std().item() - 0.08 * 255) / (0.08 * 255) < 0.03
+    assert abs(diff.mean().item()) < 0.2
+    assert torch.equal(noisy[:, 0], noisy[:, 2])  # grey stays grey (channel_shared)
+    assert not torch.equal(gaussian_noise(_grey(), 0.05, channel_shared=False)[:, 0],
+                           gaussian_noise(_grey(), 0.05, channel_shared=False)[:, 2])
+    assert gaussian_noise(_grey(250.0), 0.2).max() <= 255.0  # clipped
+
+
+def test_salt_and_pepper_fraction_and_balance():
+    g = torch.Generator().manual_seed(0)
+    noisy = salt_pepper_noise(_grey(n=1, size=256), 0.1, generator=g)[0, 0]
+    salt, pepper = (noisy == 255).float().mean().item(), (noisy == 0).float().mean().item()
+    assert abs(salt + pepper - 0.1) < 0.005 and abs(salt - pepper) < 0.005
+    assert ((noisy == 128) | (noisy == 255) | (noisy == 0)).all()
+
+
+def test_blur_keeps_the_mean_and_lowers_the_variance():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 64, 64, generator=g) * 255
+    y = gaussian_blur(x, 1.5)
+    assert abs(y.mean().item() - x.mean().item()) < 1.0
+    assert y.var().item() < 0.2 * x.var().item()
+    assert torch.equal(gaussian_blur(x, 0.0), x)
+    assert gaussian_blur(torch.rand(2, 3, 1, 1), 2.0).shape == (2, 3, 1, 1)  # 1-pixel images work
+
+
+def test_agts_noise_draws_strengths_inside_the_range_on_normalised_batches():
+    noise = MODELS.build(dict(type='AGTSNoise', kinds=('gaussian', ), gaussian_sigma=(0.05, 0.05)))
+    pixels = _grey(n=4)
+    normalised = (pixels - MEAN) / STD
+    out = noise(normalised, MEAN, STD, generator=torch.Generator().manual_seed(0))
+    back = out * STD + MEAN
+    assert abs((back - pixels).std().item() - 0.05 * 255) < 0.4
+    sp = MODELS.build(dict(type='AGTSNoise', kinds=('salt_pepper', ), sp_amount=(0.02, 0.04)))
+    frac = [((sp.corrupt(_grey(n=1, size=128)) != 128).float().mean().item()) for _ in range(20)]
+    assert 0.015 < min(frac) and max(frac) < 0.045
+    with pytest.raises(ValueError, match="kinds"):
+        MODELS.build(dict(type='AGTSNoise', kinds=('speckle', )))
+    with pytest.raises(ValueError, match="gaussian_sigma"):
+        MODELS.build(dict(type='AGTSNoise', gaussian_sigma=(0.3, 0.1)))
+
+
+def test_agts_noise_mixes_kinds_per_sample():
+    noise = MODELS.build(dict(type='AGTSNoise', sp_amount=(0.05, 0.05), gaussian_sigma=(0.05, 0.05)))
+    x = torch.rand(64, 3, 16, 16) * 200 + 20
+    out = noise.corrupt(x, torch.Generator().manual_seed(0))
+    extremes = ((out == 0) | (out == 255)).flatten(1).float().mean(1)
+    assert (extremes > 0.02).sum() > 5 and (extremes == 0).sum() > 20  # some s&p, others Gaussian/blur
+
+
+@pytest.mark.parametrize("cfg", [dict(type='AddGaussianNoise', sigma=(0.05, 0.1)),
+                                 dict(type='AddSaltPepperNoise', amount=0.05),
+                                 dict(type='AddGaussianBlur', sigma=1.0)])
+def test_pipeline_transforms_keep_shape_and_dtype(cfg):
+    img = np.full((32, 40, 3), 128, np.uint8)
+    img[8:16] = 30
+    out = TRANSFORMS.build(dict(cfg, seed=0))(dict(img=img.copy()))["img"]
+    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+    again = TRANSFORMS.build(dict(cfg, seed=0))(dict(img=img.copy()))["img"]
+    assert np.array_equal(out, again)  # seeded: reproducible evaluation
+    untouched = TRANSFORMS.build(dict(cfg, prob=0.0))(dict(img=img.copy()))["img"]
+    assert np.array_equal(untouched, img)
+
+
+def test_pipeline_transform_statistics_on_uint8():
+    img = np.full((200, 200, 3), 128, np.uint8)
+    out = TRANSFORMS.build(dict(type='AddGaussianNoise', sigma=0.04, seed=1))(dict(img=img))["img"].astype(float)
+    assert abs(out.std() - 0.04 * 255) < 0.3
+    sp = TRANSFORMS.build(dict(type='AddSaltPepperNoise', amount=0.1, seed=1))(dict(img=img.copy()))["img"]
+    assert abs((sp[..., 0] != 128).mean() - 0.1) < 0.01
+    with pytest.raises(ValueError, match="amount"):
+        TRANSFORMS.build(dict(type='AddSaltPepperNoise', amount=1.5))

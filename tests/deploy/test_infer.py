@@ -1,0 +1,142 @@
+"""Inference over folders, lists and videos: corrupt files are skipped and counted; regions are measured."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from defect_plugins.deploy.export import export_model, load_model
+from defect_plugins.deploy.infer import PostProcessor, main, run_inference
+from defect_plugins.deploy.metadata import ModelMetadata
+from defect_plugins.deploy.quantify import GradingRule, quantify_mask
+
+
+@pytest.fixture(scope="module")
+def classifier_ir(tiny_classifier, tmp_path_factory):
+    loaded = load_model("classifier", config=tiny_classifier.config, checkpoint=tiny_classifier.checkpoint)
+    xml, _ = export_model("classifier", tmp_path_factory.mktemp("cls_ir") / "cls.xml", loaded=loaded)
+    return xml
+
+
+def test_folder_with_a_corrupt_file_finishes_and_reports_it(classifier_ir, tiny_classifier, tmp_path, capsys):
+    images = tmp_path / "images"
+    shutil.copytree(tiny_classifier.data / "crazing", images)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    good = len(list(images.glob("*.png"))) - 1
+    out = tmp_path / "out"
+    assert main([str(classifier_ir), str(images), str(tmp_path / "missing.jpg"), "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary["inputs"] == good + 2 and summary["processed"] == good and summary["failed"] == 2
+    assert summary["inference_precision_hint"] == "f32" and summary["weights"] == "FP32"
+    failed = {f["source"].split("/")[-1] for f in summary["failures"]}
+    assert failed == {"broken.png", "missing.jpg"}
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert sum(row["status"] == "error" for row in rows) == 2
+    ok = [row for row in rows if row["status"] == "ok"]
+    assert all(row["decision"] in summary["class_names"] and 0.0 <= float(row["confidence"]) <= 1.0 for row in ok)
+    assert len(list((out / "overlays").glob("*.png"))) == good
+    assert "skipped" in capsys.readouterr().err
+
+
+def test_video_and_list_sources(classifier_ir, tiny_classifier, tmp_path):
+    frames = [cv2.imread(str(p)) for p in sorted((tiny_classifier.data / "patches").glob("*.png"))]
+    video = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (32, 32))
+    for frame in frames * 2:
+        writer.write(frame)
+    writer.release()
+    listing = tmp_path / "list.txt"
+    listing.write_text("# inspection list\n" + "\n".join(str(p) for p in (tiny_classifier.data / "inclusion").glob("*.png")))
+    summary = run_inference(classifier_ir, [video, listing], tmp_path / "out", progress=False, max_frames=3,
+                            save_images=False)
+    sources = [r["source"] for r in json.loads((tmp_path / "out" / "results.json").read_text())["results"]]
+    assert [s for s in sources if "#" in s] == [f"{video}#{i:06d}" for i in range(3)]
+    assert summary["processed"] == 3 + 2 and summary["failed"] == 0
+
+
+def test_segmentor_inference_writes_regions(tiny_segmentor, tmp_path):
+    loaded = load_model("segmentor", config=tiny_segmentor.config, checkpoint=tiny_segmentor.checkpoint,
+                        input_size=tiny_segmentor.input_size)
+    xml, _ = export_model("segmentor", tmp_path / "seg.xml", loaded=loaded)
+    summary = run_inference(xml, [tiny_segmentor.data / "img_dir" / "val"], tmp_path / "out", progress=False)
+    assert summary["processed"] == 2 and summary["family"] == "segmentor"
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    region_rows = list(csv.DictReader((tmp_path / "out" / "regions.csv").open()))
+    assert len(region_rows) == sum(len(r["regions"]) for r in results)
+    for row in region_rows:
+        assert row["class"] in ("fold_mark", "edge_crack") and float(row["area"]) >= 4
+
+
+def test_anomaly_inference_draws_heatmaps(anomaly_export, tiny_anomaly, tmp_path):
+    _, xml, _ = anomaly_export
+    summary = run_inference(xml, [tiny_anomaly.data / "test"], tmp_path / "out", progress=False)
+    assert summary["processed"] == 4 and summary["inference_precision_hint"] == "f32"
+    results = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    for result in results:
+        assert result["decision"] == ("defect" if result["score"] >= 0.5 else "good")
+        overlay = cv2.imread(str(tmp_path / "out" / result["overlay"]))
+        assert overlay.shape == (32, 32, 3)
+
+
+def _probs_from_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[labels].transpose(2, 0, 1)[None]
+
+
+def test_segmentation_regions_match_hand_drawn_masks():
+    """A square of class 1 and a ring of class 2: the inference results carry quantify_mask's numbers."""
+    labels = np.zeros((64, 96), np.int64)
+    labels[10:30, 10:30] = 1  # 20 x 20 square
+    labels[20:60, 50:90] = 2
+    labels[30:50, 60:80] = 0  # ring with a 20 x 20 hole
+    metadata = ModelMetadata(family="segmentor", precision="FP32", input_size=(64, 96),
+                             class_names=["background", "fold_mark", "edge_crack"], outputs=["seg_probs"])
+    rule = GradingRule(major_area_ratio=0.1, severe_area_ratio=0.3)
+    result, overlay = PostProcessor(metadata, rule=rule)(np.zeros((64, 96, 3), np.uint8),
+                                                         [_probs_from_labels(labels, 3)])
+    by_class = {region["class"]: region for region in result["regions"]}
+    square, ring = by_class["fold_mark"], by_class["edge_crack"]
+    assert square["area"] == 400 and square["perimeter"] == pytest.approx(76.0)
+    assert ring["area"] == 40 * 40 - 20 * 20
+    expected = quantify_mask(labels == 2, rule=rule).regions[0]
+    assert ring["perimeter"] == pytest.approx(expected.perimeter) and ring["k"] == pytest.approx(expected.k)
+    assert square["grade"] == "minor" and ring["grade"] == "major"  # 400/6144 = 0.065 < 0.1 < 1200/6144 = 0.195 < 0.3
+    assert result["worst_grade"] == "major" and result["decision"] == "defect"
+    assert overlay.shape == (64, 96, 3) and overlay.any()
+
+
+def test_anomaly_map_regions_use_the_pixel_threshold():
+    """Two blobs above the pixel threshold become two regions; the image threshold decides."""
+    heat = np.zeros((48, 48), np.float32)
+    heat[5:15, 5:15] = 0.9
+    heat[30:40, 28:44] = 0.7
+    heat[20:22, 20:22] = 0.4  # below the 0.5 pixel threshold
+    metadata = ModelMetadata(family="anomaly", precision="FP32", input_size=(48, 48), class_names=["good", "defect"],
+                             outputs=["pred_score", "pred_label", "anomaly_map", "pred_mask"],
+                             thresholds={"image": 0.5, "pixel": 0.5})
+    post = PostProcessor(metadata)
+    outputs = [np.array([[0.8]]), np.array([[True]]), heat[None, None], heat[None, None] > 0.5]
+    result, _ = post(np.zeros((48, 48, 3), np.uint8), outputs)
+    assert result["decision"] == "defect" and result["num_regions"] == 2
+    assert sorted(r["area"] for r in result["regions"]) == [100, 160]
+    outputs[0] = np.array([[0.3]])
+    result, _ = post(np.zeros((48, 48, 3), np.uint8), outputs)
+    assert result["decision"] == "good" and result["regions"] == []
+
+
+def test_pad_square_geometry_round_trip():
+    """ARCD strips are padded to a square and resized; predictions map back onto the strip."""
+    from defect_plugins.deploy.runtime import from_model_grid, to_input, to_model_grid
+
+    strip = np.zeros((32, 64, 3), np.uint8)
+    strip[8:16, 40:56] = 255
+    batch = to_input(strip, (32, 32), "pad_square")
+    assert batch.shape == (1, 32, 32, 3) and batch[0, 16:].max() == 0  # bottom half is padding
+    labels = (batch[0, ..., 0] > 127).astype(np.uint8)
+    back = from_model_grid(labels, strip.shape[:2], "pad_square")
+    assert back.shape == (32, 64) and back[8:16, 40:56].all() and back.sum() == 8 * 16
+    ground_truth = to_model_grid(np.ones((32, 64), np.uint8), (32, 32), "pad_square")
+    assert (ground_truth[16:] == 255).all() and (ground_truth[:16] == 1).all()  # padding is ignored

@@ -1,0 +1,41 @@
+"""The summary page shows each section's numbers and links its overlay pictures, defects first."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from defect_plugins.deploy.report import Section, write_report
+
+
+def _results(folder, decisions):
+    (folder / "overlays").mkdir(parents=True)
+    results = []
+    for index, (decision, grade) in enumerate(decisions):
+        name = f"overlays/{index:06d}.png"
+        cv2.imwrite(str(folder / name), np.full((8, 8, 3), index * 40, np.uint8))
+        results.append({"source": f"img{index}.png", "status": "ok", "decision": decision, "score": 0.1 * index,
+                        "worst_grade": grade, "num_regions": int(bool(grade)), "overlay": name, "regions": []})
+    results.append({"source": "broken.png", "status": "error", "error": "not a readable image"})
+    summary = {"family": "anomaly", "weights": "FP32", "inference_precision_hint": "f32", "inputs": 4,
+               "processed": 3, "failed": 1, "decisions": {"good": 2, "defect": 1}, "images_per_s": 12.5}
+    (folder / "results.json").write_text(json.dumps({"summary": summary, "results": results}))
+
+
+def test_report_links_pictures_and_numbers(tmp_path):
+    _results(tmp_path / "anomaly" / "results", [("good", ""), ("defect", "major"), ("good", "")])
+    page = write_report(tmp_path, [Section("AKF", tmp_path / "anomaly" / "results", {"image AUROC": 0.91},
+                                           max_pictures=2)])
+    text = page.read_text()
+    assert "AKF" in text and "image AUROC" in text and "0.91" in text and "f32" in text
+    shown = [line for line in text.splitlines() if "<img" in line]
+    assert len(shown) == 2 and "000001.png" in shown[0]  # the defect comes first
+    markdown = (tmp_path / "summary.md").read_text()
+    assert "](anomaly/results/overlays/000001.png)" in markdown
+
+
+def test_report_needs_results(tmp_path):
+    with pytest.raises(FileNotFoundError, match="results.json"):
+        write_report(tmp_path, [Section("missing", tmp_path / "nothing")])

@@ -1,0 +1,486 @@
+#!/usr/bin/env python
+"""Benchmark AKF reverse distillation against anomalib's ReverseDistillation, side by side.
+
+Both models are trained and evaluated in ONE run on the same data, teacher
+(backbone + weights), input size, batch size, epochs and optimiser settings,
+through anomalib's ``Engine``; both are exported with ``Engine.export`` to
+OpenVINO (FP32 and, unless ``--no-int8``, INT8 post-training quantisation with
+nncf). Reported per model: parameters (total / trainable), FLOPs of one
+forward pass (``torch.utils.flop_counter``), training seconds per epoch, an
+interleaved training-step timing (A/B/A/B... so that load from other
+processes on the machine hits both models alike), PyTorch latency, OpenVINO
+FP32 and INT8 latency at batch 1 and throughput at batch 8 (precision hint
+always explicit: f32; OpenVINO would otherwise pick bf16 on this CPU), image
+AUROC, pixel AUROC, AUPRO (anomalib metrics), image AUROC of the OpenVINO
+FP32/INT8 models, and the f32 parity between PyTorch and OpenVINO.
+
+anomalib's RD has a hard-coded Adam(lr 0.005, betas (0.5, 0.99)); AKF-RD is
+given the same optimiser here unless ``--akf-lr``/``--akf-betas`` say otherwise,
+so that only the bottleneck differs.
+
+Examples::
+
+    # real data, offline stand-in teacher (used for BOTH models)
+    nice -n 10 python tools/benchmark_akf_rd.py --data /work/shared/data/deeppcb_ad --image-size 128 \
+        --backbone resnet18 --teacher-weights /work/shared/weights/resnet18_steel_neu_128.pth --epochs 40 \
+        --out work_dirs/akf/bench_deeppcb_128.json
+    # synthetic data made on the fly, random-init teacher
+    python tools/benchmark_akf_rd.py --synthetic --image-size 64 --epochs 10 --out work_dirs/akf/bench_synth.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from anomalib.data import Folder, MVTecAD  # noqa: E402
+from anomalib.deploy import CompressionType, ExportType  # noqa: E402
+from anomalib.engine import Engine  # noqa: E402
+from anomalib.models import ReverseDistillation  # noqa: E402
+
+from defect_plugins.anomaly import AkfReverseDistillation, load_teacher_weights  # noqa: E402
+from defect_plugins.deploy.anomaly_openvino import AnomalyOpenVINOModel, quantize_int8  # noqa: E402
+
+RD_LR, RD_BETAS = 0.005, (0.5, 0.99)  # anomalib ReverseDistillation.configure_optimizers
+VARIANTS = {  # name -> (fusion, oce): the AKF paper's Table 3 settings
+    "akf_oce": ("akf", True),
+    "akf": ("akf", False),
+    "concat_oce": ("concat", True),
+    "concat": ("concat", False),
+}
+
+
+class EpochTimer(Callback):
+    """Seconds of each training epoch, validation time (if any ran inside the epoch) subtracted."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+        self._start = 0.0
+        self._val_start = 0.0
+        self._val_seconds = 0.0
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
+        self._start = time.perf_counter()
+        self._val_seconds = 0.0
+
+    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
+        self._val_seconds += time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
+        self.seconds.append(time.perf_counter() - self._start - self._val_seconds)
+
+
+def make_datamodule(root: Path, batch_size: int, seed: int) -> MVTecAD | Folder:
+    """MVTecAD layout with masks -> ``MVTecAD``; without ``ground_truth`` -> ``Folder`` (image level only)."""
+    if not (root / "train" / "good").is_dir() or not any((root / "train" / "good").iterdir()):
+        msg = f"{root}: expected an MVTec AD layout with images in train/good."
+        raise FileNotFoundError(msg)
+    common = {"train_batch_size": batch_size, "eval_batch_size": batch_size, "num_workers": 0, "seed": seed}
+    if (root / "ground_truth").is_dir():
+        return MVTecAD(root=root.parent, category=root.name, **common)
+    abnormal = sorted(p.name for p in (root / "test").iterdir() if p.is_dir() and p.name != "good")
+    return Folder(
+        name=root.name,
+        root=root,
+        normal_dir="train/good",
+        normal_test_dir="test/good",
+        abnormal_dir=[f"test/{name}" for name in abnormal],
+        **common,
+    )
+
+
+def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
+    """RD or an AKF-RD variant with the same teacher, size and evaluator, no visualiser."""
+    size = (args.image_size, args.image_size)
+    pre_processor = AkfReverseDistillation.configure_pre_processor(size)
+    evaluator = AkfReverseDistillation.configure_evaluator()
+    if name == "rd":
+        model = ReverseDistillation(
+            backbone=args.backbone,
+            pre_trained=args.pre_trained,
+            pre_processor=pre_processor,
+            evaluator=evaluator,
+            visualizer=False,
+        )
+        if args.teacher_weights:
+            load_teacher_weights(model.model.encoder.feature_extractor, args.teacher_weights)
+        return model
+    fusion, oce = VARIANTS[name]
+    return AkfReverseDistillation(
+        backbone=args.backbone,
+        fusion=fusion,
+        oce=oce,
+        akf_weights=args.akf_weights,
+        image_size=size,
+        pre_trained=args.pre_trained,
+        teacher_weights=args.teacher_weights,
+        lr=args.akf_lr,
+        betas=tuple(args.akf_betas),
+        evaluator=evaluator,
+        visualizer=False,
+    )
+
+
+def trainable_parameters(model: Any) -> list[torch.nn.Parameter]:  # noqa: ANN401
+    return list(model.model.bottleneck.parameters()) + list(model.model.decoder.parameters())
+
+
+def count_flops(model: Any, size: int) -> int:  # noqa: ANN401
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model.model(torch.randn(1, 3, size, size))
+    return int(counter.get_total_flops())
+
+
+def torch_latency_ms(model: Any, size: int, repeats: int) -> float:  # noqa: ANN401
+    """Median latency of the full module (pre-processor + model + post-processor), batch 1."""
+    model.eval()
+    image = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        for _ in range(3):
+            model(image)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(image)
+            times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def interleaved_step_seconds(models: dict[str, Any], batch: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Median seconds of one training step per model, measured A/B/A/B so machine load hits all alike."""
+    state = {}
+    for name, model in models.items():
+        model.model.train()
+        params = trainable_parameters(model)
+        opt = torch.optim.Adam(params, lr=1e-6)
+        state[name] = (model, opt, [])
+    for _ in range(rounds):
+        for model, opt, times in state.values():
+            start = time.perf_counter()
+            opt.zero_grad()
+            loss = model.loss(*model.model(batch))
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - start)
+    return {name: statistics.median(times[1:] if len(times) > 1 else times) for name, (_, _, times) in state.items()}
+
+
+def interleaved_latency_ms(calls: dict[str, Any], rounds: int) -> dict[str, float]:
+    """Median milliseconds per call, calling the models in turn (A/B/A/B) so machine load hits all alike."""
+    for call in calls.values():
+        for _ in range(3):
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
+
+
+def openvino_figures(xml: Path, size: int, repeats: int, threads: int) -> dict[str, float]:
+    ov_model = AnomalyOpenVINOModel(xml, precision="f32", num_threads=threads)
+    one = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    eight = np.random.default_rng(1).random((8, 3, size, size), dtype=np.float32)
+    for _ in range(3):
+        ov_model.infer(one)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ov_model.infer(one)
+        times.append(time.perf_counter() - start)
+    ov_model.infer(eight)
+    batch_times = []
+    for _ in range(max(3, repeats // 4)):
+        start = time.perf_counter()
+        ov_model.infer(eight)
+        batch_times.append(time.perf_counter() - start)
+    return {"latency_ms_b1": 1000 * statistics.median(times), "throughput_img_s_b8": 8 / statistics.median(batch_times)}
+
+
+def openvino_scores(xml: Path, datamodule: Any, threads: int) -> tuple[list[float], list[int]]:  # noqa: ANN401
+    """Image scores of the OpenVINO model (f32 hint) on the test split, images as the datamodule loads them."""
+    ov_model = AnomalyOpenVINOModel(xml, precision="f32", num_threads=threads)
+    scores, labels = [], []
+    for batch in datamodule.test_dataloader():
+        out = ov_model.infer(batch.image.numpy())
+        scores.extend(out["pred_score"].reshape(-1).tolist())
+        labels.extend(batch.gt_label.int().reshape(-1).tolist())
+    return scores, labels
+
+
+def auroc(scores: list[float], labels: list[int]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else None  # noqa: PLR2004
+
+
+def run_one(name: str, args: argparse.Namespace, data_root: Path, work: Path) -> dict:
+    torch.manual_seed(args.seed)
+    model = build_model(name, args)
+    datamodule = make_datamodule(data_root, args.batch_size, args.seed)
+    timer = EpochTimer()
+    engine = Engine(
+        callbacks=[timer],
+        logger=False,
+        default_root_dir=work / name,
+        max_epochs=args.epochs,
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        # Validate once, after the last epoch: the post-processor takes its score/map normalisation
+        # and thresholds from the validation pass (anomalib: validation = test split, "same_as_test").
+        check_val_every_n_epoch=args.epochs,
+    )
+    start = time.perf_counter()
+    engine.fit(model=model, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - start
+    metrics = engine.test(model=model, datamodule=datamodule, verbose=False)[0]
+    result: dict[str, Any] = {
+        "params_total": sum(p.numel() for p in model.model.parameters()),
+        "params_trainable": sum(p.numel() for p in trainable_parameters(model)),
+        "flops": count_flops(model, args.image_size),
+        "train_s_per_epoch": statistics.median(timer.seconds[1:] if len(timer.seconds) > 1 else timer.seconds),
+        "train_s_per_epoch_mean": statistics.fmean(timer.seconds),
+        "fit_seconds": fit_seconds,
+        "image_AUROC": metrics.get("image_AUROC"),
+        "pixel_AUROC": metrics.get("pixel_AUROC"),
+        "pixel_AUPRO": metrics.get("pixel_AUPRO"),
+        "image_F1Score": metrics.get("image_F1Score"),
+        "torch_latency_ms_b1": torch_latency_ms(model, args.image_size, args.repeats),
+    }
+    # f32 parity on one test image between PyTorch and the FP32 export.
+    export_root = work / name / "export_fp32"
+    fp32_xml = Path(engine.export(model=model, export_type=ExportType.OPENVINO, export_root=export_root))
+    first = next(iter(datamodule.test_dataloader()))
+    with torch.no_grad():
+        torch_out = model.eval()(first.image[:1])
+    ov_out = AnomalyOpenVINOModel(fp32_xml, precision="f32").infer(first.image[:1].numpy())
+    score_diff = torch_out.pred_score.reshape(-1)[0] - ov_out["pred_score"].reshape(-1)[0]
+    result["ov_fp32_parity_score_absdiff"] = float(abs(score_diff))
+    result["ov_fp32_parity_map_absmax"] = float(np.abs(torch_out.anomaly_map.numpy() - ov_out["anomaly_map"]).max())
+    for key, value in openvino_figures(fp32_xml, args.image_size, args.repeats, args.threads).items():
+        result[f"ov_fp32_{key}"] = value
+    result["ov_fp32_image_AUROC"] = auroc(*openvino_scores(fp32_xml, datamodule, args.threads))
+    result["ov_fp32_xml"] = str(fp32_xml)
+    if not args.no_int8:
+        # INT8 PTQ with the scoring head kept in f32 (defect_plugins.deploy.anomaly_openvino.quantize_int8),
+        # calibrated on the training images.
+        calibration = [batch.image.numpy() for batch in datamodule.train_dataloader()]
+        int8_xml = quantize_int8(fp32_xml, calibration, work / name / "export_int8" / "model.xml")
+        for key, value in openvino_figures(int8_xml, args.image_size, args.repeats, args.threads).items():
+            result[f"ov_int8_{key}"] = value
+        result["ov_int8_image_AUROC"] = auroc(*openvino_scores(int8_xml, datamodule, args.threads))
+        result["ov_int8_xml"] = str(int8_xml)
+    if not args.no_int8 and args.anomalib_int8:
+        # anomalib's own INT8_PTQ (whole graph, scoring head included), for comparison.
+        anomalib_int8_xml = Path(
+            engine.export(
+                model=model,
+                export_type=ExportType.OPENVINO,
+                export_root=work / name / "export_int8_anomalib",
+                compression_type=CompressionType.INT8_PTQ,
+                datamodule=datamodule,
+            ),
+        )
+        for key, value in openvino_figures(anomalib_int8_xml, args.image_size, args.repeats, args.threads).items():
+            result[f"ov_int8_anomalib_{key}"] = value
+        result["ov_int8_anomalib_image_AUROC"] = auroc(*openvino_scores(anomalib_int8_xml, datamodule, args.threads))
+    result["interleaved_model"] = model
+    return result
+
+
+def format_table(results: dict[str, dict]) -> str:
+    rows = [
+        ("params (M, total)", "params_total", 1e-6, "{:.2f}"),
+        ("params (M, trainable)", "params_trainable", 1e-6, "{:.2f}"),
+        ("GFLOPs (1 image)", "flops", 1e-9, "{:.2f}"),
+        ("train s/epoch (median)", "train_s_per_epoch", 1, "{:.2f}"),
+        ("train step s (interleaved)", "step_s_interleaved", 1, "{:.3f}"),
+        ("PyTorch latency ms (b1)", "torch_latency_ms_b1", 1, "{:.1f}"),
+        ("PyTorch ms (b1, interleaved)", "torch_latency_ms_b1_interleaved", 1, "{:.1f}"),
+        ("OV FP32 latency ms (b1)", "ov_fp32_latency_ms_b1", 1, "{:.1f}"),
+        ("OV FP32 ms (b1, interleaved)", "ov_fp32_latency_ms_b1_interleaved", 1, "{:.1f}"),
+        ("OV FP32 img/s (b8)", "ov_fp32_throughput_img_s_b8", 1, "{:.1f}"),
+        ("OV INT8 latency ms (b1)", "ov_int8_latency_ms_b1", 1, "{:.1f}"),
+        ("OV INT8 ms (b1, interleaved)", "ov_int8_latency_ms_b1_interleaved", 1, "{:.1f}"),
+        ("OV INT8 img/s (b8)", "ov_int8_throughput_img_s_b8", 1, "{:.1f}"),
+        ("OV INT8 anomalib-PTQ ms (b1)", "ov_int8_anomalib_latency_ms_b1", 1, "{:.1f}"),
+        ("image AUROC", "image_AUROC", 1, "{:.3f}"),
+        ("pixel AUROC", "pixel_AUROC", 1, "{:.3f}"),
+        ("AUPRO", "pixel_AUPRO", 1, "{:.3f}"),
+        ("image F1", "image_F1Score", 1, "{:.3f}"),
+        ("OV FP32 image AUROC", "ov_fp32_image_AUROC", 1, "{:.3f}"),
+        ("OV INT8 image AUROC", "ov_int8_image_AUROC", 1, "{:.3f}"),
+        ("OV INT8 anomalib-PTQ AUROC", "ov_int8_anomalib_image_AUROC", 1, "{:.3f}"),
+        ("OV f32 |score diff|", "ov_fp32_parity_score_absdiff", 1, "{:.1e}"),
+    ]
+    names = list(results)
+    width = max(len(r[0]) for r in rows)
+    lines = [f"| {'metric':<{width}} | " + " | ".join(f"{n:>12}" for n in names) + " |"]
+    lines.append("|" + "-" * (width + 2) + "|" + "|".join("-" * 14 for _ in names) + "|")
+    for label, key, scale, fmt in rows:
+        cells = []
+        for n in names:
+            value = results[n].get(key)
+            cells.append(f"{fmt.format(value * scale):>12}" if isinstance(value, int | float) else f"{'n/a':>12}")
+        lines.append(f"| {label:<{width}} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="MVTec AD layout folder (train/good, test/..., [ground_truth/...])")
+    source.add_argument("--synthetic", action="store_true", help="generate the project's synthetic steel data")
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--teacher-weights", type=Path, default=None, help="local teacher state_dict, used for BOTH")
+    parser.add_argument("--pre-trained", action="store_true", help="ImageNet teacher from the hub (needs internet)")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--variants", default="akf_oce", help=f"comma-separated AKF-RD variants of {list(VARIANTS)}")
+    parser.add_argument("--akf-weights", choices=["fixed", "adaptive"], default="fixed")
+    parser.add_argument("--akf-lr", type=float, default=RD_LR)
+    parser.add_argument("--akf-betas", type=float, nargs=2, default=list(RD_BETAS))
+    parser.add_argument("--no-int8", action="store_true", help="skip INT8 post-training quantisation")
+    parser.add_argument(
+        "--anomalib-int8", action="store_true", help="also export with anomalib's whole-graph INT8_PTQ (slow)",
+    )
+    parser.add_argument("--repeats", type=int, default=30, help="timed repeats for latency")
+    parser.add_argument("--step-rounds", type=int, default=8, help="rounds of the interleaved step timing")
+    parser.add_argument("--threads", type=int, default=None, help="torch/OpenVINO threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-train", type=int, default=60, help="synthetic training images")
+    parser.add_argument("--work-dir", type=Path, default=Path("work_dirs/akf/bench"))
+    parser.add_argument("--out", type=Path, required=True, help="JSON file for the results")
+    args = parser.parse_args(argv)
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    if args.teacher_weights is not None and not args.teacher_weights.is_file():
+        parser.error(f"--teacher-weights {args.teacher_weights} does not exist")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.threads = args.threads or torch.get_num_threads()
+    args.teacher_weights = str(args.teacher_weights) if args.teacher_weights else None
+    work = args.work_dir.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.synthetic:
+        from defect_plugins.data import make_anomaly_dataset
+
+        data_root = work / "synthetic" / f"steel_{args.image_size}_{args.num_train}_{args.seed}"
+        if not data_root.exists():
+            make_anomaly_dataset(
+                data_root, num_train=args.num_train, num_test_good=10, num_test_defect=6,
+                image_size=args.image_size, seed=args.seed,
+            )
+    else:
+        data_root = args.data.resolve()
+    names = ["rd", *args.variants.split(",")]
+    started = time.perf_counter()
+    results: dict[str, dict] = {}
+    for name in names:
+        print(f"[benchmark] {name}: training {args.epochs} epochs on {data_root}", flush=True)
+        results[name] = run_one(name, args, data_root, work)
+        shown = {k: v for k, v in results[name].items() if k != "interleaved_model"}
+        print(f"[benchmark] {name}: {shown}", flush=True)
+    step_batch = torch.rand(min(args.batch_size, 8), 3, args.image_size, args.image_size)
+    models = {name: results[name].pop("interleaved_model") for name in names}
+    for name, seconds in interleaved_step_seconds(models, step_batch, args.step_rounds).items():
+        results[name]["step_s_interleaved"] = seconds
+    # Latencies again, interleaved across the models (the per-model figures above were taken minutes apart).
+    image = torch.rand(1, 3, args.image_size, args.image_size)
+    for model in models.values():
+        model.eval()
+    with torch.no_grad():
+        torch_calls = {name: (lambda m=models[name]: m(image)) for name in names}
+        for name, value in interleaved_latency_ms(torch_calls, args.repeats * 2).items():
+            results[name]["torch_latency_ms_b1_interleaved"] = value
+    one = np.random.default_rng(0).random((1, 3, args.image_size, args.image_size), dtype=np.float32)
+    for kind in ("fp32", "int8"):
+        if not all(f"ov_{kind}_xml" in results[name] for name in names):
+            continue
+        ov_models = {
+            name: AnomalyOpenVINOModel(results[name][f"ov_{kind}_xml"], precision="f32", num_threads=args.threads)
+            for name in names
+        }
+        ov_calls = {name: (lambda m=ov_models[name]: m.infer(one)) for name in names}
+        for name, value in interleaved_latency_ms(ov_calls, args.repeats * 3).items():
+            results[name][f"ov_{kind}_latency_ms_b1_interleaved"] = value
+    ref = results["rd"]
+    for name in names[1:]:
+        res = results[name]
+        res["ratio_train_s_per_epoch_vs_rd"] = res["train_s_per_epoch"] / ref["train_s_per_epoch"]
+        res["ratio_step_interleaved_vs_rd"] = res["step_s_interleaved"] / ref["step_s_interleaved"]
+        res["ratio_ov_fp32_latency_vs_rd"] = res["ov_fp32_latency_ms_b1"] / ref["ov_fp32_latency_ms_b1"]
+        res["ratio_ov_fp32_latency_interleaved_vs_rd"] = (
+            res["ov_fp32_latency_ms_b1_interleaved"] / ref["ov_fp32_latency_ms_b1_interleaved"]
+        )
+    table = format_table(results)
+    meta = {
+        "data": str(data_root),
+        "image_size": args.image_size,
+        "backbone": args.backbone,
+        "teacher": args.teacher_weights or ("ImageNet (timm hub)" if args.pre_trained else "random init"),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": {"rd": {"lr": RD_LR, "betas": RD_BETAS}, "akf": {"lr": args.akf_lr, "betas": args.akf_betas}},
+        "akf_weights": args.akf_weights,
+        "threads": args.threads,
+        "openvino_precision_hint": "f32 (explicit; INT8 models: int8 kernels, f32 elsewhere)",
+        "int8": (
+            "ov_int8 = nncf PTQ of the networks, scoring head in f32 (quantize_int8); "
+            "ov_int8_anomalib = anomalib INT8_PTQ (whole graph)"
+        ),
+        "hardware": f"{platform.processor() or platform.machine()}, torch threads {args.threads}",
+        "command": " ".join(sys.argv),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"meta": meta, "results": results, "table": table}, indent=2, default=str))
+    tmp.replace(args.out)
+    print(table)
+    for name in names[1:]:
+        res = results[name]
+        print(
+            f"{name}: train s/epoch {res['ratio_train_s_per_epoch_vs_rd']:.2f}x RD "
+            f"(interleaved step {res['ratio_step_interleaved_vs_rd']:.2f}x), "
+            f"OV FP32 latency {res['ratio_ov_fp32_latency_vs_rd']:.2f}x RD "
+            f"(interleaved {res['ratio_ov_fp32_latency_interleaved_vs_rd']:.2f}x)",
+        )
+    print(f"[benchmark] wrote {args.out} ({meta['wall_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
