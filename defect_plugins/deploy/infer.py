@@ -173,7 +173,7 @@ class PostProcessor:
         cv2.drawContours(overlay, contours, -1, (255, 255, 255), 1)
         overlay = draw_regions(overlay, report)
         scale = max(0.35, min(image.shape[:2]) / 300)
-        cv2.putText(overlay, f"{result['decision']} {score:.2f} (thr {self.image_threshold:.2f})", (3, image.shape[0] - 4),
+        cv2.putText(overlay, f"{result['decision']} {score:.2f}/{self.image_threshold:.2f}", (3, image.shape[0] - 4),
                     cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255) if is_defect else (0, 255, 0), 1, cv2.LINE_AA)
         return result, overlay
 

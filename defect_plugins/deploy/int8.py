@@ -198,12 +198,31 @@ def calibration_items(folder: str | Path, size: tuple[int, int], *, limit: int =
     return items
 
 
-def quantize(ov_model, items: Sequence[np.ndarray], *, fast_bias_correction: bool = True):
+def anomaly_ignored_scope(ov_model):
+    """The scoring head of teacher-student anomaly models stays f32; only the networks are quantized.
+
+    ``1 - cos`` of 8-bit features is mostly quantization noise: quantizing the whole anomalib
+    graph gave image AUROC 0.5 (constant scores) for AKF-RD on mvtec_bottle_256 here. The rule
+    (element-wise/reduction op types and the single-channel Gaussian-blur convolution) is the one
+    of :func:`defect_plugins.deploy.anomaly_openvino.quantize_int8`, shared from there.
+    """
+    import nncf
+
+    from .anomaly_openvino import _F32_OP_TYPES
+
+    blur = [op.get_friendly_name() for op in ov_model.get_ordered_ops()
+            if op.get_type_name() == "Convolution" and op.input(1).get_partial_shape().is_static
+            and list(op.input(1).get_partial_shape().to_shape())[:2] == [1, 1]]
+    return nncf.IgnoredScope(names=blur, types=list(_F32_OP_TYPES), validate=False)
+
+
+def quantize(ov_model, items: Sequence[np.ndarray], *, fast_bias_correction: bool = True, ignored_scope=None):
     """``nncf.quantize`` of an FP32 ``ov.Model`` on uint8 calibration inputs (returns a new model)."""
     import nncf
 
+    kwargs = {"ignored_scope": ignored_scope} if ignored_scope is not None else {}
     return nncf.quantize(ov_model.clone(), nncf.Dataset(list(items)), subset_size=len(items),
-                         fast_bias_correction=fast_bias_correction)
+                         fast_bias_correction=fast_bias_correction, **kwargs)
 
 
 def quantize_with_guard(ov_model, metadata: ModelMetadata, calib_dir: str | Path, eval_dir: str | Path | None = None,
@@ -216,14 +235,16 @@ def quantize_with_guard(ov_model, metadata: ModelMetadata, calib_dir: str | Path
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     items = calibration_items(calib_dir, tuple(metadata.input_size), limit=subset_size, resize=metadata.resize)
-    int8_model = quantize(ov_model, items)
+    ignored = anomaly_ignored_scope(ov_model) if metadata.family == "anomaly" else None
+    int8_model = quantize(ov_model, items, ignored_scope=ignored)
     eval_dir = Path(eval_dir or calib_dir)
     before = evaluate(openvino_predict(ov_model), metadata, eval_dir, limit=eval_limit)
     after = evaluate(openvino_predict(int8_model), metadata, eval_dir, limit=eval_limit)
     drop = before.value - after.value
     report = {"metric": before.name, "fp32": before.value, "int8": after.value, "drop": drop,
               "tolerance": tolerance, "forced": bool(force and drop > tolerance),
-              "calibration_images": len(items), "calibration_dir": str(calib_dir), "eval_dir": str(eval_dir),
+              "calibration_images": len(items),
+              "f32_scoring_head": metadata.family == "anomaly", "calibration_dir": str(calib_dir), "eval_dir": str(eval_dir),
               "eval_images": before.num_images, "eval_skipped": before.skipped,
               "measured_with": "OpenVINO CPU, INFERENCE_PRECISION_HINT=f32"}
     if drop > tolerance and not force:
