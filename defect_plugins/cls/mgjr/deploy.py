@@ -24,7 +24,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 TRAINING_ONLY_PREFIXES = ("projector.", "teacher.")
 STUDENT_KEYS = ("backbone", "neck", "head", "data_preprocessor", "train_cfg")
@@ -41,6 +40,7 @@ def load_student(config: str | os.PathLike, checkpoint: str | os.PathLike):
     """Build the student of ``config`` and load ``checkpoint`` into it (training-only keys dropped)."""
     import defect_plugins.cls  # noqa: F401  (registers the plugin components)
     from mmengine.config import Config
+    from mmengine.runner.checkpoint import _load_checkpoint
     from mmpretrain.registry import MODELS
 
     if not os.path.isfile(config):
@@ -52,7 +52,8 @@ def load_student(config: str | os.PathLike, checkpoint: str | os.PathLike):
     if cfg.get("data_preprocessor") is not None:
         model_cfg.setdefault("data_preprocessor", copy.deepcopy(cfg.data_preprocessor))
     model = MODELS.build(student_model_config(model_cfg))
-    state = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
+    # mmengine's loader (made torch>=2.6-safe by defect_plugins.compat), not a bare unpickling torch.load
+    state = _load_checkpoint(str(checkpoint), map_location="cpu")
     state = state.get("state_dict", state)
     state = {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
     result = model.load_state_dict(state, strict=False)
