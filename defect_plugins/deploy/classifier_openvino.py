@@ -69,11 +69,29 @@ class PreprocessedClassifier(nn.Module):
         return self.head(feats).softmax(dim=1)
 
 
+# Parts of an mmpretrain ImageClassifier config; a distillation config (RKD, MGJR) adds a teacher
+# and training-only modules around them, which an exported student does not need.
+STUDENT_KEYS = ("backbone", "neck", "head", "data_preprocessor", "train_cfg")
+TRAINING_ONLY_PREFIXES = ("teacher.", "projector.")
+
+
+def student_model_config(model_cfg: dict) -> dict:
+    """The plain ``ImageClassifier`` config of a classifier config (a distillation config's student)."""
+    cfg = {key: copy.deepcopy(value) for key, value in model_cfg.items() if key in STUDENT_KEYS}
+    cfg["type"] = "ImageClassifier"
+    return cfg
+
+
 def load_classifier(config: str | os.PathLike, checkpoint: str | os.PathLike) -> tuple[nn.Module, object]:
-    """Build the model of an mmpretrain config and load a checkpoint (student only for RKD configs)."""
+    """Build the model of an mmpretrain config and load a checkpoint.
+
+    For distillation configs (those naming a ``teacher_config``: RKD, MGJR) only the student is
+    built, so no teacher checkpoint is needed at export time; training-only keys
+    (``teacher.*``, ``projector.*``) are dropped and every other key must match.
+    """
     import defect_plugins.cls  # noqa: F401  (registers the plugin components)
     from mmengine.config import Config
-    from mmengine.runner.checkpoint import load_checkpoint
+    from mmengine.runner.checkpoint import _load_checkpoint
     from mmpretrain.registry import MODELS
 
     if not os.path.isfile(config):
@@ -84,12 +102,17 @@ def load_classifier(config: str | os.PathLike, checkpoint: str | os.PathLike) ->
     model_cfg = copy.deepcopy(cfg.model)
     if cfg.get("data_preprocessor") is not None:
         model_cfg.setdefault("data_preprocessor", copy.deepcopy(cfg.data_preprocessor))
-    if model_cfg.get("type") == "RKDClassifier":  # checkpoints hold the student only
-        for key in ("teacher_config", "teacher_checkpoint", "distance_weight", "angle_weight", "kd_weight", "temperature"):
-            model_cfg.pop(key, None)
-        model_cfg["type"] = "ImageClassifier"
+    if "teacher_config" in model_cfg:
+        model_cfg = student_model_config(model_cfg)
     model = MODELS.build(model_cfg)
-    load_checkpoint(model, str(checkpoint), map_location="cpu", strict=True, logger="current")
+    # mmengine's loader (made torch>=2.6-safe by defect_plugins.compat), not a bare torch.load
+    state = _load_checkpoint(str(checkpoint), map_location="cpu")
+    state = state.get("state_dict", state)
+    state = {key: value for key, value in state.items() if not key.startswith(TRAINING_ONLY_PREFIXES)}
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise KeyError(f"checkpoint {checkpoint} does not fit the model of {config}: missing "
+                       f"{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")
     model.eval()
     return model, cfg
 
@@ -202,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         size = args.image_size or int(cfg.get("img_size", 224))
         classes = _config_classes(cfg)
         xml = export_classifier(model, Path(args.out) / f"{args.name}.xml", size, classes)
+        report = {"xml": str(xml), "image_size": size, "precision": "f32 (INFERENCE_PRECISION_HINT)"}
         print(f"exported {xml}")
         if args.parity_images:
             import cv2
@@ -212,11 +236,15 @@ def main(argv: list[str] | None = None) -> int:
                 if img is None:
                     raise ExportError(f"cannot read image {path}")
                 images.append(cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR))
-            diff = parity(model, xml, np.stack(images))
-            print(f"parity (OpenVINO f32 vs PyTorch, {len(images)} images): max |dp| = {diff:.3e}")
+            report["parity_max_abs_prob_diff"] = parity(model, xml, np.stack(images))
+            report["parity_images"] = len(images)
+            print(f"parity (OpenVINO f32 vs PyTorch, {len(images)} images): max |dp| = "
+                  f"{report['parity_max_abs_prob_diff']:.3e}")
         if args.benchmark:
-            print(f"latency (OpenVINO CPU f32, batch 1): {benchmark(xml, size, threads=args.threads)}")
-    except (FileNotFoundError, ExportError) as error:
+            report["latency"] = benchmark(xml, size, threads=args.threads)
+            print(f"latency (OpenVINO CPU f32, batch 1): {report['latency']}")
+        (Path(args.out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    except (FileNotFoundError, KeyError, ExportError) as error:
         print(f"classifier_openvino: error: {error}", file=sys.stderr)
         return 2
     return 0
