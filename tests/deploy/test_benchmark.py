@@ -48,4 +48,5 @@ def test_flops_and_peak_are_measured():
     # 2 FLOPs per multiply-add: 2 * 8 * 3 * 3 * 3 * 16 * 16 for a 16x16 image
     assert model_gflops(Wrapper(), (16, 16)) * 1e9 == pytest.approx(2 * 8 * 27 * 256)
     peak = cpu_peak_gflops(threads=1, sizes=(64, 128), seconds=0.05)
-    assert peak["gflops"] >= peak["per_size"]["64"]["best_gflops"] > 0
+    assert peak["gflops"] >= peak["per_size"]["torch_mm_64"]["best_gflops"] > 0
+    assert peak["per_size"]["openvino_matmul_128"]["best_gflops"] > 0
