@@ -124,7 +124,7 @@ def run_anomaly_demo(out: Path, *, epochs: int, image_size: int, num_train: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="defect-demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="defect-demo-anomaly", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (must be new or empty)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=96)

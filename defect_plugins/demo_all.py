@@ -144,7 +144,7 @@ def run_segmentation(out: Path, logs: Path, *, iters: int, scale: int, seed: int
 def main(argv: list[str] | None = None) -> int:
     from .deploy.report import Section, write_report
 
-    parser = argparse.ArgumentParser(prog="defect-demo-all", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="defect-demo", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("demo_output"), help="output folder (must be new or empty)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--anomaly-epochs", type=int, default=8)

@@ -61,3 +61,14 @@ def test_demo_end_to_end_on_a_tiny_setting(tmp_path):
     assert {row["truth"] for row in rows} == {"good", "scratch", "pit", "patch"}
     heatmaps = sorted(Path(out / "heatmaps").glob("*.png"))
     assert len(heatmaps) == len(rows)
+
+
+def test_full_demo_refuses_a_non_empty_output_folder(tmp_path, capsys):
+    from defect_plugins import demo_all
+
+    (tmp_path / "old.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as exit_info:
+        demo_all.main(["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["old.txt"]
