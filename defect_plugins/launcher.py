@@ -6,28 +6,77 @@ dependency pins setuptools 60 and rich 13.4). Importing :mod:`defect_plugins` fi
 the compatibility fixes *before* the config is parsed, which matters for configs whose
 ``_base_`` is ``mmpretrain::...`` or ``mmseg::...`` (``custom_imports`` runs too late for that).
 
-Usage::
+Console commands (one process, or GPUS processes per node through ``torch.distributed.run``)::
 
-    python -m defect_plugins.launcher {train,test} {mmpretrain,mmseg} CONFIG [script args...]
+    defect-train {mmpretrain,mmseg} CONFIG [GPUS] [train.py args...]
+    defect-test  {mmpretrain,mmseg} CONFIG CHECKPOINT [GPUS] [test.py args...]
 
-``tools/mim_train.sh`` and ``tools/mim_test.sh`` wrap this for one or several processes.
+Across nodes, as OpenMMLab's ``dist_train.sh``: ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR`` and
+``PORT`` (defaults 1, 0, 127.0.0.1, 29500). CONFIG is a file path or a packaged config name
+(``neu_cls/sarsn34_neu_cls_64.py``, see ``defect-configs list``). The same without the console
+scripts on PATH (what ``tools/mim_train.sh`` / ``tools/mim_test.sh`` exec)::
+
+    python -m defect_plugins.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]
+
+One process, no GPUS handling (what each ``torch.distributed.run`` worker runs)::
+
+    python -m defect_plugins.launcher {train,test} TOOLKIT CONFIG [script args...]
 """
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import runpy
+import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, NoReturn, Sequence
 
 import defect_plugins  # noqa: F401  (applies the compatibility fixes)
 from defect_plugins.compat.package_lookup import get_installed_path
+from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
 
 TOOLKITS = {"mmpretrain": "mmpretrain", "mmseg": "mmseg", "mmsegmentation": "mmseg"}
 SCRIPTS = ("train", "test")
+_GPUS = re.compile(r"[0-9]+")
 
 
 class LauncherError(RuntimeError):
     """A launch request that cannot be carried out (unknown toolkit, missing script or config)."""
+
+
+@dataclass(frozen=True)
+class DistributedSettings:
+    """Where this node sits in a multi-node run (``torch.distributed.run`` rendezvous)."""
+
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    port: int = 29500
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "DistributedSettings":
+        """Read ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR`` and ``PORT`` (OpenMMLab's ``dist_train.sh`` names)."""
+        env = os.environ if environ is None else environ
+
+        def integer(key: str, default: int, minimum: int) -> int:
+            text = env.get(key, "")
+            if text == "":
+                return default
+            if not text.isdigit() or int(text) < minimum:
+                raise LauncherError(f"environment variable {key}={text!r}: expected an integer >= {minimum}")
+            return int(text)
+
+        settings = cls(nnodes=integer("NNODES", 1, 1), node_rank=integer("NODE_RANK", 0, 0),
+                       master_addr=env.get("MASTER_ADDR") or "127.0.0.1", port=integer("PORT", 29500, 1))
+        if settings.node_rank >= settings.nnodes:
+            raise LauncherError(f"NODE_RANK={settings.node_rank} with NNODES={settings.nnodes}: "
+                                f"expected 0 <= NODE_RANK < NNODES")
+        if settings.port > 65535:
+            raise LauncherError(f"environment variable PORT={settings.port}: expected a TCP port (1-65535)")
+        return settings
 
 
 def upstream_script(toolkit: str, script: str) -> Path:
@@ -43,21 +92,152 @@ def upstream_script(toolkit: str, script: str) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m defect_plugins.launcher", description=__doc__.split("\n")[0])
+def find_config(config: str | os.PathLike) -> Path:
+    """A config path or packaged name as a path; :class:`LauncherError` naming it when it is neither."""
+    try:
+        return resolve_config(config)
+    except ConfigNotFoundError as error:
+        raise LauncherError(str(error)) from None
+
+
+def distributed_command(script: str, toolkit: str, config: str | os.PathLike, gpus: int,
+                        script_args: Sequence[str] = (), *, settings: DistributedSettings | None = None,
+                        python: str | None = None) -> list[str] | None:
+    """The ``torch.distributed.run`` command for ``gpus`` processes on this node, or ``None`` for one process.
+
+    Each worker runs the one-process form of this module with ``--launcher pytorch`` appended,
+    as OpenMMLab's ``dist_train.sh`` does; ``None`` means a single process on a single node,
+    which needs no rendezvous at all.
+    """
+    settings = settings or DistributedSettings.from_env()
+    if gpus < 1:
+        raise LauncherError(f"GPUS={gpus}: expected the number of processes per node, at least 1")
+    if gpus == 1 and settings.nnodes == 1:
+        return None
+    return [
+        python or sys.executable, "-m", "torch.distributed.run",
+        f"--nnodes={settings.nnodes}", f"--node_rank={settings.node_rank}", f"--master_addr={settings.master_addr}",
+        f"--nproc_per_node={gpus}", f"--master_port={settings.port}",
+        "-m", "defect_plugins.launcher", script, toolkit, os.fspath(config), *script_args, "--launcher", "pytorch",
+    ]
+
+
+def run_script(script: str, toolkit: str, config: str | os.PathLike, script_args: Sequence[str] = ()) -> None:
+    """Run the toolkit's ``tools/<script>.py`` in this process, as ``python <script>.py CONFIG args...`` would."""
+    path = upstream_script(toolkit, script)
+    config_path = find_config(config)
+    sys.argv = [str(path), os.fspath(config_path), *script_args]
+    runpy.run_path(str(path), run_name="__main__")
+
+
+def _exec(command: list[str]) -> int:
+    """Replace this process by ``command`` (signals and exit status then belong to it, as with ``exec``)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(command[0], command)
+    return subprocess.call(command)  # pragma: no cover  (no exec on Windows)
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def _parse_head(parser: argparse.ArgumentParser, argv: Sequence[str], count: int) -> tuple[argparse.Namespace, list[str]]:
+    """Parse the first ``count`` positionals with ``parser``; everything after belongs to the upstream script.
+
+    Why not ``parse_known_args``: the upstream script's own options (``--work-dir``, ``-h``,
+    abbreviations) must reach it untouched, not be matched by this parser.
+    """
+    argv = list(argv)
+    head = argv[:count]
+    if len(head) < count or any(arg.startswith("-") for arg in head):
+        parser.parse_args(argv)  # prints usage / help and exits; only a malformed head gets here
+        _fail(parser, f"expected {count} positional arguments first, got {head}")
+    return parser.parse_args(head), argv[count:]
+
+
+def _launch_parser(script: str, prog: str) -> argparse.ArgumentParser:
+    checkpoint = " CHECKPOINT" if script == "test" else ""
+    parser = argparse.ArgumentParser(
+        prog=prog, allow_abbrev=False,
+        usage=f"{prog} {{mmpretrain,mmseg}} CONFIG{checkpoint} [GPUS] [{script}.py args...]",
+        description=f"Run {'training' if script == 'train' else 'evaluation'} with the toolkit's own "
+                    f"tools/{script}.py and the defect_plugins fixes loaded: one process, or GPUS processes "
+                    f"per node (NNODES, NODE_RANK, MASTER_ADDR, PORT for several nodes).",
+        epilog=f"e.g. {prog} mmpretrain neu_cls/sarsn34_neu_cls_64.py{' CKPT.pth' if checkpoint else ''} 2 "
+               f"--work-dir work_dirs/sarsn34   (packaged configs: defect-configs list)")
+    parser.add_argument("toolkit", choices=sorted(TOOLKITS), help="the OpenMMLab toolkit whose tools/ script runs")
+    parser.add_argument("config", help="config file path or packaged config name")
+    if checkpoint:
+        parser.add_argument("checkpoint", help="checkpoint (.pth) to evaluate")
+    return parser
+
+
+def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
+    """``defect-train`` / ``defect-test``: parse ``TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]`` and run it."""
+    if script not in SCRIPTS:
+        raise LauncherError(f"unknown script {script!r}: expected one of {SCRIPTS}")
+    parser = _launch_parser(script, prog or f"defect-{script}")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, rest = _parse_head(parser, argv, 3 if script == "test" else 2)
+    gpus = 1
+    if rest and _GPUS.fullmatch(rest[0]):
+        gpus = int(rest.pop(0))
+    try:
+        config = find_config(args.config)
+        upstream_script(args.toolkit, script)  # fail here, not in every worker
+        if script == "test":
+            if "://" not in args.checkpoint and not Path(args.checkpoint).is_file():
+                raise LauncherError(f"checkpoint {args.checkpoint} not found")
+            rest.insert(0, args.checkpoint)
+        command = distributed_command(script, args.toolkit, config, gpus, rest)
+    except LauncherError as error:
+        _fail(parser, str(error))
+    if command is not None:
+        return _exec(command)
+    run_script(script, args.toolkit, config, rest)
+    return 0
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    """Console command ``defect-train {mmpretrain|mmseg} CONFIG [GPUS] [train.py args...]``."""
+    return launch("train", argv)
+
+
+def test_main(argv: Sequence[str] | None = None) -> int:
+    """Console command ``defect-test {mmpretrain|mmseg} CONFIG CHECKPOINT [GPUS] [test.py args...]``."""
+    return launch("test", argv)
+
+
+test_main.__test__ = False  # a console entry point, not a pytest test
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m defect_plugins.launcher``: ``launch {train,test} ...`` or the one-process ``{train,test} ...``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["launch"]:
+        parser = argparse.ArgumentParser(prog="python -m defect_plugins.launcher launch", allow_abbrev=False)
+        parser.add_argument("script", choices=SCRIPTS)
+        if len(argv) < 2 or argv[1] not in SCRIPTS:
+            parser.parse_args(argv[1:2])  # usage and exit
+        return launch(argv[1], argv[2:], prog=f"defect-{argv[1]}")
+    parser = argparse.ArgumentParser(
+        prog="python -m defect_plugins.launcher", allow_abbrev=False, description=__doc__.split("\n")[0],
+        usage="python -m defect_plugins.launcher {train,test} TOOLKIT CONFIG [script args...]\n"
+              "       python -m defect_plugins.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]")
     parser.add_argument("script", choices=SCRIPTS)
     parser.add_argument("toolkit", choices=sorted(TOOLKITS))
-    parser.add_argument("config", help="config file path")
-    args, rest = parser.parse_known_args(argv)
+    parser.add_argument("config", help="config file path or packaged config name")
+    args, rest = _parse_head(parser, argv, 3)
     try:
-        if not Path(args.config).is_file():
-            raise LauncherError(f"config file {args.config} not found")
-        script = upstream_script(args.toolkit, args.script)
+        upstream_script(args.toolkit, args.script)
+        find_config(args.config)
     except LauncherError as error:
-        parser.exit(2, f"{parser.prog}: error: {error}\n")
-    sys.argv = [str(script), args.config, *rest]
-    runpy.run_path(str(script), run_name="__main__")
+        _fail(parser, str(error))
+    run_script(args.script, args.toolkit, args.config, rest)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

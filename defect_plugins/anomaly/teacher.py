@@ -3,7 +3,8 @@
 Factories without internet cannot use ``pre_trained=True`` (timm downloads
 from a hub; anomalib issues #2439, #2506). This loader accepts a torchvision or
 timm ResNet ``state_dict`` (optionally wrapped in ``{"state_dict": ...}`` /
-``{"model": ...}`` and/or prefixed with ``module.`` / ``backbone.``), loads it
+``{"model": ...}`` and/or prefixed with ``module.`` / ``backbone.``; an mmpretrain
+checkpoint of a ResNet classifier qualifies as it is), loads it
 with ``strict=False`` because the feature extractor stops before the last stage
 and has no classifier, and then *checks* the result: every tensor of the
 feature extractor must be found with the right shape, otherwise a
@@ -46,6 +47,27 @@ def _unwrap(obj: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def _load_file(path: Path) -> object:
+    """``torch.load(weights_only=True)``; mmengine checkpoints with mmengine's allow-listed globals only.
+
+    A checkpoint written by mmengine's Runner (an mmpretrain classifier trained on the line's own
+    defect classes, say) pickles its message hub next to the weights; those few classes are
+    allowed (:func:`defect_plugins.compat.checkpoint_loading.mmengine_checkpoint_globals`), any
+    other pickled object is still refused.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as first:  # torch raises several types for corrupt/non-torch files
+        try:
+            from defect_plugins.compat.checkpoint_loading import mmengine_checkpoint_globals
+
+            with torch.serialization.safe_globals(mmengine_checkpoint_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - report the first, plainer error
+            msg = f"Could not read teacher weights file {path} with torch.load(weights_only=True): {first}"
+            raise ValueError(msg) from first
+
+
 def load_teacher_weights(module: nn.Module, weights_path: str | Path) -> list[str]:
     """Load ``weights_path`` into ``module`` (a timm ``features_only`` ResNet) and verify it.
 
@@ -65,11 +87,7 @@ def load_teacher_weights(module: nn.Module, weights_path: str | Path) -> list[st
     if not path.is_file():
         msg = f"Teacher weights file not found: {path} (teacher_weights expects a torchvision or timm state_dict)."
         raise FileNotFoundError(msg)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for corrupt/non-torch files
-        msg = f"Could not read teacher weights file {path} with torch.load(weights_only=True): {exc}"
-        raise ValueError(msg) from exc
+    obj = _load_file(path)
     state = _unwrap(obj, path)
     target = module.state_dict()
     missing = [k for k in target if k not in state and not k.endswith(_OPTIONAL_SUFFIXES)]

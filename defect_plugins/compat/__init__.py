@@ -4,7 +4,7 @@ Every fix here repairs one measured incompatibility between the pinned upstream 
 (mmengine 0.10.x, mmcv-lite 2.1, mmseg 1.2, mmpretrain 1.2) and today's torch, numpy and
 setuptools. Each one checks first whether the upstream is already fine and then does
 nothing; none edits installed files. They are applied once, when ``defect_plugins`` is
-imported (``custom_imports`` in an OpenMMLab config, or ``tools/mim_train.sh``).
+imported (``custom_imports`` in an OpenMMLab config, or ``defect-train`` / ``tools/mim_train.sh``).
 
 ==========================  =========================================================
 fix                         why

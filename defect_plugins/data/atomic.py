@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from defect_plugins.fileio import replace, temp_sibling
 
 __all__ = ["DataGenerationError", "atomic_output_dir", "check_output_dir"]
 
@@ -70,6 +71,10 @@ def _remove_created(created: list[Path]) -> None:
 def atomic_output_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary folder next to ``out_dir``; move it to ``out_dir`` on success.
 
+    The temporary folder and the final rename are :func:`defect_plugins.fileio.temp_sibling`
+    and :func:`defect_plugins.fileio.replace`, as for every atomic write of the package (no
+    ``fsync``: a data set holds thousands of files and can be generated again).
+
     On any exception the temporary folder (and any parent folders this call
     created) is removed and the exception propagates; ``OSError`` is turned
     into :class:`DataGenerationError` naming the path.
@@ -80,7 +85,7 @@ def atomic_output_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         try:
             created = _make_parents(out.parent)
-            tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.partial-{os.getpid()}-", dir=out.parent))
+            tmp = temp_sibling(out, directory=True)
         except OSError as exc:
             raise DataGenerationError(
                 f"out_dir: cannot create {out}: {exc.strerror or exc}"
@@ -89,12 +94,12 @@ def atomic_output_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
         try:
             os.chmod(tmp, 0o777 & ~_current_umask())
             try:
-                os.replace(tmp, out)  # POSIX: atomically replaces an existing empty folder
+                replace(tmp, out, fsync=False)  # POSIX: atomically replaces an existing empty folder
             except OSError:
                 if not out.is_dir():
                     raise
                 out.rmdir()  # platforms where rename cannot replace a folder
-                os.replace(tmp, out)
+                replace(tmp, out, fsync=False)
         except OSError as exc:
             raise DataGenerationError(f"out_dir: cannot write {out}: {exc.strerror or exc}") from None
         tmp = None

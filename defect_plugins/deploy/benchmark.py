@@ -42,6 +42,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from defect_plugins.fileio import atomic_path, atomic_write_json
+
 VARIANTS = ("torch", "openvino_fp32", "openvino_int8")
 SPEC_KEYS = ("family", "config", "checkpoint", "input_size", "class_names", "anomalib_model", "calib_dir", "eval_dir",
              "tolerance", "name")
@@ -259,7 +261,8 @@ def benchmark_family(spec: dict[str, Any], out_dir: Path, *, threads: int | None
                         anomalib_model=spec.get("anomalib_model") or "defect_plugins.anomaly.AkfReverseDistillation")
     metadata = loaded.metadata
     torch_file = folder / "torch_state_dict.pth"
-    torch.save(loaded.module.state_dict(), torch_file)
+    with atomic_path(torch_file) as tmp:
+        torch.save(loaded.module.state_dict(), tmp)
     fp32_xml, _ = export_model(family, folder / "model_fp32.xml", loaded=loaded, precision="FP32")
     calib = spec.get("calib_dir") or spec.get("eval_dir")
     if calib is None:
@@ -337,9 +340,9 @@ def run_benchmark(specs: Sequence[dict[str, Any]], out_dir: str | Path, *, threa
         report["families"].append(benchmark_family(spec, out_dir, threads=threads, batches=batches, runs=runs,
                                                    warmup=warmup, seconds=seconds, eval_limit=eval_limit,
                                                    subset_size=subset_size, peak=peak, isolate=isolate))
-        (out_dir / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")  # partial results survive
+        atomic_write_json(out_dir / "benchmark.json", report, indent=2)  # partial results survive
     report["machine"]["load_average_end"] = list(os.getloadavg())
-    (out_dir / "benchmark.json").write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_json(out_dir / "benchmark.json", report, indent=2)
     return report
 
 

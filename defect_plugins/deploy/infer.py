@@ -11,13 +11,20 @@ Works with any IR written by :mod:`.export` (the metadata in the IR says which f
 Regions are measured with :func:`.quantify.quantify_mask` (area, centroid, perimeter, area ratio,
 K; RKD-SARSN paper section 3.2.4) and graded by a configurable :class:`.quantify.GradingRule`.
 
-Throughput comes from OpenVINO's asynchronous infer requests (``ov.AsyncInferQueue``, the
-``THROUGHPUT`` hint, as many requests as OpenVINO finds optimal); images are read and results
-written on the Python side while requests run. The precision is explicit:
-``INFERENCE_PRECISION_HINT="f32"`` by default, because a bf16 default moves anomaly scores across
-their threshold. Files that cannot be read are reported, skipped and counted; they never stop a
-run. Outputs: ``results.json`` (summary + every result with its regions), ``results.csv`` (one row
-per input), ``regions.csv`` (one row per defect region) and ``overlays/``.
+Throughput comes from OpenVINO's asynchronous infer requests (the ``THROUGHPUT`` hint, as many
+requests as OpenVINO finds optimal, driven as a ring from the calling thread with
+``start_async``/``wait``); images are read and results written on the Python side while
+requests run. No Python callback is given to OpenVINO: a callback runs on an OpenVINO thread,
+and the Python objects it holds (the compiled model, through the closure) could then be released
+there; a compiled model destroyed on one of its own threads makes OpenVINO join that thread from
+itself (``std::system_error: Resource deadlock avoided``, process aborted).
+
+The precision is explicit: ``INFERENCE_PRECISION_HINT="f32"`` by default, because a bf16 default
+moves anomaly scores across their threshold. Files that cannot be read (or whose inference or
+post-processing fails) are reported, skipped and counted; they never stop a run. Outputs:
+``results.json`` (summary + every result with its regions), ``results.csv`` (one row per input),
+``regions.csv`` (one row per defect region) and ``overlays/``, every file written atomically
+(:mod:`defect_plugins.fileio`).
 
 Command line (``defect-infer``)::
 
@@ -26,10 +33,9 @@ Command line (``defect-infer``)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import json
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -38,6 +44,8 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from defect_plugins.fileio import atomic_path, atomic_write_json
 
 from .metadata import ModelMetadata
 from .quantify import GradingRule, MaskReport, draw_regions, quantify_mask
@@ -220,8 +228,13 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
                   rule: GradingRule | None = None, min_area: int = 4, image_threshold: float | None = None,
                   pixel_threshold: float | None = None, max_frames: int | None = None, progress: bool = True,
                   num_threads: int | None = None) -> dict[str, Any]:
-    """Run ``model_xml`` over ``sources``; write results into ``out_dir``; return the summary."""
-    import openvino as ov
+    """Run ``model_xml`` over ``sources``; write results into ``out_dir``; return the summary.
+
+    ``jobs`` infer requests (0: OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` under the
+    ``THROUGHPUT`` hint) run asynchronously in a ring driven from this thread: each new image
+    goes to the oldest request once that one is collected (``wait`` + post-processing here), so
+    results come in input order and OpenVINO's threads never run Python code (no callbacks).
+    """
     from tqdm import tqdm
 
     metadata = read_metadata(model_xml)
@@ -233,62 +246,80 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
     overlay_dir = out_dir / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
     size = None if metadata.dynamic else tuple(metadata.input_size)
+    num_outputs = len(compiled.outputs)
 
-    done: deque = deque()
-    lock = threading.Lock()
-
-    def on_done(request, userdata) -> None:
-        outputs = [request.get_output_tensor(i).data.copy() for i in range(len(compiled.outputs))]
-        with lock:
-            done.append((userdata, outputs))
-
-    queue = ov.AsyncInferQueue(compiled, jobs)
-    queue.set_callback(on_done)
     results: dict[int, dict[str, Any]] = {}
     failures: list[dict[str, str]] = []
-
-    def drain() -> None:
-        while True:
-            with lock:
-                if not done:
-                    return
-                (index, name, image), outputs = done.popleft()
-            try:
-                result, overlay = post(image, outputs)
-            except Exception as error:  # noqa: BLE001 - a bad frame must not stop a production run
-                results[index] = {"source": name, "status": "error", "error": f"post-processing: {error}"}
-                failures.append({"source": name, "error": f"post-processing: {error}"})
-                continue
-            result = {"source": name, "status": "ok", **result}
-            if save_images:
-                overlay_name = f"{index:06d}_{_safe_name(name)}.png"
-                cv2.imwrite(str(overlay_dir / overlay_name), overlay)
-                result["overlay"] = f"overlays/{overlay_name}"
-            results[index] = result
-
-    started = time.perf_counter()
     bar = tqdm(desc=f"defect-infer ({metadata.family}, {precision})", unit="img", disable=not progress)
-    index = 0
-    for index, (name, item) in enumerate(iter_sources(sources, max_frames=max_frames)):
-        if isinstance(item, Exception):
-            results[index] = {"source": name, "status": "error", "error": str(item)}
-            failures.append({"source": name, "error": str(item)})
-            bar.update(1)
-            continue
-        try:
-            batch = to_input(item, size, metadata.resize)
-        except cv2.error as error:
-            results[index] = {"source": name, "status": "error", "error": f"resize: {error}"}
-            failures.append({"source": name, "error": f"resize: {error}"})
-            bar.update(1)
-            continue
-        queue.start_async({0: batch}, (index, name, item))
-        drain()
+
+    def fail(index: int, name: str, error: str) -> None:
+        results[index] = {"source": name, "status": "error", "error": error}
+        failures.append({"source": name, "error": error})
         bar.update(1)
-    queue.wait_all()
-    drain()
-    bar.close()
+
+    def collect(request, index: int, name: str, image: np.ndarray) -> None:
+        """Wait for ``request`` (the oldest in flight), post-process its outputs, write the overlay."""
+        try:
+            request.wait()
+            outputs = [request.get_output_tensor(i).data.copy() for i in range(num_outputs)]
+        except RuntimeError as error:  # OpenVINO reports a failed inference as RuntimeError
+            fail(index, name, f"inference: {error}")
+            return
+        try:
+            result, overlay = post(image, outputs)
+        except Exception as error:  # noqa: BLE001 - a bad frame must not stop a production run
+            fail(index, name, f"post-processing: {error}")
+            return
+        result = {"source": name, "status": "ok", **result}
+        if save_images:
+            overlay_name = f"{index:06d}_{_safe_name(name)}.png"
+            try:
+                with atomic_path(overlay_dir / overlay_name) as tmp:
+                    if not cv2.imwrite(str(tmp), overlay):
+                        raise OSError("cv2.imwrite failed")
+                result["overlay"] = f"overlays/{overlay_name}"
+            except (OSError, cv2.error) as error:  # the decision stands; only the picture is missing
+                result["error"] = f"overlay {overlay_name} not written: {error}"
+        results[index] = result
+        bar.update(1)
+
+    requests = [compiled.create_infer_request() for _ in range(jobs)]
+    idle = deque(requests)
+    in_flight: deque = deque()  # (request, index, name, image), oldest first
+    started = time.perf_counter()
+    try:
+        for index, (name, item) in enumerate(iter_sources(sources, max_frames=max_frames)):
+            if isinstance(item, Exception):
+                fail(index, name, str(item))
+                continue
+            try:
+                batch = to_input(item, size, metadata.resize)
+            except cv2.error as error:
+                fail(index, name, f"resize: {error}")
+                continue
+            if not idle:
+                request, *job = in_flight.popleft()
+                collect(request, *job)
+                idle.append(request)
+            request = idle.popleft()
+            try:
+                request.start_async({0: batch})  # copies the input; nothing of Python's stays with the request
+            except RuntimeError as error:
+                idle.append(request)
+                fail(index, name, f"inference: {error}")
+                continue
+            in_flight.append((request, index, name, item))
+        while in_flight:
+            request, *job = in_flight.popleft()
+            collect(request, *job)
+            idle.append(request)
+    finally:
+        for request, *_ in in_flight:  # interrupted: let OpenVINO finish before the requests are released
+            with contextlib.suppress(RuntimeError):
+                request.wait()
+        bar.close()
     wall = time.perf_counter() - started
+    del requests, idle
 
     ordered = [results[i] for i in sorted(results)]
     ok = [r for r in ordered if r["status"] == "ok"]
@@ -311,16 +342,16 @@ def _safe_name(name: str) -> str:
 
 
 def _write_outputs(out_dir: Path, summary: dict[str, Any], results: list[dict[str, Any]]) -> None:
-    (out_dir / "results.json").write_text(json.dumps({"summary": summary, "results": results}, indent=2) + "\n")
+    """``results.json``, ``results.csv`` and ``regions.csv``, each written atomically (``results.json`` last)."""
     fields = ["source", "status", "decision", "class", "confidence", "score", "num_regions", "worst_grade",
               "overlay", "error"]
-    with (out_dir / "results.csv").open("w", newline="") as handle:
+    with atomic_path(out_dir / "results.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(results)
     region_fields = ["source", "class", "label", "area", "centroid_x", "centroid_y", "perimeter", "area_ratio", "k",
                      "bbox", "grade"]
-    with (out_dir / "regions.csv").open("w", newline="") as handle:
+    with atomic_path(out_dir / "regions.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=region_fields)
         writer.writeheader()
         for result in results:
@@ -331,6 +362,7 @@ def _write_outputs(out_dir: Path, summary: dict[str, Any], results: list[dict[st
                                  "perimeter": round(region["perimeter"], 2), "area_ratio": region["area_ratio"],
                                  "k": round(region["k"], 4), "bbox": " ".join(map(str, region["bbox"])),
                                  "grade": region["grade"]})
+    atomic_write_json(out_dir / "results.json", {"summary": summary, "results": results}, indent=2)
 
 
 def _parse_rule(items: Sequence[str] | None) -> GradingRule:

@@ -2,7 +2,8 @@
 
 Each section is one :func:`.infer.run_inference` output folder (its ``results.json``), optionally
 with extra figures (training metrics, a benchmark table). The page links the overlay pictures by
-relative path, so the output folder can be zipped and opened anywhere.
+relative path, so the output folder can be zipped and opened anywhere. Both files are written
+atomically (:mod:`defect_plugins.fileio`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
+
+from defect_plugins.fileio import atomic_write_text
 
 
 @dataclass
@@ -48,9 +51,31 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+HEADLINE_COLUMNS = ("family", "model", "figure", "seconds", "overlays")
+
+
+def _headline(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The opening table (HTML and Markdown lines): one row per model, its overlays linked."""
+    html_rows = ["<table><tr>" + "".join(f"<th>{c}</th>" for c in HEADLINE_COLUMNS) + "</tr>"]
+    md = ["| " + " | ".join(HEADLINE_COLUMNS) + " |", "|" + "---|" * len(HEADLINE_COLUMNS)]
+    for row in rows:
+        cells = [html.escape(_value(row.get(c, ""))) for c in HEADLINE_COLUMNS[:-1]]
+        link = html.escape(str(row.get("overlays", "")))
+        html_rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells)
+                         + f"<td><a href='{link}/results.json'>{link}/</a></td></tr>")
+        md.append("| " + " | ".join([*(_value(row.get(c, "")) for c in HEADLINE_COLUMNS[:-1]),
+                                     f"[{row.get('overlays', '')}/]({row.get('overlays', '')}/results.json)"]) + " |")
+    html_rows.append("</table>")
+    return html_rows, md + [""]
+
+
 def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str = "defect-plugins results",
-                 benchmark: dict[str, Any] | None = None) -> Path:
-    """Write ``index.html`` and ``summary.md`` into ``out_dir``; return the HTML path."""
+                 benchmark: dict[str, Any] | None = None,
+                 headline: Sequence[dict[str, Any]] | None = None) -> Path:
+    """Write ``index.html`` and ``summary.md`` into ``out_dir``; return the HTML path.
+
+    ``headline``: rows (keys :data:`HEADLINE_COLUMNS`) of a table that opens the page.
+    """
     from .benchmark import format_table
 
     out_dir = Path(out_dir)
@@ -61,6 +86,10 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
              "img{width:192px;image-rendering:pixelated}figcaption{font-size:75%;max-width:192px}</style>",
              f"</head><body><h1>{html.escape(title)}</h1>"]
     md = [f"# {title}", ""]
+    if headline:
+        table_html, table_md = _headline(headline)
+        parts += table_html
+        md += table_md
     for section in sections:
         data = _load(section.results_dir)
         summary = data["summary"]
@@ -94,6 +123,6 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
         md += ["## Benchmark", "", "```", table, "```", ""]
     parts.append("</body></html>")
     page = out_dir / "index.html"
-    page.write_text("\n".join(parts))
-    (out_dir / "summary.md").write_text("\n".join(md) + "\n")
+    atomic_write_text(out_dir / "summary.md", "\n".join(md) + "\n")
+    atomic_write_text(page, "\n".join(parts))
     return page

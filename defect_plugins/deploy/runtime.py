@@ -8,22 +8,22 @@ Why these exist:
   parity checks and for any score compared with a threshold).
 * An interrupted export must not leave a ``model.xml`` without its ``model.bin`` (or with stale
   metadata): :func:`save_ir` writes into a temporary folder next to the target and moves the
-  files into place, ``.xml`` last.
+  files into place, ``.xml`` last (:mod:`defect_plugins.fileio`: fsync, then ``os.replace``).
 * Latency and throughput are measured the way OpenVINO's ``benchmark_app`` does it:
   synchronous requests for latency percentiles, ``ov.AsyncInferQueue`` with the
   ``THROUGHPUT`` performance hint (several streams) for throughput.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from defect_plugins.fileio import replace, temp_sibling
 
 from .metadata import RT_INFO_PATH, MetadataError, ModelMetadata, sidecar_path
 
@@ -92,16 +92,16 @@ def save_ir(ov_model, out_xml: str | Path, metadata: ModelMetadata, *, compress_
         raise ValueError(f"output path must end in .xml, got {out_xml}")
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     ov_model.set_rt_info(metadata.to_json(), RT_INFO_PATH)
-    tmp_dir = Path(tempfile.mkdtemp(dir=out_xml.parent, prefix=".export-"))
+    tmp_dir = temp_sibling(out_xml, directory=True)  # ov.save_model writes .xml and .bin: a temporary folder
     try:
         tmp_xml = tmp_dir / out_xml.name
         ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
         sidecar_tmp = tmp_dir / sidecar_path(out_xml).name
-        sidecar_tmp.write_text(metadata.to_json() + "\n")
-        # .bin and sidecar first, .xml last: a present .xml means a complete export.
-        os.replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))
-        os.replace(sidecar_tmp, sidecar_path(out_xml))
-        os.replace(tmp_xml, out_xml)
+        sidecar_tmp.write_text(metadata.to_json() + "\n", encoding="utf-8")
+        # .bin and sidecar first, .xml last: a present .xml means a complete export (each fsync'ed).
+        replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))
+        replace(sidecar_tmp, sidecar_path(out_xml))
+        replace(tmp_xml, out_xml)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_xml

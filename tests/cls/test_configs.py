@@ -1,13 +1,14 @@
 """Every NEU-CLS config parses (mmpretrain:: bases through the compat layer) and builds its model."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from mmengine.config import Config
 from mmpretrain.registry import MODELS
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "neu_cls"
+from defect_plugins.packaged_configs import config_root, resolve_config
+
+CONFIG_DIR = config_root() / "neu_cls"
 CONFIGS = sorted(p for p in CONFIG_DIR.glob("*.py"))
 
 
@@ -20,14 +21,14 @@ def test_all_variants_exist():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_config_parses_and_builds(path, repo_root):
+def test_config_parses_and_builds(path):
     cfg = Config.fromfile(str(path))
     assert cfg.default_scope == "mmpretrain" and "defect_plugins.cls" in cfg.custom_imports["imports"]
     size = cfg.img_size
     assert any(t.get("scale") == (size, size) for t in cfg.test_dataloader.dataset.pipeline if isinstance(t, dict))
     assert {m["type"] for m in cfg.val_evaluator} == {"Accuracy", "SingleLabelMetric", "ConfusionMatrix"}
     if cfg.model.type == "RKDClassifier":
-        assert (repo_root / cfg.model.teacher_config).is_file()  # the teacher config it names exists
+        assert resolve_config(cfg.model.teacher_config).is_file()  # the teacher config it names exists
         assert cfg.model.distance_weight == 25.0 and cfg.model.angle_weight == 50.0
         return
     model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))

@@ -92,3 +92,27 @@ def test_same_class_mixing_keeps_labels_and_only_mixes_one_class(constant_class_
         # every source image of class c is flat 30 * (c + 1): any other class would show another grey level
         assert sample["inputs"].shape == (3, 16, 16)
         assert (sample["inputs"] == 30 * (label + 1)).all()
+
+
+def test_split_command_writes_the_split_and_reports_bad_input(tiny_cls_data, tmp_path, capsys):
+    """``defect-cls-split`` (and ``python tools/neu_cls_split.py``, a thin wrapper of it)."""
+    from defect_plugins.cls.datasets.split import main
+
+    out = tmp_path / "split"
+    assert main([str(tiny_cls_data), "--out", str(out), "--train-ratio", "0.5", "--seed", "3"]) == 0
+    assert f"train: {out / 'train.txt'}" in capsys.readouterr().out
+    expected = write_split(tiny_cls_data, tmp_path / "again", NEU_CLASSES, train_ratio=0.5, seed=3)
+    assert (out / "train.txt").read_text() == expected["train"].read_text()
+    assert main([str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "defect-cls-split: error: data folder" in capsys.readouterr().err
+    assert main([str(tiny_cls_data), "--out", str(tmp_path / "two"), "--classes", "scratches", "patches"]) == 0
+    assert {line.split()[1] for line in (tmp_path / "two" / "train.txt").read_text().splitlines()} == {"0", "1"}
+
+
+def test_split_tool_is_a_wrapper_of_the_command(tmp_path, repo_root):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, str(repo_root / "tools" / "neu_cls_split.py"), str(tmp_path / "nowhere"),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "data folder" in result.stderr and "not found" in result.stderr

@@ -122,3 +122,17 @@ def test_teacher_with_other_preprocessing_is_rejected(teacher_checkpoint):
     with pytest.raises(TeacherError, match="data_preprocessor differ"):
         MODELS.build(dict(type='RKDClassifier', teacher_config=TEACHER, teacher_checkpoint=str(teacher_checkpoint),
                           **other))
+
+
+@pytest.mark.parametrize("teacher", ["configs/neu_cls/sarsn34_neu_cls_64.py", "configs/mgjr/vit_teacher_neu_cls_64.py"])
+def test_repo_relative_teacher_config_resolves_outside_the_clone(tmp_path, monkeypatch, teacher):
+    """The packaged RKD / MGJR configs name their teacher as 'configs/...': from a wheel (no configs/ in
+    the working folder) that is the packaged config; it is parsed, so the next error is the checkpoint."""
+    from defect_plugins.cls.distill.rkd_classifier import TeacherConfigNotFoundError, TeacherError, build_teacher
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="teacher checkpoint"):
+        build_teacher(teacher, str(tmp_path / "teacher.pth"))
+    with pytest.raises(TeacherConfigNotFoundError, match="teacher config configs/neu_cls/nope.py not found") as error:
+        build_teacher("configs/neu_cls/nope.py", str(tmp_path / "teacher.pth"))
+    assert isinstance(error.value, TeacherError) and isinstance(error.value, FileNotFoundError)

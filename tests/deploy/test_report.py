@@ -39,3 +39,17 @@ def test_report_links_pictures_and_numbers(tmp_path):
 def test_report_needs_results(tmp_path):
     with pytest.raises(FileNotFoundError, match="results.json"):
         write_report(tmp_path, [Section("missing", tmp_path / "nothing")])
+
+
+def test_report_opens_with_the_headline_table(tmp_path):
+    _results(tmp_path / "anomaly" / "results", [("good", ""), ("defect", "major")])
+    row = {"family": "anomalib", "model": "AKF reverse distillation", "figure": "image_auroc 0.950",
+           "seconds": 61.2, "overlays": "anomaly/results"}
+    page = write_report(tmp_path, [Section("AKF", tmp_path / "anomaly" / "results")], headline=[row])
+    text = page.read_text()
+    table = text[text.index("<table>"):text.index("</table>")]
+    assert text.index("<table>") < text.index("<h2>AKF</h2>"), "the headline table comes first"
+    for cell in ("<th>family</th>", "<th>overlays</th>", "anomalib", "image_auroc 0.950", "61.2",
+                 "href='anomaly/results/results.json'"):
+        assert cell in table
+    assert "| anomalib | AKF reverse distillation | image_auroc 0.950 | 61.2 |" in (tmp_path / "summary.md").read_text()

@@ -30,7 +30,7 @@ class DatasetError(ValueError):
 
 @DATASETS.register_module()
 class NEUCLSDataset(CustomDataset):
-    """NEU-CLS in class folders, optionally restricted to a split file (``tools/neu_cls_split.py``).
+    """NEU-CLS in class folders, optionally restricted to a split file (``defect-cls-split``).
 
     Args:
         data_prefix: folder with one sub-folder per class (``crazing`` ... ``scratches``).
@@ -73,7 +73,7 @@ class NEUCLSDataset(CustomDataset):
     def load_data_list(self):
         if self.ann_file:
             if not os.path.isfile(self.ann_file):
-                raise DatasetError(f"annotation file {self.ann_file} not found (write it with tools/neu_cls_split.py)")
+                raise DatasetError(f"annotation file {self.ann_file} not found (write it with defect-cls-split, or tools/neu_cls_split.py in a clone)")
             self._check_annotations()
         else:
             self._check_class_folders()

@@ -6,11 +6,20 @@ model in a comparison sees exactly the same images: per class, the sorted file n
 shuffled with ``numpy.random.default_rng(seed)`` and the first ``round(train_ratio * n)``
 go to training. The files are mmpretrain ``CustomDataset`` annotation lists
 (``<class folder>/<file name> <label>`` per line), so a config only sets ``ann_file``.
+
+Console command (also ``python tools/neu_cls_split.py`` in a clone)::
+
+    defect-cls-split [DATA_ROOT] [--out OUT_DIR] [--train-ratio 0.7] [--seed 0] [--classes C ...]
+
+Defaults: ``../shared/data/neu_cls`` -> ``work_dirs/cls/neu_cls_split/{train,test}.txt``, the
+split every packaged ``neu_cls/`` config reads (stratified 70/30, seed 0).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -99,3 +108,37 @@ def write_split(
     }
     _write_atomic(paths["meta"], json.dumps(meta, indent=2) + "\n")
     return paths
+
+
+DEFAULT_DATA_ROOT = "../shared/data/neu_cls"
+DEFAULT_OUT = "work_dirs/cls/neu_cls_split"  # where the packaged neu_cls configs read ann_file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``defect-cls-split``: write the fixed NEU-CLS split; exit status 2 with a message on bad input."""
+    from defect_plugins.data import NEU_CLASSES  # the label order every NEU-CLS config uses
+
+    parser = argparse.ArgumentParser(
+        prog="defect-cls-split",
+        description="Write the fixed stratified NEU-CLS split (mmpretrain CustomDataset annotation files).")
+    parser.add_argument("data_root", nargs="?", default=DEFAULT_DATA_ROOT,
+                        help=f"folder with one sub-folder per class (default: {DEFAULT_DATA_ROOT})")
+    parser.add_argument("--out", default=DEFAULT_OUT,
+                        help=f"where train.txt / test.txt / split.json go (default: {DEFAULT_OUT}, what the configs read)")
+    parser.add_argument("--train-ratio", type=float, default=0.7, help="share of each class for training (default: 0.7)")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle seed (default: 0)")
+    parser.add_argument("--classes", nargs="+", default=list(NEU_CLASSES),
+                        help="class folder names, in label order (default: the six NEU-CLS classes)")
+    args = parser.parse_args(argv)
+    try:
+        paths = write_split(args.data_root, args.out, args.classes, train_ratio=args.train_ratio, seed=args.seed)
+    except SplitError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,7 +7,9 @@ and the teacher is any mmpretrain classifier built from its own config file and 
 
 Teacher handling (why each point matters):
 
-* it is built once from ``teacher_config`` + ``teacher_checkpoint``; a missing file raises
+* it is built once from ``teacher_config`` + ``teacher_checkpoint``; ``teacher_config`` is a file
+  path or a packaged config name (``configs/neu_cls/x.py`` works from a wheel too, see
+  :func:`defect_plugins.packaged_configs.resolve_config`); a missing file raises
   :class:`FileNotFoundError` naming it; its weights are loaded strictly;
 * it is frozen (``requires_grad=False``) and always in eval mode (``train()`` is overridden), so
   BN statistics never drift and DDP ignores it;
@@ -34,6 +36,7 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 
 from defect_plugins.cls.distill.losses import hinton_kd_loss, rkd_angle_loss, rkd_distance_loss
+from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
 
 TEACHER_PREFIX = "teacher."
 
@@ -42,11 +45,19 @@ class TeacherError(ValueError):
     """The teacher cannot be built as asked (bad config, preprocessing that differs from the student's)."""
 
 
+class TeacherConfigNotFoundError(ConfigNotFoundError, TeacherError):
+    """``teacher_config`` names neither an existing file nor a packaged config."""
+
+
 def build_teacher(teacher_config: str | dict, teacher_checkpoint: str) -> torch.nn.Module:
     """Build an mmpretrain classifier from a config file (or its ``model`` dict) and load its weights."""
     if isinstance(teacher_config, (str, os.PathLike)):
-        if not os.path.isfile(teacher_config):
-            raise FileNotFoundError(f"teacher config {teacher_config} not found")
+        # Configs name their teacher as 'configs/neu_cls/x.py' (repo-relative): an existing file
+        # wins, else the packaged config of that name, so the same config works from a wheel.
+        try:
+            teacher_config = resolve_config(teacher_config)
+        except ConfigNotFoundError as error:
+            raise TeacherConfigNotFoundError(f"teacher {error}") from None
         cfg = Config.fromfile(str(teacher_config))
         if "model" not in cfg:
             raise TeacherError(f"teacher config {teacher_config} has no 'model' entry")
@@ -61,7 +72,7 @@ def build_teacher(teacher_config: str | dict, teacher_checkpoint: str) -> torch.
     if not teacher_checkpoint or not os.path.isfile(str(teacher_checkpoint)):
         raise FileNotFoundError(
             f"teacher checkpoint {teacher_checkpoint!r} not found: train the teacher first "
-            f"(e.g. tools/mim_train.sh mmpretrain <teacher config>) and pass its .pth as teacher_checkpoint")
+            f"(e.g. defect-train mmpretrain <teacher config>) and pass its .pth as teacher_checkpoint")
     teacher = MODELS.build(model_cfg)
     load_checkpoint(teacher, str(teacher_checkpoint), map_location="cpu", strict=True, logger="current")
     return teacher
@@ -88,7 +99,8 @@ class RKDClassifier(ImageClassifier):
     """``ImageClassifier`` (the student) + frozen teacher + RKD distance/angle (+ optional Hinton KD) losses.
 
     Args:
-        teacher_config: teacher config path (its ``model``) or a model config dict.
+        teacher_config: teacher config path or packaged config name (its ``model`` is used), or a
+            model config dict.
         teacher_checkpoint: teacher weights (.pth); required.
         distance_weight: weight of the distance-wise RKD loss (paper: 25).
         angle_weight: weight of the angle-wise RKD loss (paper: 50).

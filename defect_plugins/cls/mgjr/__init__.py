@@ -15,7 +15,8 @@ MODELS (model)      ``MGJRClassifier`` (unified loss, stage 2)          :mod:`.c
 ==================  ==================================================  ======================
 
 Training: stage 1 fine-tunes the teacher (``configs/mgjr/vit_teacher_*.py``), stage 2 trains
-the student jointly (``configs/mgjr/mgjr_*.py``), both with ``tools/mim_train.sh mmpretrain``.
+the student jointly (``configs/mgjr/mgjr_*.py``), both with ``defect-train mmpretrain`` (packaged
+configs, see ``defect-configs list``; ``tools/mim_train.sh`` in a clone).
 """
 import defect_plugins  # noqa: F401  (compatibility fixes first)
 from defect_plugins.cls.mgjr.classifier import DEFAULT_LOSS_WEIGHTS, LOSS_TERMS, FeatureDimError, MGJRClassifier

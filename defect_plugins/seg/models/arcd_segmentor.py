@@ -45,7 +45,8 @@ def load_reconstructor_state(path: str | Path | None) -> dict[str, Tensor]:
     if path is None or str(path) == "":
         raise StageOneCheckpointError(
             "model.reconstructor_checkpoint is not set: ARCD stage 2 needs the stage-1 reconstruction checkpoint "
-            "(train configs/arcd/*stage1*.py first, then pass --cfg-options model.reconstructor_checkpoint=PATH)")
+            "(train a packaged arcd/*stage1*.py config first, e.g. `defect-train mmseg arcd_stage1_recon_strip.py`, "
+            "then pass --cfg-options model.reconstructor_checkpoint=PATH)")
     if not Path(path).is_file():
         raise StageOneCheckpointError(f"model.reconstructor_checkpoint: stage-1 checkpoint {str(path)!r} not found")
     ckpt = _load_checkpoint(str(path), map_location="cpu")

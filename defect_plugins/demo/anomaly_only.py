@@ -17,37 +17,18 @@ import argparse
 import csv
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-ANOMALY_CONFIG = REPO_ROOT / "configs" / "akf_rd_synthetic.yaml"
+from defect_plugins.fileio import atomic_write_json
+
+from .runner import DemoError, StepRunner, latest
+
+ANOMALY_CONFIG = "akf_rd_synthetic.yaml"  # packaged: defect_plugins/configs/
 F32 = {"INFERENCE_PRECISION_HINT": "f32"}
-
-
-class DemoError(RuntimeError):
-    """A demo step failed; the message names the step and the command."""
-
-
-def _run(step: str, command: list[str], log_dir: Path) -> None:
-    print(f"[demo] {step}: {' '.join(command)}", flush=True)
-    log = log_dir / f"{step}.log"
-    with log.open("w") as handle:
-        result = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    if result.returncode != 0:
-        tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
-        raise DemoError(f"step '{step}' failed (exit {result.returncode}); log {log}:\n{tail}")
-
-
-def _find_one(root: Path, pattern: str) -> Path:
-    matches = sorted(root.rglob(pattern), key=lambda p: p.stat().st_mtime)
-    if not matches:
-        raise DemoError(f"no {pattern} under {root}")
-    return matches[-1]
 
 
 def _heatmap_overlay(image_rgb: np.ndarray, anomaly_map: np.ndarray) -> np.ndarray:
@@ -68,30 +49,31 @@ def run_anomaly_demo(out: Path, *, epochs: int, image_size: int, num_train: int,
     from anomalib.deploy import OpenVINOInferencer
     from sklearn.metrics import roc_auc_score
 
-    logs = out / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    from defect_plugins.packaged_configs import resolve_config
+
+    steps = StepRunner(out / "logs", cwd=out)
     data_root, category = out / "data", "steel"
     started = time.perf_counter()
-    _run("make-data", [
+    steps.run("make-data", [
         sys.executable, "-m", "defect_plugins.data.cli", "anomaly", str(data_root / category),
         "--num-train", str(num_train), "--num-test-good", "8", "--num-test-defect", "6",
         "--size", str(image_size), "--seed", str(seed),
-    ], logs)
+    ])
     anomalib = [sys.executable, "-m", "anomalib.cli.cli"] if shutil.which("anomalib") is None else ["anomalib"]
-    _run("train", [
-        *anomalib, "train", "--config", str(ANOMALY_CONFIG),
+    steps.run("train", [
+        *anomalib, "train", "--config", str(resolve_config(ANOMALY_CONFIG)),
         "--data.root", str(data_root), "--data.category", category,
         "--model.image_size", f"[{image_size},{image_size}]",
         "--trainer.max_epochs", str(epochs), "--default_root_dir", str(out / "anomalib"),
         "--seed_everything", str(seed),
-    ], logs)
-    checkpoint = _find_one(out / "anomalib", "*.ckpt")
-    _run("export", [
+    ])
+    checkpoint = latest(out / "anomalib", "*.ckpt")
+    steps.run("export", [
         *anomalib, "export", "--model", "defect_plugins.anomaly.AkfReverseDistillation",
         "--model.pre_trained", "false", "--model.image_size", f"[{image_size},{image_size}]",
         "--export_type", "openvino", "--ckpt_path", str(checkpoint), "--export_root", str(out / "export"),
-    ], logs)
-    model_xml = _find_one(out / "export", "model.xml")
+    ])
+    model_xml = latest(out / "export", "model.xml")
 
     inferencer = OpenVINOInferencer(path=model_xml, device="CPU", config=F32)
     heatmaps = out / "heatmaps"
@@ -119,7 +101,7 @@ def run_anomaly_demo(out: Path, *, epochs: int, image_size: int, num_train: int,
         "decision_accuracy": round(float(np.mean([(row["decision"] == "defect") == t for row, t in zip(rows, labels)])), 4),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(out / "summary.json", summary, indent=2)
     return summary
 
 

@@ -1,0 +1,114 @@
+"""Run the demo's steps: one line per step with elapsed time, live training progress, full logs.
+
+Trainings run as the commands a user would type (``anomalib train``, ``defect-train``), as
+subprocesses. Their whole output goes to ``OUT/logs/<step>.log``; the lines that say how a
+training is going (mmengine's ``Epoch(train)`` / ``Iter(train)`` / ``Epoch(val)`` / ``Iter(val)``
+lines, and the ``[progress]`` lines of :class:`defect_plugins.anomaly.callbacks.EpochProgress`)
+are also echoed, shortened, to the terminal while the step runs.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# "12/01 21:10:40 - mmengine - INFO - Epoch(train)  [2][14/14]  lr: 5.0e-02  eta: ...  loss: 1.9474"
+_MMENGINE = re.compile(r"(Epoch|Iter)\((train|val)\)\s*(\[[^\]]*\](?:\[[^\]]*\])?)(.*)")
+# the figures worth a terminal line; everything else stays in the log
+_KEEP = re.compile(r"\b(loss|accuracy/top1|mIoU|region/mIoU|RA|mAUROC): ([-0-9.e]+)")
+
+
+class DemoError(RuntimeError):
+    """A demo step failed; the message names the step, its log and the log's last lines."""
+
+
+def progress_line(line: str) -> str | None:
+    """The short terminal form of a training log line, or None when the line is not progress."""
+    if "[progress]" in line:
+        return line.split("[progress]", 1)[1].strip()
+    match = _MMENGINE.search(line)
+    if match is None:
+        return None
+    kind, phase, where, rest = match.groups()
+    figures = " ".join(f"{key} {value}" for key, value in _KEEP.findall(rest))
+    return f"{kind.lower()} {where} {phase}" + (f": {figures}" if figures else "")
+
+
+class StepRunner:
+    """Times the demo's steps and runs their commands with logs and live progress."""
+
+    def __init__(self, log_dir: Path, *, cwd: Path, echo: bool = True) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.cwd = Path(cwd)
+        self.echo = echo
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def say(self, text: str) -> None:
+        if self.echo:
+            print(f"[{time.perf_counter() - self.started:6.1f} s] {text}", flush=True)
+
+    @contextlib.contextmanager
+    def step(self, name: str, what: str) -> Iterator[None]:
+        """Announce a step, time it, and record its duration under ``name``."""
+        self.say(f"{name}: {what}")
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 1)
+        self.say(f"{name}: done in {self.seconds[name]:.1f} s")
+
+    def run(self, name: str, command: Sequence[str], env: dict[str, str] | None = None) -> None:
+        """Run ``command``; stream progress lines; raise :class:`DemoError` on a non-zero exit."""
+        log = self.log_dir / f"{name}.log"
+        self.say(f"{name}: $ {shlex.join(command)}")
+        self.say(f"{name}: log {log}")
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        with log.open("w") as handle:
+            process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       cwd=self.cwd, env=full_env, text=True, errors="replace", bufsize=1)
+            assert process.stdout is not None
+            try:
+                for line in process.stdout:
+                    handle.write(line)
+                    short = progress_line(line)
+                    if short is not None:
+                        self.say(f"{name} | {short}")
+            except BaseException:
+                process.kill()
+                raise
+            finally:
+                code = process.wait()
+        if code != 0:
+            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
+            raise DemoError(f"step '{name}' failed (exit {code}); log {log}:\n{tail}")
+
+
+def latest(root: Path, pattern: str) -> Path:
+    """The newest file under ``root`` matching ``pattern`` (the checkpoint a training left last)."""
+    matches = sorted(Path(root).rglob(pattern), key=lambda p: p.stat().st_mtime)
+    if not matches:
+        raise DemoError(f"no {pattern} under {root}")
+    return matches[-1]
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """``python -m module args`` with this interpreter (console scripts may not be on PATH)."""
+    return [sys.executable, "-m", module, *args]
+
+
+def console_command(script: str, module: Sequence[str]) -> list[str]:
+    """A console script of *this* environment (next to its python), else ``python -m module...``.
+
+    ``module`` is the module form's argv (``["defect_plugins.launcher", "launch", "train"]`` for
+    ``defect-train``). Looking next to ``sys.executable`` rather than on PATH keeps another
+    environment's script of the same name out, which matters when the venv was not activated.
+    """
+    path = Path(sys.executable).parent / script
+    return [str(path)] if path.is_file() and os.access(path, os.X_OK) else python_module(*module)

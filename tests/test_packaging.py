@@ -1,0 +1,118 @@
+"""The wheel works outside the clone: it holds every packaged config (all the README names) and the commands."""
+from __future__ import annotations
+
+import fnmatch
+import importlib.metadata
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from typing import Iterator
+
+import pytest
+
+from defect_plugins.packaged_configs import config_root
+from tests.conftest import REPO_ROOT
+
+COMMANDS = {
+    "defect-train": "defect_plugins.launcher:train_main",
+    "defect-test": "defect_plugins.launcher:test_main",
+    "defect-configs": "defect_plugins.packaged_configs:main",
+    "defect-cls-split": "defect_plugins.cls.datasets.split:main",
+}
+PREFIX = "defect_plugins/configs/"
+
+
+def _setuptools_version() -> tuple[int, ...] | None:
+    try:
+        version = importlib.metadata.version("setuptools")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Iterator[zipfile.ZipFile]:
+    """Build the wheel from a copy of the sources (a build writes build/ and *.egg-info next to them)."""
+    version = _setuptools_version()
+    if version is None or version < (77,):
+        pytest.skip(f"building the wheel without isolation needs setuptools >= 77 here (found {version})")
+    tmp = tmp_path_factory.mktemp("wheel")
+    source = tmp / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
+    shutil.copytree(REPO_ROOT / "defect_plugins", source / "defect_plugins",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
+                             "-w", str(tmp / "dist")], cwd=source, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "is absent from the `packages` configuration" not in result.stdout + result.stderr
+    (built,) = (tmp / "dist").glob("defect_plugins-*.whl")
+    with zipfile.ZipFile(built) as archive:
+        yield archive
+
+
+def _readme_config_paths() -> list[str]:
+    """``configs/...`` paths (files, globs, folders) named in README.md, relative to the config root."""
+    text = (REPO_ROOT / "README.md").read_text()
+    found = re.findall(r"(?<![\w./-])(?:defect_plugins/)?configs/[\w.*/-]*", text)
+    return sorted({path.split("configs/", 1)[1].rstrip(".") for path in found})
+
+
+def test_wheel_holds_every_packaged_config(wheel):
+    names = set(wheel.namelist())
+    on_disk = [p.relative_to(config_root()).as_posix() for p in config_root().rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts]
+    missing = [rel for rel in on_disk if PREFIX + rel not in names]
+    assert on_disk and not missing, f"not in the wheel: {missing}"
+    assert not [n for n in names if n.startswith(PREFIX) and n.endswith("__init__.py")]  # data, not packages
+
+
+def test_wheel_holds_every_config_the_readme_names(wheel):
+    packaged = [n[len(PREFIX):] for n in wheel.namelist() if n.startswith(PREFIX)]
+    for rel in _readme_config_paths():
+        if rel == "" or rel.endswith("/"):
+            ok = any(name.startswith(rel) for name in packaged)
+        elif "*" in rel:
+            ok = bool(fnmatch.filter(packaged, rel))
+        else:
+            ok = rel in packaged
+        assert ok, f"README.md names configs/{rel}, which the wheel does not hold"
+
+
+def test_wheel_holds_every_module_and_the_console_commands(wheel):
+    names = set(wheel.namelist())
+    package = REPO_ROOT / "defect_plugins"
+    modules = [p.relative_to(REPO_ROOT).as_posix() for p in package.rglob("*.py")
+               if "__pycache__" not in p.parts and not p.relative_to(package).as_posix().startswith("configs/")]
+    assert not [m for m in modules if m not in names]
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    text = wheel.read(entry_points).decode()
+    for command, target in COMMANDS.items():
+        assert f"{command} = {target}" in text
+
+
+def test_unpacked_wheel_finds_and_loads_its_configs_outside_the_clone(wheel, tmp_path):
+    """What a wheel user gets: packaged names resolve, ``_base_`` includes load, teacher paths resolve."""
+    site = tmp_path / "site"
+    wheel.extractall(site)  # a pure-Python wheel unpacked is an installation
+    work = tmp_path / "work"
+    work.mkdir()
+    code = (
+        "import defect_plugins.packaged_configs as pc, sys\n"
+        f"assert pc.__file__.startswith({str(site)!r}), pc.__file__\n"
+        "from mmengine.config import Config\n"
+        "cfg = Config.fromfile(str(pc.resolve_config('mgjr_neu_cls_64.py')))\n"
+        "teacher = pc.resolve_config(cfg.model.teacher_config)\n"
+        f"assert str(teacher).startswith({str(site)!r}) and Config.fromfile(str(teacher)).model.type\n"
+        "print(pc.resolve_config('configs/akf_rd.yaml'))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(site), OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == str(site / "defect_plugins" / "configs" / "akf_rd.yaml")
