@@ -159,3 +159,20 @@ def test_wheel_demo_does_not_need_the_clone():
     for name in (full.CLS_TEACHER_CONFIG, full.CLS_STUDENT_CONFIG, full.ANOMALY_CONFIG, full.SEG_STAGE1_CONFIG,
                  full.SEG_STAGE2_CONFIG):
         assert Path(full._config(name)).is_file(), name
+
+
+@pytest.mark.slow
+def test_anomaly_demo_end_to_end_on_a_tiny_setting(tmp_path):
+    """defect-demo-anomaly: anomalib train -> anomalib export -> OpenVINOInferencer at f32, files written."""
+    import csv
+
+    out = tmp_path / "demo"
+    assert anomaly_only.main(["--out", str(out), "--epochs", "1", "--num-train", "8", "--image-size", "64"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["openvino_precision"] == "f32"
+    assert 0.0 <= summary["image_auroc_openvino"] <= 1.0
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert len(rows) == summary["test_images"] == 8 + 6 * 3
+    assert {row["truth"] for row in rows} == {"good", "scratch", "pit", "patch"}
+    assert len(list((out / "heatmaps").glob("*.png"))) == len(rows)
+    assert not list(out.rglob(".*.tmp*")), "no temporary files left behind"

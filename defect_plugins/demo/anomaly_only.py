@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from defect_plugins.fileio import atomic_write_json
+from defect_plugins.fileio import atomic_path, atomic_write_json
 
 from .runner import DemoError, StepRunner, latest
 
@@ -85,10 +85,12 @@ def run_anomaly_demo(out: Path, *, epochs: int, image_size: int, num_train: int,
         anomaly_map = np.asarray(prediction.anomaly_map).squeeze()
         image = cv2.cvtColor(cv2.imread(str(image_path)), cv2.COLOR_BGR2RGB)
         name = f"{image_path.parent.name}_{image_path.stem}.png"
-        cv2.imwrite(str(heatmaps / name), _heatmap_overlay(image, anomaly_map))
+        with atomic_path(heatmaps / name) as tmp:
+            if not cv2.imwrite(str(tmp), _heatmap_overlay(image, anomaly_map)):
+                raise DemoError(f"could not write {heatmaps / name}")
         rows.append({"image": str(image_path.relative_to(data_root)), "truth": image_path.parent.name,
                      "score": round(score, 6), "decision": "defect" if score >= 0.5 else "good"})
-    with (out / "scores.csv").open("w", newline="") as handle:
+    with atomic_path(out / "scores.csv") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
