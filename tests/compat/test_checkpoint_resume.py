@@ -31,7 +31,8 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path, tiny_seg_data):
         stderr=subprocess.PIPE, start_new_session=True,
     )
     deadline = time.monotonic() + 240
-    while not (work_dir / "last_checkpoint").exists():
+    # mmengine writes last_checkpoint with a plain open('w'): wait until it names a file, not only exists
+    while not ((work_dir / "last_checkpoint").exists() and (work_dir / "last_checkpoint").read_text().strip()):
         assert run.poll() is None, run.stderr.read().decode()[-3000:]
         assert time.monotonic() < deadline, "no checkpoint written in time"
         time.sleep(0.2)
