@@ -72,13 +72,14 @@ def score_anomaly(model_xml: str | Path, dataset_root: str | Path, *, precision:
 
 
 def _iou(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """Intersection and union per class over one image (ignored pixels dropped), shape (2, C)."""
-    keep = label != ignore_index
-    pred, label = pred[keep].astype(np.int64), label[keep].astype(np.int64)
-    inter = np.bincount(label[pred == label], minlength=num_classes)[:num_classes]
-    area_pred = np.bincount(pred, minlength=num_classes)[:num_classes]
-    area_label = np.bincount(label, minlength=num_classes)[:num_classes]
-    return np.stack([inter, area_pred + area_label - inter])
+    """Intersection and union per class over one image, shape (2, C): mmseg's ``IoUMetric`` arithmetic."""
+    import torch
+    from mmseg.evaluation import IoUMetric
+
+    inter, union, _, _ = IoUMetric.intersect_and_union(torch.as_tensor(np.asarray(pred, np.int64)),
+                                                       torch.as_tensor(np.asarray(label, np.int64)),
+                                                       num_classes, ignore_index)
+    return np.stack([inter.numpy(), union.numpy()]).astype(np.int64)
 
 
 def score_segmentor(model_xml: str | Path, data_root: str | Path, *, split: str = "val",
