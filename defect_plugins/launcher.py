@@ -2,7 +2,7 @@
 
 This is what ``mim train`` / ``mim test`` do (find ``<package>/.mim/tools/<script>.py`` and run
 it), without openmim, which cannot be installed next to torch and anomalib (its openxlab
-dependency pins setuptools 60 and rich 13.4). Importing :mod:`defect_plugins` first applies
+dependency pins setuptools 60 and rich 13.4). Importing this module first applies
 the compatibility fixes *before* the config is parsed, which matters for configs whose
 ``_base_`` is ``mmpretrain::...`` or ``mmseg::...`` (``custom_imports`` runs too late for that).
 
@@ -34,9 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
 
-import defect_plugins  # noqa: F401  (applies the compatibility fixes)
+from defect_plugins.compat import apply_all
 from defect_plugins.compat.package_lookup import get_installed_path
 from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
+
+apply_all()  # before any config is parsed (``mmseg::`` bases need the package_lookup fix)
 
 TOOLKITS = {"mmpretrain": "mmpretrain", "mmseg": "mmseg", "mmsegmentation": "mmseg"}
 SCRIPTS = ("train", "test")

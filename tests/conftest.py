@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-import defect_plugins  # noqa: F401  (applies the compatibility fixes, as a user import would)
+from defect_plugins.compat import apply_all
+
+# The suite uses the toolkits in-process everywhere, as importing defect_plugins.anomaly/.cls/.seg
+# would: apply the fixes once up front (tests/compat checks in fresh interpreters who applies them).
+apply_all()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -105,6 +105,8 @@ def test_unpacked_wheel_finds_and_loads_its_configs_outside_the_clone(wheel, tmp
     code = (
         "import defect_plugins.packaged_configs as pc, sys\n"
         f"assert pc.__file__.startswith({str(site)!r}), pc.__file__\n"
+        # what defect-train does before parsing a config: mmpretrain:: bases need the package_lookup fix
+        "from defect_plugins.compat import apply_all; apply_all()\n"
         "from mmengine.config import Config\n"
         "cfg = Config.fromfile(str(pc.resolve_config('mgjr_neu_cls_64.py')))\n"
         "teacher = pc.resolve_config(cfg.model.teacher_config)\n"

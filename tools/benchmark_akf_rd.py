@@ -3,13 +3,15 @@
 
 Both models are trained and evaluated in ONE run on the same data, teacher
 (backbone + weights), input size, batch size, epochs and optimiser settings,
-through anomalib's ``Engine``; both are exported with ``Engine.export`` to
-OpenVINO (FP32 and, unless ``--no-int8``, INT8 post-training quantisation with
-nncf). Reported per model: parameters (total / trainable), FLOPs of one
+through anomalib's ``Engine``; both are exported to
+OpenVINO through the package's one export path (:func:`defect_plugins.deploy.export.export_model`:
+FP32 and, unless ``--no-int8``, INT8 through its accuracy guard, PTQ then NNCF accuracy control).
+Timing, FLOPs and INT8 are the package's shared ones (``deploy.runtime``, ``deploy.benchmark``,
+``deploy.int8``). Reported per model: parameters (total / trainable), FLOPs of one
 forward pass (``torch.utils.flop_counter``), training seconds per epoch, an
 interleaved training-step timing (A/B/A/B... so that load from other
 processes on the machine hits both models alike), PyTorch latency, OpenVINO
-FP32 and INT8 latency at batch 1 and throughput at batch 8 (precision hint
+FP32 and INT8 latency at batch 1 and throughput at batch 8 (``ov.AsyncInferQueue``; precision hint
 always explicit: f32; OpenVINO would otherwise pick bf16 on this CPU), image
 AUROC, pixel AUROC, AUPRO (anomalib metrics), image AUROC of the OpenVINO
 FP32/INT8 models, and the f32 parity between PyTorch and OpenVINO.
@@ -31,7 +33,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -53,9 +54,16 @@ from anomalib.engine import Engine  # noqa: E402
 from anomalib.models import ReverseDistillation  # noqa: E402
 
 from defect_plugins.anomaly import AkfReverseDistillation, load_teacher_weights  # noqa: E402
-from defect_plugins.deploy.anomaly_openvino import AnomalyOpenVINOModel, quantize_int8  # noqa: E402
+from defect_plugins.deploy.benchmark import count_gflops  # noqa: E402
+from defect_plugins.deploy.export import export_model, load_model, parity  # noqa: E402
+from defect_plugins.deploy.families.anomaly import adopt_anomalib_ir  # noqa: E402
+from defect_plugins.deploy.int8 import evaluate, openvino_predict  # noqa: E402
+from defect_plugins.deploy.runtime import (compile_model, latency, list_images, read_bgr, throughput,  # noqa: E402
+                                           time_calls, to_input)
+from defect_plugins.fileio import atomic_write_json  # noqa: E402
 
 RD_LR, RD_BETAS = 0.005, (0.5, 0.99)  # anomalib ReverseDistillation.configure_optimizers
+MODEL_CLASSES = {"rd": "anomalib.models.ReverseDistillation"}  # class paths for the export; AKF-RD otherwise
 VARIANTS = {  # name -> (fusion, oce): the AKF paper's Table 3 settings
     "akf_oce": ("akf", True),
     "akf": ("akf", False),
@@ -143,13 +151,8 @@ def trainable_parameters(model: Any) -> list[torch.nn.Parameter]:  # noqa: ANN40
 
 
 def count_flops(model: Any, size: int) -> int:  # noqa: ANN401
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model.model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model.model(torch.randn(1, 3, size, size))
-    return int(counter.get_total_flops())
+    """FLOPs of one forward pass of the torch model at batch 1 (the package's counter, MAC = 2 FLOPs)."""
+    return int(count_gflops(model.model.eval(), torch.randn(1, 3, size, size)) * 1e9)
 
 
 def torch_latency_ms(model: Any, size: int, repeats: int) -> float:  # noqa: ANN401
@@ -157,84 +160,51 @@ def torch_latency_ms(model: Any, size: int, repeats: int) -> float:  # noqa: ANN
     model.eval()
     image = torch.rand(1, 3, size, size)
     with torch.no_grad():
-        for _ in range(3):
-            model(image)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(image)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        return time_calls(lambda: model(image), runs=repeats, warmup=3)["p50_ms"]
 
 
 def interleaved_step_seconds(models: dict[str, Any], batch: torch.Tensor, rounds: int) -> dict[str, float]:
-    """Median seconds of one training step per model, measured A/B/A/B so machine load hits all alike."""
-    state = {}
+    """Median seconds of one training step per model, measured A/B/A/B so machine load hits all alike.
+
+    Each step is one timed call of the package's timing loop (:func:`time_calls`), the models in turn.
+    """
+    steps, times = {}, {name: [] for name in models}
     for name, model in models.items():
         model.model.train()
-        params = trainable_parameters(model)
-        opt = torch.optim.Adam(params, lr=1e-6)
-        state[name] = (model, opt, [])
-    for _ in range(rounds):
-        for model, opt, times in state.values():
-            start = time.perf_counter()
+        opt = torch.optim.Adam(trainable_parameters(model), lr=1e-6)
+
+        def step(model: Any = model, opt: torch.optim.Optimizer = opt) -> None:  # noqa: ANN401
             opt.zero_grad()
-            loss = model.loss(*model.model(batch))
-            loss.backward()
+            model.loss(*model.model(batch)).backward()
             opt.step()
-            times.append(time.perf_counter() - start)
-    return {name: statistics.median(times[1:] if len(times) > 1 else times) for name, (_, _, times) in state.items()}
+
+        steps[name] = step
+    for _ in range(rounds):
+        for name, step in steps.items():
+            times[name].append(time_calls(step, runs=1, warmup=0)["mean_ms"] / 1000.0)
+    return {name: statistics.median(values[1:] if len(values) > 1 else values) for name, values in times.items()}
 
 
 def interleaved_latency_ms(calls: dict[str, Any], rounds: int) -> dict[str, float]:
     """Median milliseconds per call, calling the models in turn (A/B/A/B) so machine load hits all alike."""
     for call in calls.values():
-        for _ in range(3):
-            call()
+        time_calls(call, runs=1, warmup=3)
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(values) for name, values in times.items()}
+            times[name].append(time_calls(call, runs=1, warmup=0)["mean_ms"])
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def openvino_figures(xml: Path, size: int, repeats: int, threads: int) -> dict[str, float]:
-    ov_model = AnomalyOpenVINOModel(xml, precision="f32", num_threads=threads)
-    one = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    eight = np.random.default_rng(1).random((8, 3, size, size), dtype=np.float32)
-    for _ in range(3):
-        ov_model.infer(one)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        ov_model.infer(one)
-        times.append(time.perf_counter() - start)
-    ov_model.infer(eight)
-    batch_times = []
-    for _ in range(max(3, repeats // 4)):
-        start = time.perf_counter()
-        ov_model.infer(eight)
-        batch_times.append(time.perf_counter() - start)
-    return {"latency_ms_b1": 1000 * statistics.median(times), "throughput_img_s_b8": 8 / statistics.median(batch_times)}
-
-
-def openvino_scores(xml: Path, datamodule: Any, threads: int) -> tuple[list[float], list[int]]:  # noqa: ANN401
-    """Image scores of the OpenVINO model (f32 hint) on the test split, images as the datamodule loads them."""
-    ov_model = AnomalyOpenVINOModel(xml, precision="f32", num_threads=threads)
-    scores, labels = [], []
-    for batch in datamodule.test_dataloader():
-        out = ov_model.infer(batch.image.numpy())
-        scores.extend(out["pred_score"].reshape(-1).tolist())
-        labels.extend(batch.gt_label.int().reshape(-1).tolist())
-    return scores, labels
-
-
-def auroc(scores: list[float], labels: list[int]) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(labels, scores)) if len(set(labels)) == 2 else None  # noqa: PLR2004
+def openvino_figures(model: Any, size: int, repeats: int, threads: int, seconds: float) -> dict[str, float]:  # noqa: ANN401
+    """Latency p50 at batch 1 (``LATENCY`` hint) and images/s at batch 8 (``THROUGHPUT``), both at f32."""
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    eight = rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+    compiled = compile_model(model, "f32", num_threads=threads, batch=1)
+    compiled_tp = compile_model(model, "f32", performance_hint="THROUGHPUT", num_threads=threads, batch=8)
+    return {"latency_ms_b1": latency(compiled, one, runs=repeats, warmup=3)["p50_ms"],
+            "throughput_img_s_b8": throughput(compiled_tp, eight, seconds=seconds)["images_per_s"]}
 
 
 def run_one(name: str, args: argparse.Namespace, data_root: Path, work: Path) -> dict:
@@ -272,31 +242,42 @@ def run_one(name: str, args: argparse.Namespace, data_root: Path, work: Path) ->
         "image_F1Score": metrics.get("image_F1Score"),
         "torch_latency_ms_b1": torch_latency_ms(model, args.image_size, args.repeats),
     }
+    # The package's one export path, from the checkpoint the Engine wrote (uint8 BGR NHWC IR).
+    checkpoint = engine.best_model_path
+    if not checkpoint:
+        msg = f"{name}: the anomalib Engine wrote no checkpoint under {work / name}; cannot export."
+        raise FileNotFoundError(msg)
+    size = (args.image_size, args.image_size)
+    loaded = load_model("anomaly", checkpoint=checkpoint, input_size=size,
+                        anomalib_model=MODEL_CLASSES.get(name, "defect_plugins.anomaly.AkfReverseDistillation"))
+    fp32_xml, fp32_meta = export_model("anomaly", work / name / "export_fp32" / "model.xml", loaded=loaded)
     # f32 parity on one test image between PyTorch and the FP32 export.
-    export_root = work / name / "export_fp32"
-    fp32_xml = Path(engine.export(model=model, export_type=ExportType.OPENVINO, export_root=export_root))
-    first = next(iter(datamodule.test_dataloader()))
-    with torch.no_grad():
-        torch_out = model.eval()(first.image[:1])
-    ov_out = AnomalyOpenVINOModel(fp32_xml, precision="f32").infer(first.image[:1].numpy())
-    score_diff = torch_out.pred_score.reshape(-1)[0] - ov_out["pred_score"].reshape(-1)[0]
-    result["ov_fp32_parity_score_absdiff"] = float(abs(score_diff))
-    result["ov_fp32_parity_map_absmax"] = float(np.abs(torch_out.anomaly_map.numpy() - ov_out["anomaly_map"]).max())
-    for key, value in openvino_figures(fp32_xml, args.image_size, args.repeats, args.threads).items():
+    first = to_input(read_bgr(list_images(data_root / "test" / "good")[0]), size)
+    diffs = parity(loaded, fp32_xml, first)
+    result["ov_fp32_parity_score_absdiff"] = diffs["pred_score"]
+    result["ov_fp32_parity_map_absmax"] = diffs["anomaly_map"]
+    for key, value in openvino_figures(fp32_xml, args.image_size, args.repeats, args.threads, args.seconds).items():
         result[f"ov_fp32_{key}"] = value
-    result["ov_fp32_image_AUROC"] = auroc(*openvino_scores(fp32_xml, datamodule, args.threads))
+    result["ov_fp32_image_AUROC"] = evaluate(openvino_predict(fp32_xml), fp32_meta, data_root).value
     result["ov_fp32_xml"] = str(fp32_xml)
     if not args.no_int8:
-        # INT8 PTQ with the scoring head kept in f32 (defect_plugins.deploy.anomaly_openvino.quantize_int8),
-        # calibrated on the training images.
-        calibration = [batch.image.numpy() for batch in datamodule.train_dataloader()]
-        int8_xml = quantize_int8(fp32_xml, calibration, work / name / "export_int8" / "model.xml")
-        for key, value in openvino_figures(int8_xml, args.image_size, args.repeats, args.threads).items():
+        # The package's INT8 guard (scoring head in f32; PTQ, then NNCF accuracy control), calibrated on
+        # the training images; forced so that it is measured, the report says whether it met the tolerance.
+        int8_xml, int8_meta = export_model(
+            "anomaly", work / name / "export_int8" / "model.xml", loaded=loaded, precision="INT8",
+            calib_dir=data_root / "train" / "good", eval_dir=data_root, tolerance=args.int8_tolerance, force=True,
+        )
+        for key, value in openvino_figures(int8_xml, args.image_size, args.repeats, args.threads, args.seconds).items():
             result[f"ov_int8_{key}"] = value
-        result["ov_int8_image_AUROC"] = auroc(*openvino_scores(int8_xml, datamodule, args.threads))
+        result["ov_int8_image_AUROC"] = int8_meta.quantization["int8"]
+        result["ov_int8_quantization"] = {key: int8_meta.quantization[key]
+                                          for key in ("path", "drop", "forced", "int8_layers", "float_layers")}
         result["ov_int8_xml"] = str(int8_xml)
     if not args.no_int8 and args.anomalib_int8:
-        # anomalib's own INT8_PTQ (whole graph, scoring head included), for comparison.
+        # anomalib's own INT8_PTQ (whole graph, scoring head included), for comparison; its float RGB
+        # NCHW IR is adopted into the uint8 BGR contract to be measured alike.
+        import openvino as ov
+
         anomalib_int8_xml = Path(
             engine.export(
                 model=model,
@@ -306,9 +287,11 @@ def run_one(name: str, args: argparse.Namespace, data_root: Path, work: Path) ->
                 datamodule=datamodule,
             ),
         )
-        for key, value in openvino_figures(anomalib_int8_xml, args.image_size, args.repeats, args.threads).items():
+        adopted, adopted_meta = adopt_anomalib_ir(ov.Core().read_model(str(anomalib_int8_xml)), anomalib_int8_xml)
+        for key, value in openvino_figures(adopted, args.image_size, args.repeats, args.threads, args.seconds).items():
             result[f"ov_int8_anomalib_{key}"] = value
-        result["ov_int8_anomalib_image_AUROC"] = auroc(*openvino_scores(anomalib_int8_xml, datamodule, args.threads))
+        adopted_meta.input_size = size
+        result["ov_int8_anomalib_image_AUROC"] = evaluate(openvino_predict(adopted), adopted_meta, data_root).value
     result["interleaved_model"] = model
     return result
 
@@ -371,6 +354,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--anomalib-int8", action="store_true", help="also export with anomalib's whole-graph INT8_PTQ (slow)",
     )
     parser.add_argument("--repeats", type=int, default=30, help="timed repeats for latency")
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each OpenVINO throughput run")
+    parser.add_argument("--int8-tolerance", type=float, default=0.01, help="INT8 guard: largest image-AUROC drop")
     parser.add_argument("--step-rounds", type=int, default=8, help="rounds of the interleaved step timing")
     parser.add_argument("--threads", type=int, default=None, help="torch/OpenVINO threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
@@ -425,15 +410,16 @@ def main(argv: list[str] | None = None) -> int:
         torch_calls = {name: (lambda m=models[name]: m(image)) for name in names}
         for name, value in interleaved_latency_ms(torch_calls, args.repeats * 2).items():
             results[name]["torch_latency_ms_b1_interleaved"] = value
-    one = np.random.default_rng(0).random((1, 3, args.image_size, args.image_size), dtype=np.float32)
+    one = np.random.default_rng(0).integers(0, 256, (1, args.image_size, args.image_size, 3), dtype=np.uint8)
     for kind in ("fp32", "int8"):
         if not all(f"ov_{kind}_xml" in results[name] for name in names):
             continue
-        ov_models = {
-            name: AnomalyOpenVINOModel(results[name][f"ov_{kind}_xml"], precision="f32", num_threads=args.threads)
+        requests = {
+            name: compile_model(results[name][f"ov_{kind}_xml"], "f32", num_threads=args.threads, batch=1)
+            .create_infer_request()
             for name in names
         }
-        ov_calls = {name: (lambda m=ov_models[name]: m.infer(one)) for name in names}
+        ov_calls = {name: (lambda r=requests[name]: r.infer({0: one})) for name in names}
         for name, value in interleaved_latency_ms(ov_calls, args.repeats * 3).items():
             results[name][f"ov_{kind}_latency_ms_b1_interleaved"] = value
     ref = results["rd"]
@@ -458,17 +444,15 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "openvino_precision_hint": "f32 (explicit; INT8 models: int8 kernels, f32 elsewhere)",
         "int8": (
-            "ov_int8 = nncf PTQ of the networks, scoring head in f32 (quantize_int8); "
-            "ov_int8_anomalib = anomalib INT8_PTQ (whole graph)"
+            "ov_int8 = defect_plugins INT8 guard (scoring head in f32; nncf PTQ, then accuracy control, "
+            f"tolerance {args.int8_tolerance}, forced); ov_int8_anomalib = anomalib INT8_PTQ (whole graph)"
         ),
         "hardware": f"{platform.processor() or platform.machine()}, torch threads {args.threads}",
         "command": " ".join(sys.argv),
         "wall_seconds": time.perf_counter() - started,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"meta": meta, "results": results, "table": table}, indent=2, default=str))
-    tmp.replace(args.out)
+    atomic_write_json(args.out, {"meta": meta, "results": results, "table": table}, indent=2, default=str)
     print(table)
     for name in names[1:]:
         res = results[name]

@@ -48,7 +48,7 @@ def _student_cfg(config: str, backbone_overrides: dict) -> dict:
     import defect_plugins.cls  # noqa: F401
     from mmengine.config import Config
 
-    from defect_plugins.cls.mgjr.deploy import student_model_config
+    from defect_plugins.deploy.families.classifier import student_model_config
 
     root = Path(__file__).resolve().parents[1]
     path = Path(config) if Path(config).is_file() else root / config

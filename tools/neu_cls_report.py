@@ -21,15 +21,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import defect_plugins.cls  # noqa: F401
-from defect_plugins.deploy.classifier_openvino import benchmark, export_classifier, load_classifier, parity
+from defect_plugins.deploy.export import export_model, load_model, parity
+from defect_plugins.deploy.families import classifier as classifier_family
+from defect_plugins.deploy.families.classifier import load_network
+from defect_plugins.deploy.runtime import compile_model, latency, time_calls
+from defect_plugins.fileio import atomic_path, atomic_write_json
 
 
 def _student_cfg(cfg):
@@ -54,16 +56,10 @@ def evaluate(config: str, checkpoint: str, work_dir: Path) -> dict:
 
 
 def torch_latency(model, size: int, runs: int = 30, warmup: int = 3) -> float:
+    """Median latency (ms) of the network at batch 1 (the package's one timing loop)."""
     x = torch.randn(1, 3, size, size)
     with torch.no_grad():
-        for _ in range(warmup):
-            model(x, mode="tensor")
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            model(x, mode="tensor")
-            times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        return time_calls(lambda: model(x, mode="tensor"), runs=runs, warmup=warmup)["p50_ms"]
 
 
 def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: int) -> dict:
@@ -76,7 +72,7 @@ def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: 
     size = int(cfg.get("img_size", 224))
     row: dict = {"name": name, "config": config, "checkpoint": checkpoint, "img_size": size}
     if checkpoint:
-        model, _ = load_classifier(config, checkpoint)
+        model, _ = load_network(config, checkpoint)
     else:
         scfg = _student_cfg(cfg)
         model_cfg = copy.deepcopy(scfg.model)
@@ -98,8 +94,13 @@ def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: 
     row["gflops"] = info["flops"] / 1e9
     torch.set_num_threads(threads)
     row["torch_cpu_ms"] = torch_latency(model, size)
-    xml = export_classifier(model, out / "openvino" / f"{name}.xml", size)
-    row["openvino_f32_ms"] = benchmark(xml, size, runs=50, threads=threads)["median_ms"]
+    if checkpoint:
+        loaded = load_model("classifier", config=config, checkpoint=checkpoint, input_size=(size, size))
+        xml, _ = export_model("classifier", out / "openvino" / f"{name}.xml", loaded=loaded)
+    else:  # random weights: the converted graph is timed without being written
+        xml = classifier_family.convert(model, (size, size), dynamic=False)
+    one = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    row["openvino_f32_ms"] = latency(compile_model(xml, "f32", num_threads=threads), one, runs=50)["p50_ms"]
     row["threads"] = threads
     if checkpoint:
         metrics = evaluate(config, checkpoint, out / "runs" / name)
@@ -110,7 +111,8 @@ def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: 
 
             classes = list(NEU_CLASSES)
         figure = ConfusionMatrix.plot(matrix, include_values=True, classes=classes, show=False)
-        figure.savefig(out / f"{name}_confusion.png", dpi=80, bbox_inches="tight")
+        with atomic_path(out / f"{name}_confusion.png") as tmp:
+            figure.savefig(tmp, dpi=80, bbox_inches="tight")
         row["confusion_matrix"] = matrix.tolist()
         row["metrics"] = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in metrics.items()}
         import cv2
@@ -118,7 +120,7 @@ def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: 
         test_list = Path(cfg.test_dataloader.dataset.ann_file).read_text().splitlines()[::90][:6]
         images = np.stack([cv2.resize(cv2.imread(str(Path(cfg.test_dataloader.dataset.data_prefix) / line.rsplit(" ", 1)[0])),
                                       (size, size), interpolation=cv2.INTER_LINEAR) for line in test_list])
-        row["openvino_f32_parity_max_abs"] = parity(model, xml, images)
+        row["openvino_f32_parity_max_abs"] = parity(loaded, xml, images)["probs"]
     return row
 
 
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         name, rest = spec.split("=", 1)
         config, _, checkpoint = rest.partition(":")
         rows.append(measure(name, config, checkpoint or None, out, args.threads))
-        (out / "report.json").write_text(json.dumps(rows, indent=2) + "\n")
+        atomic_write_json(out / "report.json", rows, indent=2)
     print("| model | top-1 % | macro F1 % | params (M) | GFLOPs | PyTorch CPU ms | OpenVINO f32 ms | parity |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:

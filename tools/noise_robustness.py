@@ -24,11 +24,12 @@ import copy
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from defect_plugins.fileio import atomic_write_bytes
 
 DEFAULT_GAUSSIAN = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2)
 DEFAULT_SALT_PEPPER = (0.0, 0.01, 0.02, 0.05, 0.1, 0.15)
@@ -36,15 +37,9 @@ NOISE_TRANSFORMS = {"gaussian": ("AddGaussianNoise", "sigma"), "salt_pepper": ("
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    """The package's one atomic write (:mod:`defect_plugins.fileio`), folder created first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 def noisy_pipeline(pipeline: list, kind: str, strength: float, seed: int) -> list:
@@ -80,7 +75,7 @@ def evaluate(model, dataset_cfg: dict, batch_size: int = 64, limit: int | None =
 
 def run(models: list[tuple[str, str, str]], gaussian, salt_pepper, seed: int = 0, limit: int | None = None) -> dict:
     import defect_plugins.cls  # noqa: F401
-    from defect_plugins.cls.mgjr.deploy import load_student
+    from defect_plugins.deploy.families.classifier import load_network as load_student
 
     results = {"gaussian_sigma": list(gaussian), "salt_pepper_amount": list(salt_pepper), "seed": seed,
                "noise_inserted": "after Resize (at network input resolution)", "models": {}}

@@ -19,6 +19,8 @@ Configs load them with ``custom_imports=dict(imports=['defect_plugins.cls'], all
 and ``default_scope='mmpretrain'`` (see ``configs/neu_cls/``). Each further method lives in its own
 subpackage and is imported here too: :mod:`defect_plugins.cls.mgjr` (MGJR, see its docstring).
 """
-import defect_plugins  # noqa: F401  (compatibility fixes first)
+from defect_plugins.compat import apply_all
+
+apply_all()  # compatibility fixes first (mmcv.ops fallbacks for mmseg, checkpoint loading)
 from defect_plugins.cls import backbones, datasets, distill, hooks, losses, transforms  # noqa: F401
 from defect_plugins.cls import mgjr  # noqa: F401,E402  (MGJR: IEMA, GL-Attention, ViT teacher, AGTS)

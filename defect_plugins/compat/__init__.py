@@ -3,8 +3,11 @@
 Every fix here repairs one measured incompatibility between the pinned upstream releases
 (mmengine 0.10.x, mmcv-lite 2.1, mmseg 1.2, mmpretrain 1.2) and today's torch, numpy and
 setuptools. Each one checks first whether the upstream is already fine and then does
-nothing; none edits installed files. They are applied once, when ``defect_plugins`` is
-imported (``custom_imports`` in an OpenMMLab config, or ``defect-train`` / ``tools/mim_train.sh``).
+nothing; none edits installed files. They are applied once, by :func:`apply_all`, when a part
+of the package that uses the toolkits is imported: ``defect_plugins.anomaly``, ``.cls``, ``.seg``
+(``custom_imports`` in an OpenMMLab config, anomalib's ``class_path``), the launcher
+(``defect-train`` / ``tools/mim_train.sh``), the demo and ``defect_plugins.deploy.export``.
+``import defect_plugins`` alone applies nothing: the deployment runtime must not import torch.
 
 ==========================  =========================================================
 fix                         why

@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", nargs="+", choices=("cls", "anomaly", "seg"), default=["cls", "anomaly", "seg"],
                         help="run some families only (anomaly without cls trains with a random teacher)")
-    parser.add_argument("--cls-per-class", type=int, default=300)
-    parser.add_argument("--cls-epochs", type=int, default=20)
+    parser.add_argument("--cls-per-class", type=int, default=600)
+    parser.add_argument("--cls-epochs", type=int, default=10)
     parser.add_argument("--int8-tolerance", type=float, default=0.02, help="largest top-1 drop INT8 may cost")
     parser.add_argument("--anomaly-train", type=int, default=80)
     parser.add_argument("--anomaly-test-good", type=int, default=20)

@@ -1,8 +1,8 @@
 """Benchmark PyTorch eager, OpenVINO FP32 and OpenVINO INT8 of a model family in one run.
 
 For every family given, the parent process loads the trained model once, exports the FP32 IR and
-the INT8 IR (:func:`.export.export_model`; INT8 is exported with ``force=True`` so that it can be
-measured, and the JSON says whether it is inside the tolerance) and then measures each variant in
+the INT8 IR (:func:`.export.export_model`; INT8 goes through the guard, PTQ then accuracy control,
+with ``force=True`` so that it can be measured, and the JSON says whether it is inside the tolerance) and then measures each variant in
 a fresh child process, so that peak memory (``resource.getrusage(...).ru_maxrss``) belongs to that
 variant alone:
 
@@ -12,7 +12,9 @@ variant alone:
 * peak resident memory of the child (``VmHWM``), and the same for a child that only imports the libraries
   (``baseline``), so ``peak_rss_over_baseline_mb`` is what the model itself costs;
 * model size on disk (PyTorch: its ``state_dict`` saved with ``torch.save``; OpenVINO: .xml + .bin);
-* the family's metric on a labelled folder (:func:`.int8.evaluate`) and its delta to PyTorch.
+* the family's metric on a labelled folder (:func:`.int8.evaluate`) and its delta to PyTorch;
+* for each OpenVINO IR, the same figures from OpenVINO's own ``benchmark_app`` (same IR, precision,
+  performance hint, threads and batch; :func:`run_benchmark_app`), side by side with ours.
 
 OpenVINO is always compiled with ``INFERENCE_PRECISION_HINT="f32"`` here (INT8 layers run in INT8,
 the rest in f32): the bf16 default of this CPU would make FP32 and INT8 incomparable.
@@ -33,9 +35,11 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -81,7 +85,7 @@ def _child(task: dict[str, Any]) -> dict[str, Any]:
     from .export import load_model
     from .int8 import evaluate, openvino_predict
     from .metadata import ModelMetadata
-    from .runtime import compile_model, latency, throughput, time_calls
+    from .runtime import compile_model, latency, read_metadata, throughput, time_calls
 
     variant = task["variant"]
     metadata = ModelMetadata.from_dict(task["metadata"])
@@ -134,6 +138,8 @@ def _child(task: dict[str, Any]) -> dict[str, Any]:
             del compiled_tp
         result["throughput"] = best
         result["inference_precision_hint"] = "f32"
+        result["xml"] = xml
+        result["ir_precision"] = read_metadata(xml).precision  # proves which export this variant timed
         result["peak_rss_mb"] = _peak_rss_mb()
         predict = openvino_predict(xml, "f32")
     if task.get("eval_dir"):
@@ -155,31 +161,133 @@ def _run_child(task: dict[str, Any], timeout: float) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
+# --------------------------------------------------------------------------- OpenVINO benchmark_app
+
+# benchmark_app's console script is ``openvino.tools.benchmark.main:main``; running it with this
+# interpreter guarantees the same OpenVINO build as the measurements it is compared with.
+_BENCHMARK_APP = "import sys; from openvino.tools.benchmark.main import main; sys.exit(main())"
+_LATENCY_NAMES = {"Median": "latency_median_ms", "Average": "latency_average_ms", "Min": "latency_min_ms",
+                  "Max": "latency_max_ms"}
+_OV_TYPES = {"float32": "f32", "bfloat16": "bf16", "float16": "f16"}
+_COMPILED_KEYS = ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "NUM_STREAMS", "PERFORMANCE_HINT")
+
+
+def parse_benchmark_app(text: str) -> dict[str, Any]:
+    """Figures from ``benchmark_app``'s console report (OpenVINO ``tools/benchmark/main.py``).
+
+    Reads ``Count``, ``Duration``, the latency ``Median``/``Average``/``Min``/``Max`` (printed in
+    ms, or in us below 1 ms, converted to ms), ``Throughput`` (FPS: images per second, batch
+    included) and, from step 8, the compiled model's ``INFERENCE_PRECISION_HINT``,
+    ``INFERENCE_NUM_THREADS``, ``NUM_STREAMS`` and ``PERFORMANCE_HINT``. Only the first latency
+    block is read (later ones are per-shape groups of dynamic runs).
+    """
+    figures: dict[str, Any] = {}
+    compiled: dict[str, Any] = {}
+    for line in text.splitlines():
+        body = line.split("]", 1)[1].strip() if line.startswith("[ INFO ]") else ""
+        key, _, value = body.partition(":")
+        key, value = key.strip(), value.strip()
+        if key in _LATENCY_NAMES and _LATENCY_NAMES[key] not in figures:
+            number, unit = re.fullmatch(r"([\d.]+)\s*(ms|us)", value).groups()
+            figures[_LATENCY_NAMES[key]] = float(number) / (1000.0 if unit == "us" else 1.0)
+        elif key == "Count":
+            figures["iterations"] = int(value.split()[0])
+        elif key == "Duration":
+            figures["duration_ms"] = float(value.split()[0])
+        elif key == "Throughput":
+            figures["throughput_fps"] = float(value.split()[0])
+        elif key in _COMPILED_KEYS and key not in compiled:
+            match = re.search(r"Type: '(\w+)'", value)
+            compiled[key] = (_OV_TYPES.get(match.group(1), match.group(1)) if match
+                             else int(value) if value.isdigit() else value)
+    missing = [name for name in ("latency_median_ms", "throughput_fps", "iterations") if name not in figures]
+    missing += [key for key in _COMPILED_KEYS if key not in compiled]
+    if missing:
+        tail = "\n".join(text.splitlines()[-12:])
+        raise BenchmarkError(f"benchmark_app output lacks {missing} (expected its '[ INFO ] Median: ...', "
+                             f"'Throughput: ... FPS' and compiled-model property lines):\n{tail}")
+    return {**figures, "compiled": compiled}
+
+
+def run_benchmark_app(xml: str | Path, input_size: Sequence[int], *, batch: int, hint: str, threads: int | None,
+                      seconds: float, precision: str = "f32", timeout: float = 600) -> dict[str, Any]:
+    """Run OpenVINO's ``benchmark_app`` on ``xml`` with the config this package compiles with.
+
+    The device config is :func:`.runtime.ov_config` (``INFERENCE_PRECISION_HINT`` explicit, the
+    same performance hint and ``INFERENCE_NUM_THREADS``), handed over with ``-load_config``:
+    benchmark_app accepts ``-nthreads`` only with ``-hint none``, which would drop the hint our
+    own measurements use. ``-infer_precision`` repeats the precision on the command line; ``-api
+    sync`` for ``LATENCY`` (one request, like :func:`.runtime.latency`), ``async`` for
+    ``THROUGHPUT`` (its request queue, like :func:`.runtime.throughput`). The compiled model's
+    properties that benchmark_app prints are checked against the config, so a figure measured
+    at another precision or thread count cannot slip into the comparison.
+    """
+    from .runtime import ov_config
+
+    config = ov_config(precision, hint, num_threads=threads)
+    height, width = int(input_size[0]), int(input_size[1])
+    args = ["-m", str(xml), "-d", "CPU", "-t", str(max(1, round(seconds))), "-shape", f"[{batch},{height},{width},3]",
+            "-api", "sync" if hint == "LATENCY" else "async", "-infer_precision", precision]
+    with tempfile.TemporaryDirectory(prefix="benchmark-app-") as tmp:
+        config_file = Path(tmp) / "config.json"
+        config_file.write_text(json.dumps({"CPU": config}), encoding="utf-8")
+        try:
+            proc = subprocess.run([sys.executable, "-c", _BENCHMARK_APP, *args, "-load_config", str(config_file)],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            raise BenchmarkError(f"benchmark_app on {xml} ran past {timeout} s") from error
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-12:])
+        raise BenchmarkError(f"benchmark_app on {xml} failed (exit {proc.returncode}):\n{tail}")
+    parsed = parse_benchmark_app(proc.stdout)
+    expected = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": hint,
+                **({"INFERENCE_NUM_THREADS": int(threads)} if threads else {})}
+    wrong = {key: parsed["compiled"][key] for key, value in expected.items() if parsed["compiled"][key] != value}
+    if wrong:
+        raise BenchmarkError(f"benchmark_app compiled {xml} with {wrong}, expected {expected}")
+    return {**parsed, "batch": int(batch), "config": config,
+            "command": "benchmark_app " + " ".join(args) + " -load_config CONFIG.json"}
+
+
+def benchmark_app_figures(xml: str | Path, input_size: Sequence[int], ours: dict[str, Any], *,
+                          threads: int | None, seconds: float, timeout: float = 600) -> dict[str, Any]:
+    """benchmark_app at batch 1 (``LATENCY``) and at our best throughput batch (``THROUGHPUT``), next to ours."""
+    lat = run_benchmark_app(xml, input_size, batch=1, hint="LATENCY", threads=threads, seconds=seconds,
+                            timeout=timeout)
+    tput = run_benchmark_app(xml, input_size, batch=ours["throughput"]["batch"], hint="THROUGHPUT",
+                             threads=threads, seconds=seconds, timeout=timeout)
+    return {"latency": lat, "throughput": tput,
+            "side_by_side": {"p50_ms": ours["latency"]["p50_ms"], "benchmark_app_median_ms": lat["latency_median_ms"],
+                             "images_per_s": ours["throughput"]["images_per_s"],
+                             "benchmark_app_fps": tput["throughput_fps"], "batch": ours["throughput"]["batch"]}}
+
+
 # --------------------------------------------------------------------------- parent side
 
 
-def _openvino_matmul_seconds(n: int, threads: int | None, seconds: float) -> list[float]:
-    """Durations of an fp32 ``n x n`` MatMul compiled by OpenVINO (oneDNN) at f32, one request."""
-    import openvino as ov
-    import openvino.opset13 as ops
+def speedups(variants: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Throughput ratios between variants: FP32 over PyTorch and INT8 over FP32 (higher = faster).
 
-    from .runtime import compile_model
+    The headline ratios use ``images_per_s_best`` (best round / best call: least disturbed by
+    other jobs), the ``*_whole_run`` ones the mean over the whole run.
+    """
+    best = {key: value["throughput"]["images_per_s_best"] for key, value in variants.items()}
+    mean = {key: value["throughput"]["images_per_s"] for key, value in variants.items()}
+    return {"speedup_fp32_vs_torch": best["openvino_fp32"] / best["torch"],
+            "speedup_int8_vs_fp32": best["openvino_int8"] / best["openvino_fp32"],
+            "speedup_fp32_vs_torch_whole_run": mean["openvino_fp32"] / mean["torch"],
+            "speedup_int8_vs_fp32_whole_run": mean["openvino_int8"] / mean["openvino_fp32"]}
 
-    a = ops.parameter([n, n], ov.Type.f32)
-    b = ops.constant(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
-    compiled = compile_model(ov.Model([ops.matmul(a, b, False, False)], [a], "matmul"), "f32",
-                             num_threads=threads)
-    request = compiled.create_infer_request()
-    data = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
-    for _ in range(2):
-        request.infer({0: data})
-    times = []
-    deadline = time.perf_counter() + seconds
-    while len(times) < 3 or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        request.infer({0: data})
-        times.append(time.perf_counter() - start)
-    return times
+
+def _runs_for(seconds: float, once_ms: float) -> int:
+    """How many timed calls fill about ``seconds`` (at least 3), given one call's duration."""
+    return max(3, int(seconds * 1000.0 / max(once_ms, 1e-3)))
+
+
+def _product_gflops(flop: float, stats: dict[str, float]) -> dict[str, Any]:
+    """Best and median GFLOP/s of timed products (:func:`.runtime.time_calls` statistics)."""
+    return {"best_gflops": flop / (stats["min_ms"] / 1000.0) / 1e9,
+            "median_gflops": flop / (stats["p50_ms"] / 1000.0) / 1e9, "runs": stats["runs"]}
 
 
 def cpu_peak_gflops(threads: int | None = None, sizes: Sequence[int] = (256, 512, 1024, 2048),
@@ -189,59 +297,67 @@ def cpu_peak_gflops(threads: int | None = None, sizes: Sequence[int] = (256, 512
     Two libraries, because they differ here: ``torch.mm`` (MKL) reached about 96 GFLOP/s on one
     thread of this AMD EPYC core, while oneDNN convolutions ran faster than that in both
     frameworks, so an MKL figure alone would make "fractions of peak" exceed 100 %. Each size is
-    therefore also run as an OpenVINO fp32 ``MatMul`` (oneDNN). For every library and size, the
-    best of the products run for about ``seconds`` (least disturbed by other processes) and their
-    median; ``gflops`` is the best over all of them.
+    therefore also run as an OpenVINO fp32 ``MatMul`` (oneDNN, compiled at f32). For every library
+    and size, the products run for about ``seconds`` through the package's one timing loop
+    (:func:`.runtime.time_calls` / :func:`.runtime.latency`); the best (least disturbed by other
+    processes) and the median are kept, and ``gflops`` is the best over all of them.
     """
+    import openvino as ov
+    import openvino.opset13 as ops
     import torch
+
+    from .runtime import compile_model, latency, time_calls
 
     if threads:
         torch.set_num_threads(int(threads))
     per_size: dict[str, Any] = {}
     for n in sizes:
-        a = torch.randn(n, n)
-        b = torch.randn(n, n)
-        for _ in range(2):
-            torch.mm(a, b)
-        times = []
-        deadline = time.perf_counter() + seconds
-        while len(times) < 3 or time.perf_counter() < deadline:
-            start = time.perf_counter()
-            torch.mm(a, b)
-            times.append(time.perf_counter() - start)
         flop = 2.0 * n**3
-        per_size[f"torch_mm_{n}"] = {"best_gflops": flop / min(times) / 1e9,
-                                     "median_gflops": flop / sorted(times)[len(times) // 2] / 1e9,
-                                     "runs": len(times)}
-        times = _openvino_matmul_seconds(n, threads, seconds)
-        per_size[f"openvino_matmul_{n}"] = {"best_gflops": flop / min(times) / 1e9,
-                                            "median_gflops": flop / sorted(times)[len(times) // 2] / 1e9,
-                                            "runs": len(times)}
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        once = time_calls(lambda: torch.mm(a, b), runs=1, warmup=1)["mean_ms"]
+        per_size[f"torch_mm_{n}"] = _product_gflops(
+            flop, time_calls(lambda: torch.mm(a, b), runs=_runs_for(seconds, once), warmup=1))
+        left = ops.parameter([n, n], ov.Type.f32)
+        right = ops.constant(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
+        compiled = compile_model(ov.Model([ops.matmul(left, right, False, False)], [left], "matmul"), "f32",
+                                 num_threads=threads)
+        data = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+        once = latency(compiled, data, runs=1, warmup=1)["mean_ms"]
+        per_size[f"openvino_matmul_{n}"] = _product_gflops(
+            flop, latency(compiled, data, runs=_runs_for(seconds, once), warmup=1))
     best_key = max(per_size, key=lambda key: per_size[key]["best_gflops"])
     best = per_size[best_key]
     return {"gflops": best["best_gflops"], "gflops_median": best["median_gflops"], "best_of": best_key,
             "per_size": per_size, "threads": torch.get_num_threads(), "dtype": "float32"}
 
 
-def model_gflops(module, input_size: Sequence[int]) -> float:
-    """GFLOPs of one forward pass at batch 1 (``torch.utils.flop_counter``; conv/matmul, MAC = 2 FLOPs)."""
+def count_gflops(module: Any, *example: Any) -> float:
+    """GFLOPs of ``module(*example)`` (``torch.utils.flop_counter``: conv/matmul, multiply-add = 2 FLOPs)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    example = torch.randint(0, 256, (1, int(input_size[0]), int(input_size[1]), 3), dtype=torch.uint8)
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
-        module(example)
+        module(*example)
     return counter.get_total_flops() / 1e9
+
+
+def model_gflops(module: Any, input_size: Sequence[int]) -> float:
+    """GFLOPs of one forward pass at batch 1 of a module with this package's uint8 BGR NHWC input."""
+    import torch
+
+    return count_gflops(module, torch.randint(0, 256, (1, int(input_size[0]), int(input_size[1]), 3), dtype=torch.uint8))
 
 
 def benchmark_family(spec: dict[str, Any], out_dir: Path, *, threads: int | None, batches: Sequence[int],
                      runs: int, warmup: int, seconds: float, eval_limit: int | None, subset_size: int,
-                     peak: dict[str, Any], timeout: float = 1800, isolate: bool = True) -> dict[str, Any]:
+                     peak: dict[str, Any], timeout: float = 1800, isolate: bool = True,
+                     benchmark_app: bool = True) -> dict[str, Any]:
     """Export FP32 + INT8 and measure the three variants of one model family.
 
     ``isolate=False`` measures in this process (fast, for tests): peak memory figures are then
-    those of the whole process, not of one variant, and the JSON says so.
+    those of the whole process, not of one variant, and the JSON says so. ``benchmark_app``: also
+    run OpenVINO's ``benchmark_app`` on each IR (:func:`benchmark_app_figures`).
     """
     import torch
 
@@ -293,32 +409,32 @@ def benchmark_family(spec: dict[str, Any], out_dir: Path, *, threads: int | None
         # best window vs best matmul: both as little disturbed by the other jobs as we could measure
         result["achieved_gflops"] = gflops * result["throughput"]["images_per_s_best"]
         result["fraction_of_cpu_peak"] = result["achieved_gflops"] / peak["gflops"]
+        if xml is not None and benchmark_app:
+            result["benchmark_app"] = benchmark_app_figures(xml, metadata.input_size, result, threads=threads,
+                                                            seconds=seconds, timeout=timeout)
         variants[variant] = result
     reference = variants["torch"].get("metric", {}).get("value")
     for result in variants.values():
         value = result.get("metric", {}).get("value")
         result["accuracy_delta_vs_torch"] = None if value is None or reference is None else value - reference
-    tp = {key: value["throughput"]["images_per_s_best"] for key, value in variants.items()}
-    tp_mean = {key: value["throughput"]["images_per_s"] for key, value in variants.items()}
+    ratios = speedups(variants)
     quant = int8_meta.quantization or {}
     return {
         "name": name, "family": family, "input_size": list(metadata.input_size), "gflops_per_image": gflops,
         "source": metadata.source, "baseline_peak_rss_mb": baseline["peak_rss_mb"], "variants": variants,
-        "speedup_fp32_vs_torch": tp["openvino_fp32"] / tp["torch"],
-        "speedup_int8_vs_fp32": tp["openvino_int8"] / tp["openvino_fp32"],
-        "speedup_fp32_vs_torch_whole_run": tp_mean["openvino_fp32"] / tp_mean["torch"],
-        "speedup_int8_vs_fp32_whole_run": tp_mean["openvino_int8"] / tp_mean["openvino_fp32"],
+        **ratios,
         "speedups_use": "images_per_s_best (best round / best call); *_whole_run: mean over the whole run",
         "int8_quantization": quant, "int8_within_tolerance": bool(quant) and quant.get("drop", 1.0) <= tolerance,
-        "targets": {"fp32_at_least_2x_torch": tp["openvino_fp32"] >= 2.0 * tp["torch"],
-                    "int8_at_least_1.5x_fp32": tp["openvino_int8"] >= 1.5 * tp["openvino_fp32"]},
+        "targets": {"fp32_at_least_2x_torch": ratios["speedup_fp32_vs_torch"] >= 2.0,
+                    "int8_at_least_1.5x_fp32": ratios["speedup_int8_vs_fp32"] >= 1.5},
         "export_seconds": export_s, "seconds": time.perf_counter() - started,
     }
 
 
 def run_benchmark(specs: Sequence[dict[str, Any]], out_dir: str | Path, *, threads: int | None = None,
                   batches: Sequence[int] = (1, 4), runs: int = 30, warmup: int = 3, seconds: float = 3.0,
-                  eval_limit: int | None = None, subset_size: int = 300, isolate: bool = True) -> dict[str, Any]:
+                  eval_limit: int | None = None, subset_size: int = 300, isolate: bool = True,
+                  benchmark_app: bool = True) -> dict[str, Any]:
     """Benchmark every family in ``specs``; write ``benchmark.json`` in ``out_dir`` and return it."""
     import openvino as ov
     import torch
@@ -333,13 +449,15 @@ def run_benchmark(specs: Sequence[dict[str, Any]], out_dir: str | Path, *, threa
         "cpu_peak": peak,
         "settings": {"memory_isolated": isolate, "batches": list(batches), "runs": runs, "warmup": warmup, "throughput_seconds": seconds,
                      "eval_limit": eval_limit, "calibration_subset": subset_size,
-                     "openvino_inference_precision_hint": "f32"},
+                     "openvino_inference_precision_hint": "f32",
+                     "benchmark_app": benchmark_app},
         "families": [],
     }
     for spec in specs:
         report["families"].append(benchmark_family(spec, out_dir, threads=threads, batches=batches, runs=runs,
                                                    warmup=warmup, seconds=seconds, eval_limit=eval_limit,
-                                                   subset_size=subset_size, peak=peak, isolate=isolate))
+                                                   subset_size=subset_size, peak=peak, isolate=isolate,
+                                                   benchmark_app=benchmark_app))
         atomic_write_json(out_dir / "benchmark.json", report, indent=2)  # partial results survive
     report["machine"]["load_average_end"] = list(os.getloadavg())
     atomic_write_json(out_dir / "benchmark.json", report, indent=2)
@@ -364,6 +482,12 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{r['peak_rss_over_baseline_mb']:>8.0f}{r['model_size_mb']:>9.2f}"
                 f"{(f'{metric:.4f}' if metric is not None else '-'):>9}"
                 f"{(f'{delta:+.4f}' if delta is not None else '-'):>9}{100 * r['fraction_of_cpu_peak']:>6.1f}%")
+        for variant, r in family["variants"].items():
+            if "benchmark_app" in r:
+                side = r["benchmark_app"]["side_by_side"]
+                lines.append(f"{'':<22}{variant:<15}ours p50 {side['p50_ms']:.2f} ms | benchmark_app median "
+                             f"{side['benchmark_app_median_ms']:.2f} ms (batch 1); ours {side['images_per_s']:.1f} "
+                             f"img/s | benchmark_app {side['benchmark_app_fps']:.1f} FPS (batch {side['batch']})")
         lines.append(f"{'':<22}FP32/torch x{family['speedup_fp32_vs_torch']:.2f}, INT8/FP32 "
                      f"x{family['speedup_int8_vs_fp32']:.2f}, INT8 within tolerance: {family['int8_within_tolerance']}, "
                      f"{family['gflops_per_image']:.3f} GFLOPs/image")
@@ -390,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each OpenVINO throughput run")
     parser.add_argument("--eval-limit", type=int, help="evaluate on at most this many images")
     parser.add_argument("--subset-size", type=int, default=300, help="INT8 calibration images")
+    parser.add_argument("--no-benchmark-app", action="store_true",
+                        help="skip OpenVINO's benchmark_app on the same IRs (run by default, side by side)")
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(_child(json.loads(args.child))))
@@ -408,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = run_benchmark(specs, args.out, threads=args.threads, batches=args.batches, runs=args.runs,
                                warmup=args.warmup, seconds=args.seconds, eval_limit=args.eval_limit,
-                               subset_size=args.subset_size)
+                               subset_size=args.subset_size, benchmark_app=not args.no_benchmark_app)
     except (BenchmarkError, ExportError, FileNotFoundError, ValueError) as error:
         print(f"defect-bench: error: {error}", file=sys.stderr)
         return 1

@@ -1,6 +1,9 @@
 """Run an exported model over a folder, a list, a video or a camera; write decisions, numbers and pictures.
 
-Works with any IR written by :mod:`.export` (the metadata in the IR says which family it is):
+``defect-infer`` is a thin command over :class:`.inferencer.DefectInferencer`: this module turns
+sources into images (:func:`iter_sources`), feeds them to ``predict_many`` and writes what comes
+back. Works with any IR written by :mod:`.export` (the metadata in the IR says which family it is)
+and with IRs written by ``anomalib export --export_type openvino``:
 
 * classifier -> class and confidence, written on the picture;
 * anomaly -> image score and decision against the model's threshold, heatmap overlay with the
@@ -12,12 +15,8 @@ Regions are measured with :func:`.quantify.quantify_mask` (area, centroid, perim
 K; RKD-SARSN paper section 3.2.4) and graded by a configurable :class:`.quantify.GradingRule`.
 
 Throughput comes from OpenVINO's asynchronous infer requests (the ``THROUGHPUT`` hint, as many
-requests as OpenVINO finds optimal, driven as a ring from the calling thread with
-``start_async``/``wait``); images are read and results written on the Python side while
-requests run. No Python callback is given to OpenVINO: a callback runs on an OpenVINO thread,
-and the Python objects it holds (the compiled model, through the closure) could then be released
-there; a compiled model destroyed on one of its own threads makes OpenVINO join that thread from
-itself (``std::system_error: Resource deadlock avoided``, process aborted).
+requests as OpenVINO finds optimal), driven from the calling thread without Python callbacks
+(see :mod:`.inferencer` for why).
 
 The precision is explicit: ``INFERENCE_PRECISION_HINT="f32"`` by default, because a bf16 default
 moves anomaly scores across their threshold. Files that cannot be read (or whose inference or
@@ -33,27 +32,23 @@ Command line (``defect-infer``)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import sys
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 
 from defect_plugins.fileio import atomic_path, atomic_write_json
 
-from .metadata import ModelMetadata
-from .quantify import GradingRule, MaskReport, draw_regions, quantify_mask
-from .runtime import ImageReadError, compile_model, from_model_grid, list_images, read_bgr, read_metadata, to_input
+from .inferencer import DefectInferencer
+from .quantify import GradingRule
+from .runtime import ImageReadError, list_images, read_bgr
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
 LIST_SUFFIXES = (".txt", ".lst")
-PALETTE = [(0, 0, 255), (0, 200, 255), (255, 0, 255), (255, 128, 0), (0, 255, 128), (128, 0, 255)]
 
 
 # --------------------------------------------------------------------------- sources
@@ -111,115 +106,6 @@ def _iter_capture(capture, name: str, max_frames: int | None) -> Iterator[tuple[
         capture.release()
 
 
-# --------------------------------------------------------------------------- post-processing
-
-
-def _regions_rows(report: MaskReport, class_name: str) -> list[dict[str, Any]]:
-    rows = []
-    for region in report.regions:
-        row = region.to_dict()
-        row["class"] = class_name
-        rows.append(row)
-    return rows
-
-
-def _worst(grades: Sequence[str]) -> str:
-    order = ["", "minor", "major", "severe"]
-    return max(grades, key=order.index, default="")
-
-
-class PostProcessor:
-    """Turns raw outputs of one image into a result dict and an overlay picture."""
-
-    def __init__(self, metadata: ModelMetadata, *, rule: GradingRule | None = None, min_area: int = 4,
-                 image_threshold: float | None = None, pixel_threshold: float | None = None) -> None:
-        self.metadata = metadata
-        self.rule = rule or GradingRule()
-        self.min_area = int(min_area)
-        self.image_threshold = float(image_threshold if image_threshold is not None
-                                     else metadata.thresholds.get("image", 0.5))
-        self.pixel_threshold = float(pixel_threshold if pixel_threshold is not None
-                                     else metadata.thresholds.get("pixel", 0.5))
-
-    def __call__(self, image: np.ndarray, outputs: Sequence[np.ndarray]) -> tuple[dict[str, Any], np.ndarray]:
-        family = self.metadata.family
-        if family == "classifier":
-            return self._classifier(image, outputs)
-        if family == "anomaly":
-            return self._anomaly(image, outputs)
-        return self._segmentor(image, outputs)
-
-    def _classifier(self, image, outputs):
-        probs = np.asarray(outputs[0]).reshape(-1)
-        index = int(probs.argmax())
-        confidence = float(probs[index])
-        name = self.metadata.class_names[index] if index < len(self.metadata.class_names) else str(index)
-        accepted = confidence >= float(self.metadata.thresholds.get("min_confidence", 0.0))
-        result = {"decision": name if accepted else "uncertain", "class": name, "confidence": confidence,
-                  "probabilities": {n: float(p) for n, p in zip(self.metadata.class_names, probs)}, "regions": []}
-        overlay = image.copy()
-        scale = max(0.35, min(image.shape[:2]) / 300)
-        cv2.putText(overlay, f"{name} {confidence:.2f}", (3, max(12, int(18 * scale))), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale, (0, 255, 0) if accepted else (0, 165, 255), 1, cv2.LINE_AA)
-        return result, overlay
-
-    def _anomaly(self, image, outputs):
-        names = self.metadata.outputs
-        score = float(np.asarray(outputs[names.index("pred_score")]).reshape(-1)[0])
-        anomaly_map = np.asarray(outputs[names.index("anomaly_map")], dtype=np.float32).squeeze()
-        heat = cv2.resize(anomaly_map, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
-        is_defect = score >= self.image_threshold
-        mask = (heat >= self.pixel_threshold).astype(np.uint8)
-        report = quantify_mask(mask, min_area=self.min_area, rule=self.rule) if is_defect else MaskReport()
-        regions = _regions_rows(report, "anomaly")
-        result = {"decision": "defect" if is_defect else "good", "score": score,
-                  "image_threshold": self.image_threshold, "pixel_threshold": self.pixel_threshold,
-                  "num_regions": len(regions), "worst_grade": report.worst_grade, "regions": regions}
-        colour = cv2.applyColorMap((np.clip(heat, 0.0, 1.0) * 255).astype(np.uint8), cv2.COLORMAP_JET)
-        overlay = cv2.addWeighted(image, 0.55, colour, 0.45, 0)
-        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(overlay, contours, -1, (255, 255, 255), 1)
-        overlay = draw_regions(overlay, report)
-        scale = max(0.35, min(image.shape[:2]) / 300)
-        cv2.putText(overlay, f"{result['decision']} {score:.2f}/{self.image_threshold:.2f}", (3, image.shape[0] - 4),
-                    cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255) if is_defect else (0, 255, 0), 1, cv2.LINE_AA)
-        return result, overlay
-
-    def _segmentor(self, image, outputs):
-        shape = image.shape[:2]
-        resize = self.metadata.resize
-        labels = from_model_grid(np.asarray(outputs[0])[0].argmax(0), shape, resize)
-        overlay = image.copy()
-        tint = image.copy()
-        regions, grades = [], []
-        reports = []
-        for index, name in enumerate(self.metadata.class_names):
-            if index == 0:  # background
-                continue
-            mask = (labels == index).astype(np.uint8)
-            if not mask.any():
-                continue
-            colour = PALETTE[(index - 1) % len(PALETTE)]
-            tint[mask > 0] = colour
-            report = quantify_mask(mask, min_area=self.min_area, rule=self.rule)
-            reports.append((report, colour))
-            regions.extend(_regions_rows(report, name))
-            grades.append(report.worst_grade)
-        overlay = cv2.addWeighted(overlay, 0.6, tint, 0.4, 0)
-        for report, colour in reports:
-            overlay = draw_regions(overlay, report, colour)
-        result: dict[str, Any] = {"decision": "defect" if regions else "good", "num_regions": len(regions),
-                                  "worst_grade": _worst(grades), "regions": regions,
-                                  "defect_pixels": {name: int((labels == i).sum())
-                                                    for i, name in enumerate(self.metadata.class_names) if i}}
-        if len(outputs) > 1:
-            region = from_model_grid(np.asarray(outputs[1])[0].argmax(0), shape, resize)
-            result["region_ratio"] = float(region.mean())
-            contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(overlay, contours, -1, (0, 255, 0), 1)
-        return result, overlay
-
-
 # --------------------------------------------------------------------------- runner
 
 
@@ -231,97 +117,45 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
     """Run ``model_xml`` over ``sources``; write results into ``out_dir``; return the summary.
 
     ``jobs`` infer requests (0: OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` under the
-    ``THROUGHPUT`` hint) run asynchronously in a ring driven from this thread: each new image
-    goes to the oldest request once that one is collected (``wait`` + post-processing here), so
-    results come in input order and OpenVINO's threads never run Python code (no callbacks).
+    ``THROUGHPUT`` hint) run asynchronously (:meth:`.inferencer.DefectInferencer.predict_many`);
+    results come in input order. Inputs that fail are reported and counted, never stop the run.
     """
-    from tqdm import tqdm
-
-    metadata = read_metadata(model_xml)
-    compiled = compile_model(model_xml, precision, performance_hint="THROUGHPUT", num_threads=num_threads)
-    jobs = jobs if jobs > 0 else int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
-    post = PostProcessor(metadata, rule=rule, min_area=min_area, image_threshold=image_threshold,
-                         pixel_threshold=pixel_threshold)
+    inferencer = DefectInferencer(model_xml, precision=precision, performance_hint="THROUGHPUT",
+                                  num_threads=num_threads, rule=rule, min_area=min_area,
+                                  image_threshold=image_threshold, pixel_threshold=pixel_threshold)
+    metadata = inferencer.metadata
+    jobs = jobs if jobs > 0 else inferencer.optimal_jobs()
     out_dir = Path(out_dir)
     overlay_dir = out_dir / "overlays"
     overlay_dir.mkdir(parents=True, exist_ok=True)
-    size = None if metadata.dynamic else tuple(metadata.input_size)
-    num_outputs = len(compiled.outputs)
-
-    results: dict[int, dict[str, Any]] = {}
+    ordered: list[dict[str, Any]] = []
     failures: list[dict[str, str]] = []
-    bar = tqdm(desc=f"defect-infer ({metadata.family}, {precision})", unit="img", disable=not progress)
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-    def fail(index: int, name: str, error: str) -> None:
-        results[index] = {"source": name, "status": "error", "error": error}
-        failures.append({"source": name, "error": error})
-        bar.update(1)
-
-    def collect(request, index: int, name: str, image: np.ndarray) -> None:
-        """Wait for ``request`` (the oldest in flight), post-process its outputs, write the overlay."""
-        try:
-            request.wait()
-            outputs = [request.get_output_tensor(i).data.copy() for i in range(num_outputs)]
-        except RuntimeError as error:  # OpenVINO reports a failed inference as RuntimeError
-            fail(index, name, f"inference: {error}")
-            return
-        try:
-            result, overlay = post(image, outputs)
-        except Exception as error:  # noqa: BLE001 - a bad frame must not stop a production run
-            fail(index, name, f"post-processing: {error}")
-            return
-        result = {"source": name, "status": "ok", **result}
-        if save_images:
-            overlay_name = f"{index:06d}_{_safe_name(name)}.png"
-            try:
-                with atomic_path(overlay_dir / overlay_name) as tmp:
-                    if not cv2.imwrite(str(tmp), overlay):
-                        raise OSError("cv2.imwrite failed")
-                result["overlay"] = f"overlays/{overlay_name}"
-            except (OSError, cv2.error) as error:  # the decision stands; only the picture is missing
-                result["error"] = f"overlay {overlay_name} not written: {error}"
-        results[index] = result
-        bar.update(1)
-
-    requests = [compiled.create_infer_request() for _ in range(jobs)]
-    idle = deque(requests)
-    in_flight: deque = deque()  # (request, index, name, image), oldest first
+        bar = tqdm(desc=f"defect-infer ({metadata.family}, {precision})", unit="img")
     started = time.perf_counter()
     try:
-        for index, (name, item) in enumerate(iter_sources(sources, max_frames=max_frames)):
-            if isinstance(item, Exception):
-                fail(index, name, str(item))
-                continue
-            try:
-                batch = to_input(item, size, metadata.resize)
-            except cv2.error as error:
-                fail(index, name, f"resize: {error}")
-                continue
-            if not idle:
-                request, *job = in_flight.popleft()
-                collect(request, *job)
-                idle.append(request)
-            request = idle.popleft()
-            try:
-                request.start_async({0: batch})  # copies the input; nothing of Python's stays with the request
-            except RuntimeError as error:
-                idle.append(request)
-                fail(index, name, f"inference: {error}")
-                continue
-            in_flight.append((request, index, name, item))
-        while in_flight:
-            request, *job = in_flight.popleft()
-            collect(request, *job)
-            idle.append(request)
+        for index, result in enumerate(inferencer.predict_many(iter_sources(sources, max_frames=max_frames),
+                                                               jobs=jobs)):
+            row = result.to_dict()
+            if result.ok and save_images:
+                try:
+                    picture = result.overlay()
+                except Exception as error:  # noqa: BLE001 - a bad frame must not stop a production run
+                    row = {"source": result.source, "status": "error", "error": f"post-processing: {error}"}
+                else:
+                    row.update(_write_overlay(overlay_dir, index, result.source, picture))
+            if row["status"] != "ok":
+                failures.append({"source": row["source"], "error": row["error"]})
+            ordered.append(row)
+            if bar is not None:
+                bar.update(1)
     finally:
-        for request, *_ in in_flight:  # interrupted: let OpenVINO finish before the requests are released
-            with contextlib.suppress(RuntimeError):
-                request.wait()
-        bar.close()
+        if bar is not None:
+            bar.close()
     wall = time.perf_counter() - started
-    del requests, idle
-
-    ordered = [results[i] for i in sorted(results)]
     ok = [r for r in ordered if r["status"] == "ok"]
     decisions: dict[str, int] = {}
     for r in ok:
@@ -334,6 +168,18 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
                "class_names": metadata.class_names, "thresholds": metadata.thresholds}
     _write_outputs(out_dir, summary, ordered)
     return summary
+
+
+def _write_overlay(overlay_dir: Path, index: int, source: str, picture) -> dict[str, str]:
+    """Write one overlay atomically: ``{"overlay": relative path}``, or ``{"error": why}`` (the decision stands)."""
+    overlay_name = f"{index:06d}_{_safe_name(source)}.png"
+    try:
+        with atomic_path(overlay_dir / overlay_name) as tmp:
+            if not cv2.imwrite(str(tmp), picture):
+                raise OSError("cv2.imwrite failed")
+    except (OSError, cv2.error) as error:
+        return {"error": f"overlay {overlay_name} not written: {error}"}
+    return {"overlay": f"overlays/{overlay_name}"}
 
 
 def _safe_name(name: str) -> str:
@@ -379,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .runtime import PRECISION_HINTS
 
     parser = argparse.ArgumentParser(prog="defect-infer", description=__doc__.split("\n")[0])
-    parser.add_argument("model", type=Path, help="model.xml written by defect-export")
+    parser.add_argument("model", type=Path, help="model.xml written by defect-export (or by anomalib export)")
     parser.add_argument("sources", nargs="+", help="folders, image files, list files (.txt), videos or camera indices")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--precision", choices=PRECISION_HINTS, default="f32",

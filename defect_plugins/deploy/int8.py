@@ -1,18 +1,33 @@
-"""INT8 post-training quantization with NNCF, and the metric that decides whether to keep it.
+"""INT8 with NNCF, and the metric that decides whether to keep it: plain PTQ first, accuracy control second.
 
-``nncf.quantize`` (NNCF's post-training quantization: min-max range estimation over a
-calibration set, then fast bias correction) runs on the FP32 OpenVINO model. Because every
-export of this package takes ``uint8`` BGR images with preprocessing inside the graph, a
+Every export of this package takes ``uint8`` BGR images with preprocessing inside the graph, so a
 calibration item is simply an image read by ``cv2.imread`` and resized to the export size.
 
-The quantized model is kept only if its metric on a labelled folder does not drop by more than
-``tolerance`` (absolute, on a 0-1 scale) from the FP32 model's, both measured with OpenVINO at
-``INFERENCE_PRECISION_HINT="f32"`` (so the comparison isolates the INT8 weights/activations, not
-bf16 arithmetic). Otherwise :class:`QuantizationToleranceError` is raised and nothing is
-written, unless ``force``.
+:func:`quantize_with_guard` measures the family's metric on a labelled folder for the FP32 model
+and for each INT8 candidate, all with OpenVINO at ``INFERENCE_PRECISION_HINT="f32"`` (so the
+comparison isolates the INT8 weights/activations, not bf16 arithmetic), and keeps a candidate only
+if the metric drops by at most ``tolerance`` (absolute, on a 0-1 scale):
 
-Labelled folders (what :func:`evaluate` reads) and the metric per family, all computed with the
-toolkits' own metric code:
+1. ``"ptq"``: ``nncf.quantize`` (NNCF post-training quantization: min-max range estimation over
+   the calibration set, then fast bias correction);
+2. ``"accuracy_control"``, only when the PTQ model lost more than ``tolerance``:
+   ``nncf.quantize_with_accuracy_control`` with ``max_drop=tolerance`` (absolute ``DropType``),
+   the same calibration set, the labelled folder as validation set and the family's metric as
+   ``validation_fn``. NNCF quantizes again, then reverts the quantizer groups that cost the most
+   (ranked by the metric with each group reverted) to float, one group per iteration, until the
+   metric is back within ``max_drop`` (NNCF docs, "Quantization with accuracy
+   control"; ``nncf/quantization/quantize_model.py``).
+
+If both lose more than ``tolerance``, :class:`QuantizationToleranceError` is raised and nothing is
+written, unless ``force`` (then the candidate with the smaller drop is kept and the report says
+``forced``). Accuracy control that had to revert every weighted layer has produced the FP32 model
+again; it counts as a failure, not as an INT8 model. Both attempts start from the family's ignored
+scope (:func:`starting_ignored_scope`: anomaly models keep their scoring head in float). The report
+(stored in the exported metadata: rt_info and sidecar) names the ``path`` taken and counts the
+weighted layers that stayed in float (:func:`count_float_layers`).
+
+Labelled folders (what :func:`load_labelled` reads) and the metric per family, all computed with
+the toolkits' own metric code:
 
 * classifier: ``DIR/<class name>/*`` -> top-1 accuracy (``mmpretrain.evaluation.Accuracy``);
 * segmentor: ``DIR/img_dir/**/X.*`` with ``DIR/ann_dir/**/X.png`` -> mIoU over the classes
@@ -22,9 +37,11 @@ toolkits' own metric code:
 """
 from __future__ import annotations
 
+import math
 import random
+import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +53,12 @@ from .runtime import IMAGE_SUFFIXES, ImageReadError, f32_compile, list_images, r
 
 Predict = Callable[[np.ndarray], Sequence[np.ndarray]]  # uint8 (N, H, W, 3) BGR -> outputs in order
 
+# Ops with weights: what "a layer" is when the report counts layers left in float.
+WEIGHTED_OP_TYPES = ("Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData",
+                     "MatMul")
+# Ops NNCF puts between an 8-bit weight constant (or a weight FakeQuantize) and the layer.
+_WEIGHT_PATH_OP_TYPES = ("Convert", "Subtract", "Multiply", "Reshape", "Transpose", "Unsqueeze", "Squeeze")
+
 
 class QuantizationToleranceError(RuntimeError):
     """INT8 lost more than the allowed tolerance of the metric; nothing was written."""
@@ -46,6 +69,20 @@ class MetricResult:
     name: str
     value: float
     num_images: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """A labelled folder read once: model inputs and targets, in the same order.
+
+    ``inputs`` are uint8 ``(1, H, W, 3)`` BGR at the export size; ``targets`` are class indices
+    (classifier), label maps on the model grid (segmentor) or 0/1 normal/defect (anomaly).
+    """
+
+    root: Path
+    inputs: list[np.ndarray]
+    targets: list[Any]
     skipped: int
 
 
@@ -96,81 +133,97 @@ def _limit(items: list, limit: int | None, seed: int = 0) -> list:
     return sorted(random.Random(seed).sample(items, limit), key=lambda item: str(item[0]))
 
 
-def evaluate(predict: Predict, metadata: ModelMetadata, folder: str | Path, *, limit: int | None = None) -> MetricResult:
-    """The family's metric of ``predict`` on a labelled folder (layouts in the module docstring)."""
-    import torch
+def load_labelled(metadata: ModelMetadata, folder: str | Path, *, limit: int | None = None) -> LabelledSet:
+    """Read the labelled folder of ``metadata.family`` (layouts in the module docstring), at most ``limit`` items.
+
+    Unreadable images (and, for segmentors, unreadable label maps) are skipped and counted.
+    """
+    import cv2
 
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"evaluation folder {root} does not exist")
     size = tuple(metadata.input_size)
-    skipped = 0
     if metadata.family == "classifier":
-        from mmpretrain.evaluation import Accuracy
-
-        scores, targets = [], []
-        for path, label in _limit(_classification_items(root, metadata.class_names), limit):
-            try:
-                scores.append(np.asarray(predict(to_input(read_bgr(path), size, metadata.resize))[0])[0])
-            except ImageReadError:
-                skipped += 1
-                continue
-            targets.append(label)
-        value = Accuracy.calculate(torch.as_tensor(np.stack(scores)), torch.as_tensor(targets), topk=(1,))[0][0]
-        return MetricResult("accuracy", float(value) / 100.0, len(targets), skipped)
-    if metadata.family == "segmentor":
-        import cv2
-        from mmseg.evaluation import IoUMetric
-
-        num_classes = len(metadata.class_names)
-        areas = []
-        for image_path, label_path in _limit(_segmentation_items(root), limit):
-            try:
-                image = read_bgr(image_path)
-            except ImageReadError:
-                skipped += 1
-                continue
-            label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
+        pairs: list[tuple[Path, Any]] = _limit(_classification_items(root, metadata.class_names), limit)
+    elif metadata.family == "segmentor":
+        pairs = _limit(_segmentation_items(root), limit)
+    elif metadata.family == "anomaly":
+        pairs = _limit(_anomaly_items(root), limit)
+    else:
+        raise ValueError(f"unknown family {metadata.family!r}")
+    inputs, targets, skipped = [], [], 0
+    for path, target in pairs:
+        try:
+            image = read_bgr(path)
+        except ImageReadError:
+            skipped += 1
+            continue
+        if metadata.family == "segmentor":
+            label = cv2.imread(str(target), cv2.IMREAD_UNCHANGED)
             if label is None:
                 skipped += 1
                 continue
-            label = label if label.ndim == 2 else label[..., 0]
-            label = to_model_grid(label, size, metadata.resize)
-            probs = np.asarray(predict(to_input(image, size, metadata.resize))[0])[0]
-            pred = torch.as_tensor(probs.argmax(0))
-            areas.append(IoUMetric.intersect_and_union(pred, torch.as_tensor(label.astype(np.int64)), num_classes, 255))
-        if not areas:
-            raise FileNotFoundError(f"{root}: no readable image/label pair")
+            target = to_model_grid(label if label.ndim == 2 else label[..., 0], size, metadata.resize)
+        inputs.append(to_input(image, size, metadata.resize))
+        targets.append(target)
+    if not inputs:
+        raise FileNotFoundError(f"{root}: no readable labelled image")
+    return LabelledSet(root, inputs, targets, skipped)
+
+
+def family_metric(metadata: ModelMetadata, outputs: Sequence[Sequence[np.ndarray]],
+                  targets: Sequence[Any]) -> tuple[str, float]:
+    """``(name, value)`` of the family's metric from per-image model outputs (in output order) and targets.
+
+    An image AUROC over images of one kind only is undefined: ``nan`` (NNCF probes
+    ``validation_fn`` on a single image to learn what it returns).
+    """
+    import torch
+
+    if metadata.family == "classifier":
+        from mmpretrain.evaluation import Accuracy
+
+        scores = torch.as_tensor(np.stack([np.asarray(out[0])[0] for out in outputs]))
+        value = Accuracy.calculate(scores, torch.as_tensor(list(targets)), topk=(1,))[0][0]
+        return "accuracy", float(value) / 100.0
+    if metadata.family == "segmentor":
+        from mmseg.evaluation import IoUMetric
+
+        num_classes = len(metadata.class_names)
+        areas = [IoUMetric.intersect_and_union(torch.as_tensor(np.asarray(out[0])[0].argmax(0)),
+                                               torch.as_tensor(target.astype(np.int64)), num_classes, 255)
+                 for out, target in zip(outputs, targets)]
         totals = [sum(area[i] for area in areas) for i in range(4)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             metrics = IoUMetric.total_area_to_metrics(*totals, metrics=["mIoU"], nan_to_num=None)
-        iou = np.asarray(metrics["IoU"], dtype=np.float64)
-        return MetricResult("mIoU", float(np.nanmean(iou)), len(areas), skipped)
+        return "mIoU", float(np.nanmean(np.asarray(metrics["IoU"], dtype=np.float64)))
     if metadata.family == "anomaly":
         from torchmetrics.functional.classification import binary_auroc
 
         names = metadata.outputs
-        score_index = names.index("pred_score") if "pred_score" in names else 0
-        scores, labels = [], []
-        for path, label in _limit(_anomaly_items(root), limit):
-            try:
-                outputs = predict(to_input(read_bgr(path), size, metadata.resize))
-            except ImageReadError:
-                skipped += 1
-                continue
-            scores.append(float(np.asarray(outputs[score_index]).reshape(-1)[0]))
-            labels.append(label)
-        value = binary_auroc(torch.as_tensor(scores), torch.as_tensor(labels))
-        return MetricResult("image_auroc", float(value), len(labels), skipped)
+        index = names.index("pred_score") if "pred_score" in names else 0
+        labels = [int(t) for t in targets]
+        if len(set(labels)) < 2:
+            return "image_auroc", math.nan
+        scores = [float(np.asarray(out[index]).reshape(-1)[0]) for out in outputs]
+        return "image_auroc", float(binary_auroc(torch.as_tensor(scores), torch.as_tensor(labels)))
     raise ValueError(f"unknown family {metadata.family!r}")
 
 
-def openvino_predict(model: Any, precision: str = "f32") -> Predict:
-    """A :data:`Predict` function for an IR path or ``ov.Model`` at an explicit precision."""
-    from .runtime import compile_model
+def measure(predict: Predict, metadata: ModelMetadata, data: LabelledSet) -> MetricResult:
+    """The family's metric of ``predict`` on an already read :class:`LabelledSet`."""
+    name, value = family_metric(metadata, [predict(item) for item in data.inputs], data.targets)
+    return MetricResult(name, value, len(data.inputs), data.skipped)
 
-    compiled = compile_model(model, precision) if precision != "f32" else f32_compile(model)
+
+def evaluate(predict: Predict, metadata: ModelMetadata, folder: str | Path, *, limit: int | None = None) -> MetricResult:
+    """The family's metric of ``predict`` on a labelled folder (layouts in the module docstring)."""
+    return measure(predict, metadata, load_labelled(metadata, folder, limit=limit))
+
+
+def _compiled_predict(compiled: Any) -> Predict:
     request = compiled.create_infer_request()
 
     def predict(batch: np.ndarray) -> list[np.ndarray]:
@@ -178,6 +231,13 @@ def openvino_predict(model: Any, precision: str = "f32") -> Predict:
         return [np.asarray(result[output]) for output in compiled.outputs]
 
     return predict
+
+
+def openvino_predict(model: Any, precision: str = "f32") -> Predict:
+    """A :data:`Predict` function for an IR path or ``ov.Model`` at an explicit precision."""
+    from .runtime import compile_model
+
+    return _compiled_predict(compile_model(model, precision) if precision != "f32" else f32_compile(model))
 
 
 # --------------------------------------------------------------------------- quantization
@@ -198,25 +258,18 @@ def calibration_items(folder: str | Path, size: tuple[int, int], *, limit: int =
     return items
 
 
-def anomaly_ignored_scope(ov_model):
-    """The scoring head of teacher-student anomaly models stays f32; only the networks are quantized.
+def starting_ignored_scope(metadata: ModelMetadata, ov_model: Any) -> Any:
+    """The ``nncf.IgnoredScope`` both quantization attempts start from: the family's own (``None``: none).
 
-    ``1 - cos`` of 8-bit features is mostly quantization noise: quantizing the whole anomalib
-    graph gave image AUROC 0.5 (constant scores) for AKF-RD on mvtec_bottle_256 here. The rule
-    (element-wise/reduction op types and the single-channel Gaussian-blur convolution) is the one
-    of :func:`defect_plugins.deploy.anomaly_openvino.quantize_int8`, shared from there.
+    Anomaly models keep their scoring head in float (:func:`.families.anomaly.ignored_scope`).
     """
-    import nncf
+    from .families import get_family
 
-    from .anomaly_openvino import _F32_OP_TYPES
-
-    blur = [op.get_friendly_name() for op in ov_model.get_ordered_ops()
-            if op.get_type_name() == "Convolution" and op.input(1).get_partial_shape().is_static
-            and list(op.input(1).get_partial_shape().to_shape())[:2] == [1, 1]]
-    return nncf.IgnoredScope(names=blur, types=list(_F32_OP_TYPES), validate=False)
+    return get_family(metadata.family).ignored_scope(ov_model)
 
 
-def quantize(ov_model, items: Sequence[np.ndarray], *, fast_bias_correction: bool = True, ignored_scope=None):
+def quantize(ov_model: Any, items: Sequence[np.ndarray], *, fast_bias_correction: bool = True,
+             ignored_scope: Any = None) -> Any:
     """``nncf.quantize`` of an FP32 ``ov.Model`` on uint8 calibration inputs (returns a new model)."""
     import nncf
 
@@ -225,31 +278,164 @@ def quantize(ov_model, items: Sequence[np.ndarray], *, fast_bias_correction: boo
                          fast_bias_correction=fast_bias_correction, **kwargs)
 
 
-def quantize_with_guard(ov_model, metadata: ModelMetadata, calib_dir: str | Path, eval_dir: str | Path | None = None,
-                        *, tolerance: float = 0.01, force: bool = False, subset_size: int = 300,
-                        eval_limit: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """Quantize, measure the metric before/after at f32, refuse a drop above ``tolerance``.
+def quantize_accuracy_control(ov_model: Any, items: Sequence[np.ndarray], metadata: ModelMetadata,
+                              data: LabelledSet, *, max_drop: float, ignored_scope: Any = None,
+                              fast_bias_correction: bool = True, max_iterations: int | None = None) -> Any:
+    """``nncf.quantize_with_accuracy_control`` of an FP32 ``ov.Model`` with the family's metric as ``validation_fn``.
 
-    Returns the INT8 ``ov.Model`` and a report (also stored in the exported metadata).
+    Follows NNCF's API (``nncf.quantize_with_accuracy_control(model, calibration_dataset,
+    validation_dataset, validation_fn, max_drop=..., drop_type=DropType.ABSOLUTE, ...)``):
+    ``validation_fn(compiled_model, items)`` gets an ``ov.CompiledModel`` (NNCF compiles it at f32)
+    and an iterable of validation items and returns the metric, higher is better. Validation items
+    are indices into ``data``, so images are read once.
+
+    Returning only the metric puts NNCF in its metric mode: each quantizer group is ranked by the
+    metric of the model with that group reverted, measured on a ranking subset. The subset is the
+    whole validation set here (``ranking_subset_size``): AUROC and mIoU are not defined on an
+    arbitrary handful of images (one kind of image only). NNCF's other mode, ranking by how much
+    the outputs change, reverted the least useful groups first in our check (NNCF 3.4: it pops
+    the group with the largest output error after reverting it). ``max_iterations`` bounds how
+    many groups may be reverted (NNCF's ``AdvancedAccuracyRestorerParameters.max_num_iterations``;
+    ``None``: every group if needed). Returns the model NNCF ends with, whether or not it reached
+    ``max_drop``: the caller measures it.
+    """
+    import nncf
+
+    if max_iterations is not None and max_iterations < 1:
+        raise ValueError(f"max_iterations must be >= 1 or None, got {max_iterations}")
+
+    def validation_fn(compiled: Any, indices: Iterable[int]) -> float:
+        predict = _compiled_predict(compiled)
+        indices = list(indices)
+        _, value = family_metric(metadata, [predict(data.inputs[i]) for i in indices],
+                                 [data.targets[i] for i in indices])
+        return value
+
+    restorer = nncf.AdvancedAccuracyRestorerParameters(ranking_subset_size=len(data.inputs))
+    if max_iterations is not None:
+        restorer.max_num_iterations = int(max_iterations)
+    kwargs = {"ignored_scope": ignored_scope} if ignored_scope is not None else {}
+    return nncf.quantize_with_accuracy_control(
+        ov_model.clone(),
+        calibration_dataset=nncf.Dataset(list(items)),
+        validation_dataset=nncf.Dataset(list(range(len(data.inputs))), lambda index: data.inputs[index]),
+        validation_fn=validation_fn,
+        max_drop=float(max_drop),
+        drop_type=nncf.DropType.ABSOLUTE,
+        subset_size=len(items),
+        fast_bias_correction=fast_bias_correction,
+        advanced_accuracy_restorer_parameters=restorer,
+        **kwargs,
+    )
+
+
+def _weight_is_int8(op: Any, port: int) -> bool | None:
+    """Whether input ``port`` of ``op`` is an 8-bit weight; ``None`` when it is not a weight (an activation).
+
+    A weight is an input computed from constants only, through the ops NNCF writes on a weight path
+    (:data:`_WEIGHT_PATH_OP_TYPES`, ``FakeQuantize``). It is 8-bit when that path holds an
+    ``i8``/``u8`` constant (NNCF's compressed weights) or a ``FakeQuantize`` (uncompressed ones).
+    """
+    frontier, quantized = [op.input_value(port).get_node()], False
+    for _ in range(8):  # NNCF's weight paths are a few ops long
+        following = []
+        for node in frontier:
+            kind = node.get_type_name()
+            if kind == "Constant":
+                quantized |= node.get_output_element_type(0).get_type_name() in ("i8", "u8")
+            elif kind == "FakeQuantize":
+                quantized = True
+                following.append(node.input_value(0).get_node())  # its data input; the rest are its ranges
+            elif kind in _WEIGHT_PATH_OP_TYPES:
+                following.extend(value.get_node() for value in node.input_values())
+            else:
+                return None  # reaches a computed tensor: an activation
+        if not following:
+            return quantized
+        frontier = following
+    return None
+
+
+def count_float_layers(ov_model: Any) -> dict[str, Any]:
+    """Weighted layers (:data:`WEIGHTED_OP_TYPES` with a constant weight) by precision after quantization.
+
+    A layer is INT8 when its weight comes from an 8-bit constant (NNCF's compressed weights) or a
+    ``FakeQuantize``; otherwise it stayed in float (ignored scope, or reverted by accuracy control).
+    Returns ``{"int8_layers": n, "float_layers": m, "float_layer_names": [...]}``.
+    """
+    int8, floating = 0, []
+    for op in ov_model.get_ordered_ops():
+        if op.get_type_name() not in WEIGHTED_OP_TYPES:
+            continue
+        states = [_weight_is_int8(op, port) for port in range(op.get_input_size())]
+        weights = [state for state in states if state is not None]
+        if not weights:
+            continue  # e.g. a MatMul of two activations: no weight to quantize
+        if any(weights):
+            int8 += 1
+        else:
+            floating.append(op.get_friendly_name())
+    return {"int8_layers": int8, "float_layers": len(floating), "float_layer_names": floating}
+
+
+def quantize_with_guard(ov_model: Any, metadata: ModelMetadata, calib_dir: str | Path,
+                        eval_dir: str | Path | None = None, *, tolerance: float = 0.01, force: bool = False,
+                        subset_size: int = 300, eval_limit: int | None = None,
+                        accuracy_control: bool = True, max_iterations: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """Quantize (PTQ, then accuracy control if needed), measure the metric at f32, refuse a drop above ``tolerance``.
+
+    Returns the INT8 ``ov.Model`` and a report (stored in the exported metadata): the metric of
+    FP32 and of the kept model, the ``path`` taken (``"ptq"`` or ``"accuracy_control"``), every
+    attempt with its metric, drop and seconds, and the weighted layers left in float. Raises
+    :class:`QuantizationToleranceError` (nothing is returned, so nothing is written) when every
+    attempt lost more than ``tolerance`` and not ``force``. ``accuracy_control=False`` stops after
+    PTQ; ``max_iterations`` bounds the groups accuracy control may revert.
     """
     if tolerance < 0:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     items = calibration_items(calib_dir, tuple(metadata.input_size), limit=subset_size, resize=metadata.resize)
-    ignored = anomaly_ignored_scope(ov_model) if metadata.family == "anomaly" else None
-    int8_model = quantize(ov_model, items, ignored_scope=ignored)
+    ignored = starting_ignored_scope(metadata, ov_model)
     eval_dir = Path(eval_dir or calib_dir)
-    before = evaluate(openvino_predict(ov_model), metadata, eval_dir, limit=eval_limit)
-    after = evaluate(openvino_predict(int8_model), metadata, eval_dir, limit=eval_limit)
-    drop = before.value - after.value
-    report = {"metric": before.name, "fp32": before.value, "int8": after.value, "drop": drop,
-              "tolerance": tolerance, "forced": bool(force and drop > tolerance),
-              "calibration_images": len(items),
-              "f32_scoring_head": metadata.family == "anomaly", "calibration_dir": str(calib_dir), "eval_dir": str(eval_dir),
+    data = load_labelled(metadata, eval_dir, limit=eval_limit)
+    before = measure(openvino_predict(ov_model), metadata, data)
+
+    attempts: list[dict[str, Any]] = []
+    models: dict[str, Any] = {}
+
+    def attempt(path: str, make: Callable[[], Any]) -> float:
+        started = time.perf_counter()
+        model = make()
+        seconds = time.perf_counter() - started
+        after = measure(openvino_predict(model), metadata, data)
+        models[path] = model
+        attempts.append({"path": path, "int8": after.value, "drop": before.value - after.value,
+                         "seconds": seconds, **count_float_layers(model)})
+        return before.value - after.value
+
+    drop = attempt("ptq", lambda: quantize(ov_model, items, ignored_scope=ignored))
+    if drop > tolerance and accuracy_control:
+        attempt("accuracy_control", lambda: quantize_accuracy_control(
+            ov_model, items, metadata, data, max_drop=tolerance, ignored_scope=ignored,
+            max_iterations=max_iterations))
+    # An attempt that kept no weighted layer in INT8 is the FP32 model under another name (accuracy
+    # control ends there when every group had to be reverted): it never counts as an INT8 result.
+    int8_at_all = [a for a in attempts if a["int8_layers"] > 0] or attempts
+    accepted = [a for a in int8_at_all if a["drop"] <= tolerance]
+    # The first attempt within tolerance (PTQ keeps the most layers INT8); forced: the smallest drop.
+    kept = accepted[0] if accepted else min(int8_at_all, key=lambda a: a["drop"])
+    report = {"metric": before.name, "fp32": before.value, "int8": kept["int8"], "drop": kept["drop"],
+              "tolerance": tolerance, "forced": not accepted and force, "path": kept["path"],
+              "int8_layers": kept["int8_layers"], "float_layers": kept["float_layers"],
+              "float_layer_names": kept["float_layer_names"], "attempts": attempts,
+              "calibration_images": len(items), "f32_scoring_head": ignored is not None,
+              "calibration_dir": str(calib_dir), "eval_dir": str(eval_dir),
               "eval_images": before.num_images, "eval_skipped": before.skipped,
               "measured_with": "OpenVINO CPU, INFERENCE_PRECISION_HINT=f32"}
-    if drop > tolerance and not force:
+    if not accepted and not force:
+        tried = "; ".join(f"{a['path']}: {a['int8']:.4f} (drop {a['drop']:.4f}, {a['int8_layers']} layers INT8, "
+                          f"{a['float_layers']} in float)" for a in attempts)
         raise QuantizationToleranceError(
-            f"INT8 {before.name} on {eval_dir} fell from {before.value:.4f} (FP32) to {after.value:.4f}: "
-            f"drop {drop:.4f} > tolerance {tolerance:.4f}. Nothing was written. Use more or more representative "
-            f"calibration images, raise --tolerance, or pass --force to keep it anyway.")
-    return int8_model, report
+            f"INT8 {before.name} on {eval_dir}: FP32 {before.value:.4f}; {tried}; no attempt stayed within tolerance "
+            f"{tolerance:.4f} with a layer left in INT8. Nothing was written. Use more or more representative "
+            f"calibration images, raise --tolerance, or pass --force to keep the smallest drop anyway.")
+    return models[kept["path"]], report

@@ -25,6 +25,7 @@ import numpy as np
 
 from defect_plugins.fileio import replace, temp_sibling
 
+from .geometry import from_model_grid, to_input, to_model_grid  # noqa: F401  (re-exported: int8, scoring)
 from .metadata import RT_INFO_PATH, MetadataError, ModelMetadata, sidecar_path
 
 PRECISION_HINTS = ("f32", "f16", "bf16")
@@ -107,14 +108,21 @@ def save_ir(ov_model, out_xml: str | Path, metadata: ModelMetadata, *, compress_
     return out_xml
 
 
-def read_metadata(model: Any) -> ModelMetadata:
-    """Metadata of an exported model: from rt_info, else from the ``.meta.json`` sidecar."""
+def read_metadata(model: Any, *, path: str | Path | None = None) -> ModelMetadata:
+    """Metadata of an exported model: from rt_info, else from the ``.meta.json`` sidecar.
+
+    ``model`` is a path to ``.xml`` or an ``ov.Model`` already read (then ``path`` names its file,
+    for the sidecar and for messages).
+    """
     ov_model = read_model(model)
+    path = Path(path) if path is not None else (Path(model) if isinstance(model, (str, Path)) else None)
     if ov_model.has_rt_info(RT_INFO_PATH):
         return ModelMetadata.from_json(ov_model.get_rt_info(RT_INFO_PATH).astype(str))
-    if not isinstance(model, (str, Path)) or not sidecar_path(model).is_file():
-        raise MetadataError(f"{model} carries no defect_plugins metadata (not exported by defect-export?)")
-    return ModelMetadata.from_json(sidecar_path(model).read_text())
+    if path is None or not sidecar_path(path).is_file():
+        raise MetadataError(f"{path or 'the model'} carries no defect_plugins metadata (rt_info "
+                            f"{'/'.join(RT_INFO_PATH)} or {sidecar_path(path or 'model.xml').name}): "
+                            f"not exported by defect-export?")
+    return ModelMetadata.from_json(sidecar_path(path).read_text())
 
 
 def model_size_mb(model_xml: str | Path) -> float:
@@ -141,50 +149,6 @@ def read_bgr(path: str | Path) -> np.ndarray:
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
     return image
-
-
-def to_input(image_bgr: np.ndarray, size: tuple[int, int] | None, resize: str = "stretch") -> np.ndarray:
-    """uint8 BGR ``(H, W, 3)`` -> model input ``(1, h, w, 3)``, resized when ``size`` is given.
-
-    ``resize="stretch"``: bilinear ``cv2.resize``; ``"pad_square"``: the ARCD strip geometry
-    (:func:`defect_plugins.seg.transforms.anomaly_simulation.pad_square_resize`, square ``size``).
-    """
-    import cv2
-
-    if size is not None and resize == "pad_square":
-        from defect_plugins.seg.transforms.anomaly_simulation import pad_square_resize
-
-        if size[0] != size[1]:
-            raise ValueError(f"pad_square needs a square input size, got {size}")
-        image_bgr, _ = pad_square_resize(image_bgr, int(size[0]))
-    elif size is not None and tuple(image_bgr.shape[:2]) != tuple(size):
-        image_bgr = cv2.resize(image_bgr, (int(size[1]), int(size[0])), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(image_bgr[None], dtype=np.uint8)
-
-
-def from_model_grid(label_map: np.ndarray, shape: tuple[int, int], resize: str = "stretch") -> np.ndarray:
-    """Map a per-pixel label map at the model's resolution back to an image of ``shape`` (nearest)."""
-    import cv2
-
-    height, width = int(shape[0]), int(shape[1])
-    label_map = label_map.astype(np.uint8)
-    if resize == "pad_square":
-        side = max(height, width)
-        return cv2.resize(label_map, (side, side), interpolation=cv2.INTER_NEAREST)[:height, :width]
-    return cv2.resize(label_map, (width, height), interpolation=cv2.INTER_NEAREST)
-
-
-def to_model_grid(label_map: np.ndarray, size: tuple[int, int], resize: str = "stretch",
-                  ignore_index: int = 255) -> np.ndarray:
-    """Bring a ground-truth label map to the model's resolution as the image was (nearest)."""
-    import cv2
-
-    if resize == "pad_square":
-        from defect_plugins.seg.transforms.anomaly_simulation import pad_square_resize
-
-        out, _ = pad_square_resize(label_map, int(size[0]), pad_val=ignore_index, interpolation=cv2.INTER_NEAREST)
-        return out
-    return cv2.resize(label_map, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -13,7 +13,9 @@ Importing this package registers, in mmseg's registries:
 Configs load it with ``custom_imports=dict(imports=['defect_plugins.seg'], allow_failed_imports=False)``
 and ``default_scope='mmseg'``.
 """
-import defect_plugins  # noqa: F401  (compatibility fixes first: mmcv.ops fallbacks for mmseg)
+from defect_plugins.compat import apply_all
+
+apply_all()  # compatibility fixes first (mmcv.ops fallbacks for mmseg, checkpoint loading)
 import mmseg.datasets  # noqa: F401
 import mmseg.models  # noqa: F401
 

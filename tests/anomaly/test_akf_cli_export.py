@@ -81,17 +81,25 @@ def _test_images(data: Path) -> list[Path]:
     return [images[0], images[-1]]
 
 
+def _rgb_float(path: Path) -> torch.Tensor:
+    """What anomalib's OpenVINOInferencer feeds: RGB float [0, 1], (1, 3, H, W)."""
+    import cv2
+
+    rgb = cv2.imread(str(path))[..., ::-1].astype(np.float32).transpose(2, 0, 1) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(rgb))[None]
+
+
 @pytest.mark.slow
 def test_openvino_export_matches_pytorch_at_f32(trained: dict, exported: dict) -> None:
-    from defect_plugins.deploy.anomaly_openvino import AnomalyOpenVINOModel, _load_image
+    """anomalib's own export, run by DefectInferencer at an explicit f32 hint, gives PyTorch's figures."""
+    from defect_plugins.deploy import DefectInferencer
 
-    ov_model = AnomalyOpenVINOModel(exported["xml"], precision=F32)
-    assert ov_model.config["INFERENCE_PRECISION_HINT"] == "f32"
+    inferencer = DefectInferencer(exported["xml"], precision=F32)
+    assert inferencer.precision == "f32" and inferencer.metadata.family == "anomaly"
     for path in _test_images(trained["data"]):
-        image = torch.from_numpy(_load_image(path))[None]
         with torch.no_grad():
-            reference = exported["model"](image)
-        prediction = ov_model.predict(path)
+            reference = exported["model"](_rgb_float(path))
+        prediction = inferencer.predict(path)
         assert prediction.anomaly_map.shape == (64, 64)
         np.testing.assert_allclose(prediction.anomaly_map, reference.anomaly_map[0, 0].numpy(), atol=1e-4)
         assert prediction.score == pytest.approx(float(reference.pred_score.reshape(-1)[0]), abs=1e-4)
@@ -99,15 +107,23 @@ def test_openvino_export_matches_pytorch_at_f32(trained: dict, exported: dict) -
 
 @pytest.mark.slow
 def test_int8_quantization_keeps_the_anomaly_map(trained: dict, exported: dict) -> None:
-    from defect_plugins.deploy.anomaly_openvino import AnomalyOpenVINOModel, _load_image, quantize_int8
+    """An anomalib export quantized with the scoring head in float keeps the map (AKF-RD family's ignored scope)."""
+    from defect_plugins.deploy import DefectInferencer
+    from defect_plugins.deploy.families import anomaly
+    from defect_plugins.deploy.inferencer import load_ir
+    from defect_plugins.deploy.int8 import calibration_items, quantize
+    from defect_plugins.deploy.metadata import ModelMetadata
+    from defect_plugins.deploy.runtime import save_ir
 
-    train = sorted((trained["data"] / "train" / "good").glob("*.png"))
-    calibration = [np.stack([_load_image(p) for p in train])]
-    int8_xml = quantize_int8(exported["xml"], calibration, trained["root"] / "int8" / "model.xml")
+    ov_model, metadata = load_ir(exported["xml"])  # adopted: uint8 BGR NHWC input
+    items = calibration_items(trained["data"] / "train" / "good", (64, 64))
+    int8_model = quantize(ov_model, items, ignored_scope=anomaly.ignored_scope(ov_model))
+    int8_xml = save_ir(int8_model, trained["root"] / "int8" / "model.xml",
+                       ModelMetadata.from_dict({**metadata.to_dict(), "precision": "INT8"}))
     assert int8_xml.is_file() and int8_xml.with_suffix(".bin").is_file()
     assert not list(int8_xml.parent.glob(".*tmp*"))
-    fp32 = AnomalyOpenVINOModel(exported["xml"], precision=F32)
-    int8 = AnomalyOpenVINOModel(int8_xml, precision=F32)
+    fp32, int8 = DefectInferencer(exported["xml"], precision=F32), DefectInferencer(int8_xml, precision=F32)
+    assert int8.metadata.precision == "INT8"
     for path in _test_images(trained["data"]):
         a, b = fp32.predict(path), int8.predict(path)
         assert np.isfinite(b.anomaly_map).all()

@@ -1,14 +1,14 @@
 """MGJR end to end through tools/mim_train.sh / mim_test.sh (mmengine Runner, mmpretrain metrics):
 stage 1 (ViT teacher) and stage 2 (joint training) for two iterations each, then OpenVINO export
-of the student with f32 parity and latency."""
+of the student (defect-export) with f32 parity."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
-import cv2
 import pytest
 import torch
 
@@ -69,23 +69,27 @@ def test_teacher_then_joint_training_two_iterations_each(trained, repo_root):
     assert "accuracy/top1" in tested
 
 
-def test_student_export_parity_at_f32_and_latency(trained, tiny_neu, tmp_path):
-    from defect_plugins.cls.mgjr.deploy import load_student, main
+def test_student_export_parity_at_f32(trained, tiny_neu, tmp_path, capsys):
+    """The MGJR student goes through defect-export like any classifier (teacher and projector dropped)."""
+    from defect_plugins.deploy.export import main
+    from defect_plugins.deploy.families.classifier import load_network
+    from defect_plugins.deploy.runtime import read_metadata
 
     work, mgjr_cfg, _, _ = trained
-    images = sorted(Path(tiny_neu[0]).glob("*/*.png"))[::4][:4]
-    out = tmp_path / "ov"
-    assert main([str(mgjr_cfg), str(work / "mgjr/epoch_1.pth"), "--out", str(out), "--image-size", "64",
-                 "--parity-images", *map(str, images), "--benchmark", "--threads", "1"]) == 0
-    report = json.loads((out / "report.json").read_text())
-    assert report["parity_max_abs_prob_diff"] < 1e-4 and report["latency"]["precision"] == "f32"
-    assert (out / "mgjr_student.xml").is_file() and (out / "mgjr_student.bin").is_file()
-    model, _ = load_student(str(mgjr_cfg), str(work / "mgjr/epoch_1.pth"))
+    out = tmp_path / "ov" / "mgjr_student.xml"
+    assert main(["classifier", "--config", str(mgjr_cfg), "--checkpoint", str(work / "mgjr/epoch_1.pth"),
+                 "--out", str(out), "--input-size", "64", "64", "--eval-dir", str(tiny_neu[0]), "--parity", "4"]) == 0
+    printed = capsys.readouterr().out
+    worst = float(re.search(r"max \|diff\| \{'probs': ([0-9.e+-]+)\}", printed).group(1))
+    assert worst < 1e-4 and "INFERENCE_PRECISION_HINT=f32" in printed
+    assert out.is_file() and out.with_suffix(".bin").is_file() and read_metadata(out).family == "classifier"
+    model, _ = load_network(str(mgjr_cfg), str(work / "mgjr/epoch_1.pth"))
     assert type(model).__name__ == "ImageClassifier" and not hasattr(model, "teacher")
     # bad inputs: a clear error, nothing half-written
-    assert main([str(mgjr_cfg), str(tmp_path / "missing.pth"), "--out", str(tmp_path / "bad")]) == 2
-    assert not (tmp_path / "bad").exists()
-    assert cv2.imread(str(images[0])) is not None
+    bad = tmp_path / "bad" / "m.xml"
+    assert main(["classifier", "--config", str(mgjr_cfg), "--checkpoint", str(tmp_path / "missing.pth"),
+                 "--out", str(bad)]) == 1
+    assert not bad.exists()
 
 
 def test_noise_robustness_tool_table_plot_and_json(trained, tmp_path):

@@ -96,7 +96,10 @@ def test_tolerance_guard_refuses_a_bad_quantization(tiny_classifier, tmp_path, m
         pytest.skip("the random tiny model answers class 0 for everything; the constant model would be right")
     import defect_plugins.deploy.int8 as int8
 
+    # both INT8 routes (plain PTQ, then NNCF's accuracy control) give a useless model
     monkeypatch.setattr(int8, "quantize", lambda model, items, **kw: _constant_class_model((32, 32), 6))
+    monkeypatch.setattr(int8, "quantize_accuracy_control",
+                        lambda model, items, *args, **kw: _constant_class_model((32, 32), 6))
     out = tmp_path / "bad" / "int8.xml"
     with pytest.raises(QuantizationToleranceError, match="Nothing was written"):
         export_model("classifier", out, loaded=loaded, precision="INT8", calib_dir=labelled, tolerance=0.01)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from defect_plugins.deploy.export import export_model, load_model
-from defect_plugins.deploy.infer import PostProcessor, main, run_inference
+from defect_plugins.deploy.families import PostSettings, get_family
+from defect_plugins.deploy.infer import main, run_inference
 from defect_plugins.deploy.metadata import ModelMetadata
 from defect_plugins.deploy.quantify import GradingRule, quantify_mask
 
@@ -95,8 +96,10 @@ def test_segmentation_regions_match_hand_drawn_masks():
     metadata = ModelMetadata(family="segmentor", precision="FP32", input_size=(64, 96),
                              class_names=["background", "fold_mark", "edge_crack"], outputs=["seg_probs"])
     rule = GradingRule(major_area_ratio=0.1, severe_area_ratio=0.3)
-    result, overlay = PostProcessor(metadata, rule=rule)(np.zeros((64, 96, 3), np.uint8),
-                                                         [_probs_from_labels(labels, 3)])
+    found = get_family("segmentor").postprocess(np.zeros((64, 96, 3), np.uint8), [_probs_from_labels(labels, 3)],
+                                                metadata, PostSettings(rule=rule), "hand-drawn")
+    result, overlay = found.to_dict(), found.overlay()
+    assert found.grade == "major" and found.class_map.shape == (64, 96)
     by_class = {region["class"]: region for region in result["regions"]}
     square, ring = by_class["fold_mark"], by_class["edge_crack"]
     assert square["area"] == 400 and square["perimeter"] == pytest.approx(76.0)
@@ -117,19 +120,21 @@ def test_anomaly_map_regions_use_the_pixel_threshold():
     metadata = ModelMetadata(family="anomaly", precision="FP32", input_size=(48, 48), class_names=["good", "defect"],
                              outputs=["pred_score", "pred_label", "anomaly_map", "pred_mask"],
                              thresholds={"image": 0.5, "pixel": 0.5})
-    post = PostProcessor(metadata)
+    family = get_family("anomaly")
     outputs = [np.array([[0.8]]), np.array([[True]]), heat[None, None], heat[None, None] > 0.5]
-    result, _ = post(np.zeros((48, 48, 3), np.uint8), outputs)
-    assert result["decision"] == "defect" and result["num_regions"] == 2
+    found = family.postprocess(np.zeros((48, 48, 3), np.uint8), outputs, metadata, PostSettings(), "blobs")
+    result = found.to_dict()
+    assert result["decision"] == "defect" and result["num_regions"] == 2 and found.score == pytest.approx(0.8)
     assert sorted(r["area"] for r in result["regions"]) == [100, 160]
+    assert found.overlay().shape == (48, 48, 3)
     outputs[0] = np.array([[0.3]])
-    result, _ = post(np.zeros((48, 48, 3), np.uint8), outputs)
+    result = family.postprocess(np.zeros((48, 48, 3), np.uint8), outputs, metadata, PostSettings(), "blobs").to_dict()
     assert result["decision"] == "good" and result["regions"] == []
 
 
 def test_pad_square_geometry_round_trip():
     """ARCD strips are padded to a square and resized; predictions map back onto the strip."""
-    from defect_plugins.deploy.runtime import from_model_grid, to_input, to_model_grid
+    from defect_plugins.deploy.geometry import from_model_grid, to_input, to_model_grid
 
     strip = np.zeros((32, 64, 3), np.uint8)
     strip[8:16, 40:56] = 255

@@ -1,4 +1,4 @@
-"""run_inference drives its infer requests from the calling thread: no Python code on OpenVINO's threads.
+"""run_inference (DefectInferencer.predict_many) drives its infer requests from the calling thread: no Python code on OpenVINO's threads.
 
 The regression: with ``ov.AsyncInferQueue.set_callback`` the Python callback (a closure holding the
 compiled model) ran on an OpenVINO thread, and its last reference was sometimes released there,
@@ -37,6 +37,7 @@ import gc, json, sys, threading
 from pathlib import Path
 
 import defect_plugins.deploy.infer as infer
+import defect_plugins.deploy.inferencer as inferencer
 
 xml, images, out, runs = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
 main_thread = threading.get_ident()
@@ -60,7 +61,7 @@ class Cycle:
         self.obj, self.me = obj, self
 
 
-real_compile = infer.compile_model
+real_compile = inferencer.compile_model
 
 
 def compile_into_a_cycle(*args, **kwargs):  # garbage that only the cyclic collector frees, as NNCF/anomalib leave
@@ -69,7 +70,7 @@ def compile_into_a_cycle(*args, **kwargs):  # garbage that only the cyclic colle
     return compiled
 
 
-infer.compile_model = compile_into_a_cycle
+inferencer.compile_model = compile_into_a_cycle
 gc.callbacks.append(on_gc)
 gc.set_threshold(1, 1, 1)
 summaries = []

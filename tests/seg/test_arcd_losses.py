@@ -58,6 +58,25 @@ def test_focal_loss_per_class_alpha_and_errors():
         PixelFocalLoss(class_weight=[1, 1, 1])(logits, target)
 
 
+def test_focal_loss_count_alpha_follows_the_thesis_eq_3_16():
+    """alpha='counts': eps_c = 1 - m_c / N over labelled pixels (ignored ones not counted)."""
+    torch.manual_seed(0)
+    target = torch.zeros(1, 4, 5, dtype=torch.long)
+    target[0, 0, :2] = 1  # 2 of 19 labelled pixels
+    target[0, 1, 0] = 2  # 1 of 19
+    target[0, 3, 4] = 255  # ignored: not counted
+    loss = PixelFocalLoss(alpha="counts")
+    expected = torch.tensor([1 - 16 / 19, 1 - 2 / 19, 1 - 1 / 19])
+    assert torch.allclose(loss.alpha_vector(3, target), expected)
+    logits = torch.randn(1, 3, 4, 5)
+    assert loss(logits, target).item() == pytest.approx(
+        PixelFocalLoss(alpha=expected.tolist())(logits, target).item(), rel=1e-6)
+    # the rare class weighs more than the common one, which weighs more than the background
+    assert expected[2] > expected[1] > expected[0]
+    with pytest.raises(ValueError, match="'counts'"):
+        PixelFocalLoss(alpha="count")
+
+
 def test_ssim_loss_is_zero_for_identical_images():
     x = torch.rand(2, 3, 32, 32)
     assert kornia.losses.ssim_loss(x, x, 11).item() == pytest.approx(0.0, abs=1e-6)

@@ -87,21 +87,21 @@ def test_stage2_inference_with_mmseg_apis(stage2_dir, strip_data):
 
 
 def test_openvino_export_parity_f32(stage2_dir, tmp_path):
-    from mmseg.apis import init_model
-
-    from defect_plugins.deploy.segmentor_openvino import (SegmentorExportWrapper, benchmark_latency,
-                                                          export_segmentor, parity)
+    """The whole ARCD path (reconstructor + discriminator + region head) as one IR through defect-export."""
+    from defect_plugins.deploy.export import export_model, load_model, parity
+    from defect_plugins.deploy.runtime import compile_model, latency
 
     config, ckpt = str(stage2_dir / f"{STAGE2}.py"), str(stage2_dir / "iter_2.pth")
-    xml = export_segmentor(config, ckpt, tmp_path / "ov", shape=(64, 64))
+    loaded = load_model("segmentor", config=config, checkpoint=ckpt, input_size=(64, 64))
+    xml, metadata = export_model("segmentor", tmp_path / "ov" / "arcd.xml", loaded=loaded)
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
-    assert not any(p.name.startswith(".export-") for p in xml.parent.iterdir())
-    wrapper = SegmentorExportWrapper(init_model(config, ckpt, device="cpu"))
-    image = torch.from_numpy((np.random.default_rng(0).random((1, 3, 64, 64)) * 255).astype(np.float32))
-    diffs = parity(xml, wrapper, image, precision="f32")
+    assert not any(p.name.startswith(".") for p in xml.parent.iterdir())
+    assert metadata.outputs == ["seg_probs", "region_probs"] and metadata.region_classes
+    image = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
+    diffs = parity(loaded, xml, image)
     assert set(diffs) == {"seg_probs", "region_probs"}
-    assert max(diffs.values()) < 1e-3, diffs
-    assert benchmark_latency(xml, (64, 64), runs=2, warmup=1)["median_ms"] > 0
+    assert max(diffs.values()) < 1e-4, diffs
+    assert latency(compile_model(xml, "f32"), image, runs=2, warmup=1)["p50_ms"] > 0
 
 
 def test_stage2_config_without_stage1_checkpoint_fails_clearly(strip_data, tmp_path):

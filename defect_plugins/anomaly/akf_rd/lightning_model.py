@@ -76,6 +76,10 @@ class AkfReverseDistillation(AnomalibModule):
         weight_decay: Adam weight decay. Defaults to 0.
         loss_mode: ``"flat"`` (RD code / anomalib) or ``"pixel"``; see ``loss.py``.
         anomaly_map_mode: ``"add"`` or ``"multiply"`` (as anomalib's RD).
+        anomaly_map_sigma: Gaussian blur of the anomaly map, in input pixels
+            (RD and the paper: 4 at 256 px). Larger values fill the inside of
+            large, low-contrast defects whose feature differences sit at their
+            borders.
         pre_processor, post_processor, evaluator, visualizer: as for any
             ``AnomalibModule``.
     """
@@ -95,6 +99,7 @@ class AkfReverseDistillation(AnomalibModule):
         weight_decay: float = 0.0,
         loss_mode: LossMode = "flat",
         anomaly_map_mode: str = "add",
+        anomaly_map_sigma: int = 4,
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -132,6 +137,7 @@ class AkfReverseDistillation(AnomalibModule):
             pre_trained=pre_trained,
             teacher_weights=teacher_weights,
             anomaly_map_mode=anomaly_map_mode,
+            anomaly_map_sigma=anomaly_map_sigma,
         )
         self.loss = AkfReverseDistillationLoss(loss_mode)
 

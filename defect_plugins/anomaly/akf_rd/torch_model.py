@@ -59,6 +59,8 @@ class AkfReverseDistillationModel(nn.Module):
         teacher_weights: Local torchvision/timm state dict for the teacher
             (offline factories); used instead of ``pre_trained``.
         anomaly_map_mode: ``"add"`` (default, as anomalib's RD) or ``"multiply"``.
+        anomaly_map_sigma: Gaussian blur of the anomaly map in input pixels
+            (RD and the AKF paper: 4 at 256 px).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class AkfReverseDistillationModel(nn.Module):
         pre_trained: bool = True,
         teacher_weights: str | Path | None = None,
         anomaly_map_mode: AnomalyMapGenerationMode | str = AnomalyMapGenerationMode.ADD,
+        anomaly_map_sigma: int = 4,
     ) -> None:
         super().__init__()
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -103,7 +106,7 @@ class AkfReverseDistillationModel(nn.Module):
             image_size=self.input_size,
         )
         self.fixed_size = fusion == "akf" and akf_weights == "fixed"
-        self.anomaly_map_generator = build_anomaly_map_generator(self.input_size, anomaly_map_mode)
+        self.anomaly_map_generator = build_anomaly_map_generator(self.input_size, anomaly_map_mode, anomaly_map_sigma)
 
     def _check_size(self, images: torch.Tensor) -> None:
         if images.dim() != 4:  # noqa: PLR2004

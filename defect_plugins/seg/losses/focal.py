@@ -8,6 +8,11 @@ targets: mmseg issue #3249), hence a separate name.
 ``alpha`` balances classes: a float gives ``alpha`` to every foreground class and ``1 - alpha``
 to the background class ``background_index`` (the binary convention of the paper, with the
 defects as the positive class); a sequence gives one factor per class; ``None`` disables it.
+``"counts"`` sets it from the class counts of the labelled pixels, as the ARCD thesis does
+(Zhang 2023, eq. 3-16: ``eps / (1 - eps) = n / m``, with ``m`` pixels of a class and ``n`` of
+all others, i.e. ``eps_c = 1 - m_c / N``), one-vs-rest for each class and counted on each
+batch, so that a class covering 0.4 % of the pixels weighs about 0.996 against the
+background's few per cent instead of the fixed 0.75 / 0.25.
 ``class_weight`` multiplies on top, as in mmseg's losses. The mean runs over non-ignored pixels.
 """
 from __future__ import annotations
@@ -49,12 +54,15 @@ def pixel_focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0, alpha: 
 class PixelFocalLoss(nn.Module):
     """Alpha-balanced softmax focal loss (gamma 2 by default) with class weights and ignore index."""
 
-    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | None = 0.75, background_index: int = 0,
+    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | str | None = 0.75, background_index: int = 0,
                  class_weight: Sequence[float] | None = None, loss_weight: float = 1.0,
                  loss_name: str = "loss_focal") -> None:
         super().__init__()
         if gamma < 0:
             raise ValueError(f"PixelFocalLoss: gamma must be >= 0, got {gamma}")
+        if isinstance(alpha, str) and alpha != "counts":
+            raise ValueError(f"PixelFocalLoss: alpha must be a float, a per-class sequence, 'counts' or None, "
+                             f"got {alpha!r}")
         if isinstance(alpha, (int, float)) and not 0.0 <= alpha <= 1.0:
             raise ValueError(f"PixelFocalLoss: a float alpha must be in [0, 1], got {alpha}")
         self.gamma = gamma
@@ -64,9 +72,15 @@ class PixelFocalLoss(nn.Module):
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
-    def alpha_vector(self, num_classes: int) -> Tensor | None:
+    def alpha_vector(self, num_classes: int, label: Tensor | None = None, ignore_index: int = 255) -> Tensor | None:
         if self.alpha is None:
             return None
+        if self.alpha == "counts":
+            if label is None:
+                raise ValueError("PixelFocalLoss: alpha='counts' needs the label map to count classes")
+            valid = label[(label != ignore_index) & (label >= 0) & (label < num_classes)]
+            counts = torch.bincount(valid.flatten().long(), minlength=num_classes).float()
+            return 1.0 - counts / counts.sum().clamp_min(1.0)
         if isinstance(self.alpha, (int, float)):
             vec = torch.full((num_classes,), float(self.alpha))
             vec[self.background_index] = 1.0 - float(self.alpha)
@@ -82,7 +96,7 @@ class PixelFocalLoss(nn.Module):
         if self.class_weight is not None and self.class_weight.numel() != num_classes:
             raise ValueError(f"PixelFocalLoss: class_weight has {self.class_weight.numel()} entries for "
                              f"{num_classes} classes")
-        return self.loss_weight * pixel_focal_loss(cls_score, label, self.gamma, self.alpha_vector(num_classes),
+        return self.loss_weight * pixel_focal_loss(cls_score, label, self.gamma, self.alpha_vector(num_classes, label, ignore_index),
                                                    self.class_weight, ignore_index, weight)
 
     @property

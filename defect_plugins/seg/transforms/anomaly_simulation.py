@@ -37,6 +37,9 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 from torchvision.transforms import v2
 
+# the pure geometry lives with deployment, which must not import mmseg (re-exported here)
+from defect_plugins.deploy.geometry import pad_square_resize
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
@@ -49,27 +52,6 @@ def _check_field_shape(results: dict, key: str, image_hw: tuple[int, int]) -> No
             f"{key} from {source!r} has size {tuple(field.shape[:2])} but its image "
             f"{results.get('img_path')!r} has size {tuple(image_hw)}: masks must match their image (H, W)"
         )
-
-
-def pad_square_resize(image: np.ndarray, scale: int, pad_val: float | int = 0,
-                      interpolation: int = cv2.INTER_LINEAR) -> tuple[np.ndarray, tuple[int, int]]:
-    """Pad ``image`` (H, W[, C]) at the bottom/right to a square, then resize it to ``scale``.
-
-    Returns the square image and the padding ``(pad_bottom, pad_right)`` in input pixels.
-    """
-    h, w = image.shape[:2]
-    side = max(h, w)
-    pad_b, pad_r = side - h, side - w
-    padded = cv2.copyMakeBorder(image, 0, pad_b, 0, pad_r, cv2.BORDER_CONSTANT, value=pad_val)
-    if padded.ndim < image.ndim:  # cv2 drops a trailing singleton channel
-        padded = padded[..., None]
-    if side != scale:
-        resized = cv2.resize(padded, (scale, scale), interpolation=interpolation)
-        if resized.ndim < padded.ndim:
-            resized = resized[..., None]
-    else:
-        resized = padded
-    return resized, (pad_b, pad_r)
 
 
 @TRANSFORMS.register_module()

@@ -1,0 +1,111 @@
+"""One result type for every model family: what a line-integration program reads after ``predict``.
+
+Follows the role of anomalib's ``NumpyImageItem`` / ``NumpyImageBatch`` (``anomalib/data/dataclasses``:
+one object carrying the image, the score, the map and the decision) with this package's additions:
+class probabilities for classifiers, class and machine-bed maps for segmentors, quantified defect
+regions (:mod:`.quantify`) and their worst grade for every family. Fields that do not apply to a
+family are ``None`` (or empty).
+
+:meth:`InferenceResult.to_dict` is exactly one row of ``defect-infer``'s ``results.json`` (the
+arrays are summarised, not dumped); :meth:`InferenceResult.overlay` draws the family's picture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+GRADE_ORDER = ("", "minor", "major", "severe")
+
+
+def worst_grade(grades: list[str] | tuple[str, ...]) -> str:
+    """The most severe of ``grades`` (``""`` when there is none)."""
+    return max(grades, key=GRADE_ORDER.index, default="")
+
+
+@dataclass
+class InferenceResult:
+    """The outcome for one image.
+
+    Attributes:
+        source: file name, ``video#frame``, or ``image[i]`` for arrays.
+        family: ``classifier``, ``segmentor`` or ``anomaly``.
+        status: ``ok``, or ``error`` when the image could not be read, inferred or post-processed
+            (``error`` then says which step and why; every other field is empty).
+        decision: classifier: the top class, or ``uncertain`` below ``min_confidence``;
+            anomaly and segmentor: ``defect`` or ``good``.
+        score: anomaly: the normalised image score (compared with ``image_threshold``).
+        label: classifier: the top class (even when uncertain); ``confidence`` its probability.
+        probabilities: classifier: class name -> probability.
+        anomaly_map: anomaly: float map at the image's resolution (normalised; ``pixel_threshold``).
+        class_map: segmentor: uint8 class index per pixel at the image's resolution.
+        region_map: segmentor with a region head: uint8 machine-bed mask at the image's resolution.
+        regions: quantified defect regions, each :meth:`.quantify.DefectRegion.to_dict` plus ``class``.
+        grade: worst grade among ``regions`` (``""`` when none).
+        extra: family figures written to the results as they are (``defect_pixels``, ``region_ratio``).
+        class_names: the model's classes in output order (classifier, segmentor; for drawing).
+        image: the BGR image the result belongs to (for :meth:`overlay`; not serialised).
+    """
+
+    source: str
+    family: str
+    status: str = "ok"
+    decision: str | None = None
+    score: float | None = None
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    anomaly_map: np.ndarray | None = field(default=None, repr=False)
+    class_map: np.ndarray | None = field(default=None, repr=False)
+    region_map: np.ndarray | None = field(default=None, repr=False)
+    regions: list[dict[str, Any]] = field(default_factory=list)
+    grade: str = ""
+    image_threshold: float | None = None
+    pixel_threshold: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list, repr=False)
+    error: str | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def is_defect(self) -> bool:
+        """True for a ``defect`` decision (anomaly, segmentor); classifiers have no defect notion here."""
+        return self.decision == "defect"
+
+    @classmethod
+    def failure(cls, source: str, family: str, error: str, image: np.ndarray | None = None) -> "InferenceResult":
+        return cls(source=source, family=family, status="error", error=error, image=image)
+
+    def overlay(self) -> np.ndarray:
+        """The family's picture: class and confidence, heatmap with regions, or tinted classes with regions."""
+        if not self.ok:
+            raise ValueError(f"{self.source}: no overlay for a failed result ({self.error})")
+        if self.image is None:
+            raise ValueError(f"{self.source}: the result holds no image to draw on")
+        from .families import get_family
+
+        return get_family(self.family).overlay(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """One JSON-ready row, the keys ``defect-infer`` has always written for this family."""
+        row: dict[str, Any] = {"source": self.source, "status": self.status}
+        if not self.ok:
+            row["error"] = self.error
+            return row
+        row["decision"] = self.decision
+        if self.family == "classifier":
+            row.update({"class": self.label, "confidence": self.confidence,
+                        "probabilities": dict(self.probabilities), "regions": []})
+            return row
+        if self.family == "anomaly":
+            row.update({"score": self.score, "image_threshold": self.image_threshold,
+                        "pixel_threshold": self.pixel_threshold})
+        row.update({"num_regions": len(self.regions), "worst_grade": self.grade,
+                    "regions": [dict(region) for region in self.regions]})
+        row.update(self.extra)
+        return row
