@@ -47,6 +47,10 @@ CLS_TEACHER_CONFIG = "demo/sarsn18_synthetic_cls.py"
 CLS_STUDENT_CONFIG = "demo/rkd_sarsn18_resnet18_synthetic_cls.py"
 STUDENT_BACKBONE = "resnet18"  # the timm name of the student's architecture (AKF-RD teacher)
 ANOMALY_CONFIG = "akf_rd_synthetic.yaml"
+# The demo's anomaly map uses the deepest teacher level only (the paper's M3, Fig. 6); every level
+# is still distilled. Measured on the demo's model: the shallow level's map lights up normal grain
+# and the borders of large low-contrast patches, not their inside (docs/RESULTS.md#readme-demo).
+ANOMALY_MAP_LEVEL_WEIGHTS = "[0,0,1]"
 SEG_STAGE1_CONFIG = "demo/arcd_stage1_synthetic_strip.py"
 SEG_STAGE2_CONFIG = "demo/arcd_stage2_unet_synthetic_strip.py"
 
@@ -150,7 +154,8 @@ def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher
     command = console_command("anomalib", ["anomalib.cli.cli"]) + ["train"]
     command += ["--config", _config(ANOMALY_CONFIG), "--data.root", str(data_root), "--data.category", category,
                 "--model.image_size", f"[{size},{size}]", "--trainer.max_epochs", str(args.anomaly_epochs),
-                "--default_root_dir", str(out / "anomalib"), "--seed_everything", str(args.seed)]
+                "--default_root_dir", str(out / "anomalib"), "--seed_everything", str(args.seed),
+                "--model.anomaly_map_level_weights", ANOMALY_MAP_LEVEL_WEIGHTS]
     if teacher is not None:
         command += ["--model.backbone", STUDENT_BACKBONE, "--model.teacher_weights", str(teacher)]
     with runner.step("anomaly-train", "anomalib train: AKF reverse distillation"
@@ -166,7 +171,8 @@ def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher
             "image_auroc": scores["image_auroc"], "pixel_auroc": scores["pixel_auroc"], "scores": scores,
             "inference": inference,
             "data": {"train": args.anomaly_train, "test_good": args.anomaly_test_good,
-                     "test_defect_per_type": args.anomaly_test_defect, "size": size, "epochs": args.anomaly_epochs}}
+                     "test_defect_per_type": args.anomaly_test_defect, "size": size, "epochs": args.anomaly_epochs},
+            "anomaly_map_level_weights": ANOMALY_MAP_LEVEL_WEIGHTS}
 
 
 # --------------------------------------------------------------------------- mmseg
@@ -260,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--anomaly-train", type=int, default=80)
     parser.add_argument("--anomaly-test-good", type=int, default=20)
     parser.add_argument("--anomaly-test-defect", type=int, default=10, help="held-out images per defect type")
-    parser.add_argument("--anomaly-size", type=int, default=128)
-    parser.add_argument("--anomaly-epochs", type=int, default=15)
-    parser.add_argument("--seg-train", type=int, default=40)
+    parser.add_argument("--anomaly-size", type=int, default=160)
+    parser.add_argument("--anomaly-epochs", type=int, default=10)
+    parser.add_argument("--seg-train", type=int, default=160)
     parser.add_argument("--seg-val", type=int, default=16)
     parser.add_argument("--seg-normal", type=int, default=40)
     parser.add_argument("--seg-stage1-iters", type=int, default=150)

@@ -205,3 +205,30 @@ def test_checkpoint_reload_needs_neither_hub_nor_teacher_file(tmp_path: Path) ->
     original = model.model.encoder.feature_extractor.state_dict()
     for key, value in reloaded.model.encoder.feature_extractor.state_dict().items():
         assert torch.equal(value, original[key]), key
+
+
+def test_anomaly_map_level_weights_and_sigma() -> None:
+    """Default weights reproduce anomalib's RD map; [0, 0, 1] is the blurred deepest-level map (paper Fig. 6, M3)."""
+    from anomalib.models.components import GaussianBlur2d
+    from anomalib.models.image.reverse_distillation.anomaly_map import AnomalyMapGenerator
+
+    from defect_plugins.anomaly.akf_rd.anomaly_map import build_anomaly_map_generator
+
+    torch.manual_seed(0)
+    student = [torch.randn(2, c, s, s) for c, s in ((8, 16), (16, 8), (32, 4))]
+    teacher = [torch.randn_like(f) for f in student]
+    default = build_anomaly_map_generator((32, 32), "add", sigma=2)
+    assert torch.allclose(default(student, teacher), AnomalyMapGenerator((32, 32), sigma=2, mode="add")(student, teacher))
+    deepest = build_anomaly_map_generator((32, 32), "add", sigma=2, level_weights=(0, 0, 1))
+    m3 = deepest.level_maps(student, teacher)[2]
+    blur = GaussianBlur2d(kernel_size=(deepest.kernel_size, deepest.kernel_size), sigma=(2, 2))
+    assert torch.allclose(deepest(student, teacher), blur(m3), atol=1e-6)
+    weighted = build_anomaly_map_generator((32, 32), "add", sigma=2, level_weights=(0.5, 1, 2))
+    maps = weighted.level_maps(student, teacher)
+    assert torch.allclose(weighted(student, teacher), blur(0.5 * maps[0] + maps[1] + 2 * maps[2]), atol=1e-5)
+    for bad in ((1, 1), (0, 0, 0), (1, -1, 1)):
+        with pytest.raises(ValueError, match="anomaly_map_level_weights"):
+            build_anomaly_map_generator((32, 32), level_weights=bad)
+    model = _model(anomaly_map_level_weights=[0, 0, 1], anomaly_map_sigma=6)
+    generator = model.model.anomaly_map_generator
+    assert generator.level_weights == (0.0, 0.0, 1.0) and generator.sigma == 6

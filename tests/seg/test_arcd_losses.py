@@ -77,6 +77,31 @@ def test_focal_loss_count_alpha_follows_the_thesis_eq_3_16():
         PixelFocalLoss(alpha="count")
 
 
+def test_focal_loss_logit_adjustment_follows_menon_eq_10():
+    """logit_adjust_tau: the loss sees z_c + tau * log(pi_c), pi from the labelled pixels; tau=0 is the plain loss."""
+    from defect_plugins.seg.losses.focal import logit_adjustment, pixel_focal_loss
+
+    torch.manual_seed(0)
+    target = torch.zeros(2, 4, 4, dtype=torch.long)
+    target[0, 0, 0] = 2
+    target[1, :2] = 1
+    target[1, 3, 3] = 255
+    logits = torch.randn(2, 3, 4, 4)
+    prior = torch.tensor([22 / 31, 8 / 31, 1 / 31])
+    assert torch.allclose(logit_adjustment(target, 3, 0.5).flatten(), 0.5 * prior.log(), atol=1e-6)
+    adjusted = PixelFocalLoss(alpha=None, logit_adjust_tau=0.5)(logits, target)
+    by_hand = pixel_focal_loss(logits + 0.5 * prior.log().view(1, 3, 1, 1), target, alpha=None)
+    assert adjusted.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert PixelFocalLoss(alpha=None, logit_adjust_tau=0.0)(logits, target).item() == pytest.approx(
+        pixel_focal_loss(logits, target, alpha=None).item(), rel=1e-6)
+    # the rare class is pushed down during training, so its raw logit must grow to win: its loss is larger
+    rare = target == 2
+    plain = pixel_focal_loss(logits, target, alpha=None, weight=rare.float())
+    assert PixelFocalLoss(alpha=None, logit_adjust_tau=1.0)(logits, target, weight=rare.float()) > plain
+    with pytest.raises(ValueError, match="logit_adjust_tau"):
+        PixelFocalLoss(logit_adjust_tau=-1)
+
+
 def test_ssim_loss_is_zero_for_identical_images():
     x = torch.rand(2, 3, 32, 32)
     assert kornia.losses.ssim_loss(x, x, 11).item() == pytest.approx(0.0, abs=1e-6)

@@ -80,6 +80,10 @@ class AkfReverseDistillation(AnomalibModule):
             (RD and the paper: 4 at 256 px). Larger values fill the inside of
             large, low-contrast defects whose feature differences sit at their
             borders.
+        anomaly_map_level_weights: Weight of each teacher level's map
+            (shallow first; the paper's M1-M3, Fig. 6) in the anomaly map.
+            RD's equal sum by default; ``[0, 0, 1]`` scores with the deepest
+            level only (every level is still distilled).
         pre_processor, post_processor, evaluator, visualizer: as for any
             ``AnomalibModule``.
     """
@@ -100,6 +104,7 @@ class AkfReverseDistillation(AnomalibModule):
         loss_mode: LossMode = "flat",
         anomaly_map_mode: str = "add",
         anomaly_map_sigma: int = 4,
+        anomaly_map_level_weights: Sequence[float] = (1.0, 1.0, 1.0),
         pre_processor: PreProcessor | bool = True,
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
@@ -138,6 +143,7 @@ class AkfReverseDistillation(AnomalibModule):
             teacher_weights=teacher_weights,
             anomaly_map_mode=anomaly_map_mode,
             anomaly_map_sigma=anomaly_map_sigma,
+            anomaly_map_level_weights=anomaly_map_level_weights,
         )
         self.loss = AkfReverseDistillationLoss(loss_mode)
 

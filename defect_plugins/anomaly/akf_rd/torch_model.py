@@ -61,6 +61,8 @@ class AkfReverseDistillationModel(nn.Module):
         anomaly_map_mode: ``"add"`` (default, as anomalib's RD) or ``"multiply"``.
         anomaly_map_sigma: Gaussian blur of the anomaly map in input pixels
             (RD and the AKF paper: 4 at 256 px).
+        anomaly_map_level_weights: Weight of each level's map (shallow first) in
+            the anomaly map; RD's equal sum by default (see ``anomaly_map.py``).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class AkfReverseDistillationModel(nn.Module):
         teacher_weights: str | Path | None = None,
         anomaly_map_mode: AnomalyMapGenerationMode | str = AnomalyMapGenerationMode.ADD,
         anomaly_map_sigma: int = 4,
+        anomaly_map_level_weights: Sequence[float] = (1.0, 1.0, 1.0),
     ) -> None:
         super().__init__()
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -106,7 +109,9 @@ class AkfReverseDistillationModel(nn.Module):
             image_size=self.input_size,
         )
         self.fixed_size = fusion == "akf" and akf_weights == "fixed"
-        self.anomaly_map_generator = build_anomaly_map_generator(self.input_size, anomaly_map_mode, anomaly_map_sigma)
+        self.anomaly_map_generator = build_anomaly_map_generator(
+            self.input_size, anomaly_map_mode, anomaly_map_sigma, anomaly_map_level_weights,
+        )
 
     def _check_size(self, images: torch.Tensor) -> None:
         if images.dim() != 4:  # noqa: PLR2004
