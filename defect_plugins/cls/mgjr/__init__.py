@@ -18,7 +18,9 @@ Training: stage 1 fine-tunes the teacher (``configs/mgjr/vit_teacher_*.py``), st
 the student jointly (``configs/mgjr/mgjr_*.py``), both with ``defect-train mmpretrain`` (packaged
 configs, see ``defect-configs list``; ``tools/mim_train.sh`` in a clone).
 """
-import defect_plugins  # noqa: F401  (compatibility fixes first)
+from defect_plugins.compat import apply_all
+
+apply_all()  # compatibility fixes first (a no-op when defect_plugins.cls already applied them)
 from defect_plugins.cls.mgjr.classifier import DEFAULT_LOSS_WEIGHTS, LOSS_TERMS, FeatureDimError, MGJRClassifier
 from defect_plugins.cls.mgjr.gl_attention import GLAttention
 from defect_plugins.cls.mgjr.iema import IEMA
