@@ -32,11 +32,17 @@ from mmseg.registry import MODELS
 from torch import Tensor, nn
 
 
-def logit_adjustment(target: Tensor, num_classes: int, tau: float, ignore_index: int = 255) -> Tensor:
-    """``tau * log(pi_c)`` of the labelled pixels' class frequencies, shaped ``(1, C, 1, 1)``."""
+def class_frequencies(target: Tensor, num_classes: int, ignore_index: int = 255) -> Tensor:
+    """Share of each class among the labelled pixels of ``target`` (ignored and out-of-range ones not counted)."""
     valid = target[(target != ignore_index) & (target >= 0) & (target < num_classes)]
     counts = torch.bincount(valid.flatten().long(), minlength=num_classes).float()
-    prior = (counts / counts.sum().clamp_min(1.0)).clamp_min(1e-4)  # an absent class: a small prior, not log(0)
+    return counts / counts.sum().clamp_min(1.0)
+
+
+def logit_adjustment(target: Tensor, num_classes: int, tau: float, ignore_index: int = 255) -> Tensor:
+    """``tau * log(pi_c)`` of the labelled pixels' class frequencies, shaped ``(1, C, 1, 1)``."""
+    # an absent class gets a small prior, not log(0)
+    prior = class_frequencies(target, num_classes, ignore_index).clamp_min(1e-4)
     return (tau * prior.log()).view(1, num_classes, 1, 1)
 
 
@@ -99,9 +105,7 @@ class PixelFocalLoss(nn.Module):
         if self.alpha == "counts":
             if label is None:
                 raise ValueError("PixelFocalLoss: alpha='counts' needs the label map to count classes")
-            valid = label[(label != ignore_index) & (label >= 0) & (label < num_classes)]
-            counts = torch.bincount(valid.flatten().long(), minlength=num_classes).float()
-            return 1.0 - counts / counts.sum().clamp_min(1.0)
+            return 1.0 - class_frequencies(label, num_classes, ignore_index)
         if isinstance(self.alpha, (int, float)):
             vec = torch.full((num_classes,), float(self.alpha))
             vec[self.background_index] = 1.0 - float(self.alpha)
