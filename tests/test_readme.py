@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -91,6 +92,62 @@ def test_step_failure_names_the_step_and_its_log(tmp_path):
     steps = runner.StepRunner(tmp_path / "logs", cwd=tmp_path, echo=False)
     with pytest.raises(runner.DemoError, match=r"step 'boom' failed \(exit 3\); log .*boom.log:\n.*bad input"):
         steps.run("boom", [sys.executable, "-c", "print('bad input'); raise SystemExit(3)"])
+
+
+def test_lanes_share_the_threads_and_hand_them_back(tmp_path):
+    steps = runner.StepRunner(tmp_path / "logs", cwd=tmp_path, echo=False, threads=2)
+    report = [sys.executable, "-c", "import os; print('threads', os.environ['OMP_NUM_THREADS'])"]
+    seg_done = threading.Event()
+
+    def long_lane():
+        steps.run("a1", report)  # both lanes running: one thread each
+        seg_done.wait(10)
+        steps.run("a2", report)  # the other lane has finished: both threads
+        return "a"
+
+    def short_lane():
+        steps.run("b1", report)
+        return "b"
+
+    def finish_short():
+        try:
+            return short_lane()
+        finally:
+            # lanes() decrements after the callable returns: let the long lane wait for that
+            threading.Timer(0.3, seg_done.set).start()
+
+    assert steps.lanes(long_lane, finish_short) == ["a", "b"]
+    logs = {name: (tmp_path / "logs" / f"{name}.log").read_text().split() for name in ("a1", "b1", "a2")}
+    assert logs == {"a1": ["threads", "1"], "b1": ["threads", "1"], "a2": ["threads", "2"]}
+    assert steps.lanes(lambda: "alone") == ["alone"] and steps.training_threads() == 2
+
+
+def test_a_failing_lane_stops_the_other_and_its_error_is_raised(tmp_path):
+    steps = runner.StepRunner(tmp_path / "logs", cwd=tmp_path, echo=False, threads=2)
+    started = time.perf_counter()
+    slow = lambda: steps.run("slow", [sys.executable, "-c", "import time; time.sleep(60)"])  # noqa: E731
+    boom = lambda: steps.run("boom", [sys.executable, "-c", "import time; time.sleep(1); raise SystemExit(4)"])  # noqa: E731
+    with pytest.raises(runner.DemoError, match=r"step 'boom' failed \(exit 4\)"):
+        steps.lanes(slow, boom)
+    assert time.perf_counter() - started < 30  # the 60 s training was killed, not waited for
+    with pytest.raises(runner.DemoError, match="not started: another step failed"):
+        steps.run("late", [sys.executable, "-c", "pass"])
+
+
+def test_in_process_steps_take_turns(tmp_path):
+    steps = runner.StepRunner(tmp_path / "logs", cwd=tmp_path, echo=False, threads=2)
+    inside, most = [0], [0]
+
+    def job():
+        for _ in range(5):
+            with steps.in_process():
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+                time.sleep(0.01)
+                inside[0] -= 1
+
+    steps.lanes(job, job, job)
+    assert most[0] == 1
 
 
 def _summary(**overrides) -> dict:

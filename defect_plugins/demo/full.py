@@ -12,7 +12,9 @@ One command (``defect-demo --out DIR``), in this order:
 3. **mmsegmentation, ARCD** -- ``defect-synth seg`` strips on a machine bed, stage 1
    (reconstruction of normal strips with synthetic Perlin anomalies) and stage 2 (U-Net
    discrimination on image + reconstruction, with the machine-bed region head), both through
-   ``defect-train``.
+   ``defect-train``. ARCD depends on neither of the others, so it runs in a second lane beside
+   steps 1-2, each training on its share of the CPU (:meth:`.runner.StepRunner.lanes`;
+   ``--sequential`` runs one family after the other).
 
 Every model is exported with :func:`defect_plugins.deploy.export.export_model` and run by
 :func:`defect_plugins.deploy.infer.run_inference` on held-out images at
@@ -116,7 +118,7 @@ def run_classification(runner: StepRunner, out: Path, args: argparse.Namespace) 
         runner.run("cls-student", _train("mmpretrain", CLS_STUDENT_CONFIG, student_dir,
                                          [*options, f"model.teacher_checkpoint={teacher}"]))
     checkpoint = latest(student_dir, "epoch_*.pth")
-    with runner.step("cls-export", "OpenVINO FP32 + INT8 (NNCF, accuracy guard)"):
+    with runner.in_process(), runner.step("cls-export", "OpenVINO FP32 + INT8 (NNCF, accuracy guard)"):
         loaded = load_model("classifier", config=_config(CLS_STUDENT_CONFIG), checkpoint=checkpoint)
         fp32, _ = export_model("classifier", out / "export" / "rkd_student_fp32.xml", loaded=loaded)
         int8: dict[str, Any]
@@ -127,7 +129,8 @@ def run_classification(runner: StepRunner, out: Path, args: argparse.Namespace) 
             int8 = {"accepted": True, "model": str(int8_xml), **(metadata.quantization or {})}
         except QuantizationToleranceError as error:
             int8 = {"accepted": False, "refused": str(error)}
-    with runner.step("cls-score", "top-1 of the FP32 IR on the held-out 30 % (OpenVINO f32), overlays"):
+    with runner.in_process(), runner.step("cls-score",
+                                          "top-1 of the FP32 IR on the held-out 30 % (OpenVINO f32), overlays"):
         scores = score_classifier(fp32, test_dir)
         inference = run_inference(fp32, [test_dir], out / "results", progress=False)
     return {"model": str(fp32), "checkpoint": str(checkpoint), "teacher_checkpoint": str(teacher),
@@ -162,9 +165,10 @@ def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher
                                       + (" (teacher: the mmpretrain student)" if teacher else " (random teacher)")):
         runner.run("anomaly-train", command)
     checkpoint = latest(out / "anomalib", "*.ckpt")
-    with runner.step("anomaly-export", "OpenVINO FP32"):
+    with runner.in_process(), runner.step("anomaly-export", "OpenVINO FP32"):
         xml, _ = export_model("anomaly", out / "export" / "akf_rd_fp32.xml", checkpoint=checkpoint)
-    with runner.step("anomaly-score", "image and pixel AUROC of the IR on the held-out test set (OpenVINO f32)"):
+    with runner.in_process(), runner.step("anomaly-score",
+                                          "image and pixel AUROC of the IR on the held-out test set (OpenVINO f32)"):
         scores = score_anomaly(xml, data_root / category)
         inference = run_inference(xml, [data_root / category / "test"], out / "results", progress=False)
     return {"model": str(xml), "checkpoint": str(checkpoint), "teacher": str(teacher) if teacher else "random",
@@ -202,10 +206,11 @@ def run_segmentation(runner: StepRunner, out: Path, args: argparse.Namespace) ->
                                          f"param_scheduler.0.end={args.seg_stage2_iters}",
                                          f"model.reconstructor_checkpoint={stage1}", f"randomness.seed={args.seed}"]))
     checkpoint = latest(stage2, "iter_*.pth")
-    with runner.step("seg-export", "OpenVINO FP32 (reconstructor + discriminator + region head in one graph)"):
+    with runner.in_process(), runner.step("seg-export",
+                                          "OpenVINO FP32 (reconstructor + discriminator + region head in one graph)"):
         xml, _ = export_model("segmentor", out / "export" / "arcd_unet_fp32.xml", config=_config(SEG_STAGE2_CONFIG),
                               checkpoint=checkpoint)
-    with runner.step("seg-score", "IoU of the IR on the held-out strips (OpenVINO f32)"):
+    with runner.in_process(), runner.step("seg-score", "IoU of the IR on the held-out strips (OpenVINO f32)"):
         scores = score_segmentor(xml, data, split="val")
         inference = run_inference(xml, [data / "img_dir" / "val"], out / "results", progress=False)
     return {"model": str(xml), "checkpoint": str(checkpoint), "defect_miou": scores["defect_miou"],
@@ -274,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seg-stage1-iters", type=int, default=150)
     parser.add_argument("--seg-stage2-iters", type=int, default=300)
     parser.add_argument("--quiet", action="store_true", help="no progress lines (logs are written anyway)")
+    parser.add_argument("--sequential", action="store_true",
+                        help="one family after another with every thread each (default: ARCD beside the others)")
     args = parser.parse_args(argv)
     for name in ("cls_per_class", "cls_epochs", "anomaly_train", "anomaly_test_good", "anomaly_test_defect",
                  "anomaly_epochs", "seg_train", "seg_val", "seg_normal", "seg_stage1_iters", "seg_stage2_iters"):
@@ -287,15 +294,25 @@ def main(argv: list[str] | None = None) -> int:
     runner = StepRunner(out / "logs", cwd=out, echo=not args.quiet)
     summary: dict[str, Any] = {}
     started = time.perf_counter()
-    try:
+    def classification_then_anomaly() -> None:
         teacher = None
         if "cls" in args.only:
             summary["cls"] = run_classification(runner, out / "cls", args)
             teacher = Path(summary["cls"]["checkpoint"])
         if "anomaly" in args.only:
             summary["anomaly"] = run_anomaly(runner, out / "anomaly", args, teacher)
-        if "seg" in args.only:
-            summary["seg"] = run_segmentation(runner, out / "seg", args)
+
+    def segmentation() -> None:
+        summary["seg"] = run_segmentation(runner, out / "seg", args)
+
+    # two lanes: AKF-RD needs the classifier (its teacher), ARCD needs neither, so it runs beside them
+    lanes = [(name, job) for name, job in ((("cls", "anomaly"), classification_then_anomaly), (("seg",), segmentation))
+             if set(name) & set(args.only)]
+    if args.sequential:
+        jobs = [job for _, job in lanes]
+        lanes = [(tuple(n for name, _ in lanes for n in name), lambda: [job() for job in jobs])]
+    try:
+        runner.lanes(*(job for _, job in lanes))
     except Exception as error:  # noqa: BLE001 - any failure ends the demo with one message, no summary
         if not isinstance(error, DemoError):
             traceback.print_exc()
@@ -303,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         print("defect-demo: no summary.json or index.html was written", file=sys.stderr)
         return 1
     summary["steps"] = runner.seconds
+    summary["lanes"] = [[n for n in name if n in args.only] for name, _ in lanes]
+    summary["threads"] = runner.threads
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["targets"] = _targets(summary)
     summary["all_targets_met"] = all(check["met"] for check in summary["targets"].values())

@@ -39,7 +39,18 @@ def test_benchmark_json_has_every_field(tiny_classifier, tmp_path):
     tp = {key: value["throughput"]["images_per_s_best"] for key, value in variants.items()}
     assert family["speedup_int8_vs_fp32"] == pytest.approx(tp["openvino_int8"] / tp["openvino_fp32"])
     assert family["speedup_fp32_vs_torch"] == pytest.approx(tp["openvino_fp32"] / tp["torch"])
-    assert family["targets"]["int8_at_least_1.5x_fp32"] == (tp["openvino_int8"] >= 1.5 * tp["openvino_fp32"])
+    assert family["targets"]["int8_at_least_2x_fp32"] == (tp["openvino_int8"] >= 2.0 * tp["openvino_fp32"])
+    loss = variants["openvino_fp32"]["metric"]["value"] - variants["openvino_int8"]["metric"]["value"]
+    assert family["targets"]["int8_metric_loss_at_most_0.5pt"] == (loss <= 0.005)
+    # the inferencer's overhead: the whole predict() against the IR alone, steps timed on their own
+    for name in ("openvino_fp32", "openvino_int8"):
+        overhead = variants[name]["inferencer"]
+        assert overhead["images"] == 6 and overhead["predict_ms"]["runs"] == 3
+        assert overhead["overhead_fraction"] == pytest.approx(
+            (overhead["predict_ms"]["p50_ms"] - overhead["ir_ms"]["p50_ms"]) / overhead["ir_ms"]["p50_ms"])
+        assert min(overhead[k]["p50_ms"] for k in ("read_ms", "prepare_ms", "postprocess_ms", "ir_ms")) > 0
+    assert family["targets"]["inferencer_overhead_at_most_10pct"] == (
+        variants["openvino_fp32"]["inferencer"]["overhead_fraction"] <= 0.10)
     assert family["int8_quantization"]["metric"] == "accuracy" and family["int8_quantization"]["path"] == "ptq"
     # benchmark_app ran on the same IR, at f32, on one thread, at batch 1 and at our best batch
     assert "benchmark_app" not in variants["torch"]
