@@ -16,6 +16,9 @@ apply_all()
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Tiny models of the three families (tests/deploy, tests/station): one definition, made once per session.
+from tests.model_fixtures import anomaly_export, tiny_anomaly, tiny_classifier, tiny_segmentor  # noqa: E402,F401
+
 # Tests never reach a hub: anything that tries to download fails fast instead of hanging.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TIMM_OFFLINE", "1")

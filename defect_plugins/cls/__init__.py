@@ -12,7 +12,8 @@ DATASETS            ``SameClassMosaicDataset``,      :mod:`defect_plugins.cls.da
                     ``SameClassFusionDataset``
 TRANSFORMS          ``CheckedLoadImageFromFile``     :mod:`defect_plugins.cls.transforms.loading`
 TRANSFORMS          ``SteelBilateralFilter``,        :mod:`defect_plugins.cls.transforms.preprocessing`
-                    ``HistogramContrastStretch``
+                    ``HistogramContrastStretch``,
+                    ``SteelOtsuDefectMask``
 ==================  ===============================  =============================================
 
 Configs load them with ``custom_imports=dict(imports=['defect_plugins.cls'], allow_failed_imports=False)``

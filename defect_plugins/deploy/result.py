@@ -3,8 +3,10 @@
 Follows the role of anomalib's ``NumpyImageItem`` / ``NumpyImageBatch`` (``anomalib/data/dataclasses``:
 one object carrying the image, the score, the map and the decision) with this package's additions:
 class probabilities for classifiers, class and machine-bed maps for segmentors, quantified defect
-regions (:mod:`.quantify`) and their worst grade for every family. Fields that do not apply to a
-family are ``None`` (or empty).
+regions (:mod:`.quantify`), their worst grade and the per-image totals of the RKD-SARSN paper's
+Table 7 (:meth:`InferenceResult.totals`) for every family. Classifiers find their regions with the
+paper's segmentation chain (:mod:`.paper_segmentation`; the mask is ``defect_mask``). Fields that do
+not apply to a family are ``None`` (or empty).
 
 :meth:`InferenceResult.to_dict` is exactly one row of ``defect-infer``'s ``results.json`` (the
 arrays are summarised, not dumped); :meth:`InferenceResult.overlay` draws the family's picture.
@@ -41,7 +43,9 @@ class InferenceResult:
         anomaly_map: anomaly: float map at the image's resolution (normalised; ``pixel_threshold``).
         class_map: segmentor: uint8 class index per pixel at the image's resolution.
         region_map: segmentor with a region head: uint8 machine-bed mask at the image's resolution.
-        regions: quantified defect regions, each :meth:`.quantify.DefectRegion.to_dict` plus ``class``.
+        defect_mask: classifier: the paper's cleaned Otsu defect mask (uint8 0/1) at the image's resolution.
+        regions: quantified defect regions, each :meth:`.quantify.DefectRegion.to_dict` plus ``class``
+            (classifier: the top class, the regions being those of ``defect_mask``).
         grade: worst grade among ``regions`` (``""`` when none).
         extra: family figures written to the results as they are (``defect_pixels``, ``region_ratio``).
         class_names: the model's classes in output order (classifier, segmentor; for drawing).
@@ -59,6 +63,7 @@ class InferenceResult:
     anomaly_map: np.ndarray | None = field(default=None, repr=False)
     class_map: np.ndarray | None = field(default=None, repr=False)
     region_map: np.ndarray | None = field(default=None, repr=False)
+    defect_mask: np.ndarray | None = field(default=None, repr=False)
     regions: list[dict[str, Any]] = field(default_factory=list)
     grade: str = ""
     image_threshold: float | None = None
@@ -81,6 +86,17 @@ class InferenceResult:
     def failure(cls, source: str, family: str, error: str, image: np.ndarray | None = None) -> "InferenceResult":
         return cls(source=source, family=family, status="error", error=error, image=image)
 
+    def totals(self) -> dict[str, Any] | None:
+        """Per-image totals of all regions (Table 7: area, perimeter, area ratio, K in 1/pixel), or None.
+
+        None for a failed result or one without its image (the image's size is the area ratio's denominator).
+        """
+        if not self.ok or self.image is None:
+            return None
+        from .quantify import image_totals
+
+        return image_totals(self.regions, self.image.shape).to_dict()
+
     def overlay(self) -> np.ndarray:
         """The family's picture: class and confidence, heatmap with regions, or tinted classes with regions."""
         if not self.ok:
@@ -100,12 +116,16 @@ class InferenceResult:
         row["decision"] = self.decision
         if self.family == "classifier":
             row.update({"class": self.label, "confidence": self.confidence,
-                        "probabilities": dict(self.probabilities), "regions": []})
-            return row
+                        "probabilities": dict(self.probabilities)})
         if self.family == "anomaly":
             row.update({"score": self.score, "image_threshold": self.image_threshold,
                         "pixel_threshold": self.pixel_threshold})
         row.update({"num_regions": len(self.regions), "worst_grade": self.grade,
-                    "regions": [dict(region) for region in self.regions]})
+                    "regions": [_json_row(region) for region in self.regions], "totals": self.totals()})
         row.update(self.extra)
         return row
+
+
+def _json_row(region: dict[str, Any]) -> dict[str, Any]:
+    """A region row as JSON gives it back (centroid and box as lists, not tuples)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in region.items()}

@@ -29,7 +29,11 @@ def test_predict_takes_a_path_or_an_array_and_matches_the_ir(tiny_xml, tmp_path)
         assert list(result.probabilities) == CLASSES
     assert from_path.source == str(path) and from_array.source == "image[0]"
     row = from_path.to_dict()
-    assert json.loads(json.dumps(row)) == row and row["class"] == from_path.label and row["regions"] == []
+    assert json.loads(json.dumps(row)) == row and row["class"] == from_path.label
+    # the paper's Otsu regions of the image, labelled with the class, and their per-image totals
+    assert row["num_regions"] == len(row["regions"]) == len(from_path.regions)
+    assert all(region["class"] == from_path.label for region in row["regions"])
+    assert row["totals"]["area"] == sum(region["area"] for region in row["regions"]) == from_path.defect_mask.sum()
     assert from_path.overlay().shape == (16, 16, 3)
 
 

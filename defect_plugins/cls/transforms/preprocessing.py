@@ -1,16 +1,21 @@
 """The RKD-SARSN paper's image preprocessing as mmpretrain transforms.
 
-Huang et al. (Algorithms 16(11):516, 2023) denoise strip-steel images with a bilateral filter
-(Tomasi & Manduchi, ICCV 1998: edge-preserving, so scratch and crack borders survive) and
-raise their contrast by stretching the grey-level histogram. Both act on ``results['img']``
-(uint8, HxW or HxWxC, any channel order) and leave labels untouched. OpenCV does the filtering.
+Huang et al. (Algorithms 16(11):516, 2023, section 3.2) denoise strip-steel images with a bilateral
+filter (Tomasi & Manduchi, ICCV 1998: edge-preserving, so scratch and crack borders survive), raise
+their contrast by stretching the grey-level histogram, and segment the defect with Otsu's threshold.
+The work is done by :mod:`defect_plugins.deploy.paper_segmentation` (numpy and OpenCV only), the
+same functions the exported classifier's post-processing and ``defect-station`` run, so training
+and the line see identical pixels. Each transform acts on ``results['img']`` (uint8, HxW or HxWxC,
+any channel order) and leaves labels untouched; :class:`SteelOtsuDefectMask` adds
+``results['defect_mask']`` and leaves the image alone.
 """
 from __future__ import annotations
 
-import cv2
-import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
+
+from defect_plugins.deploy.paper_segmentation import PaperSegmentation, bilateral_filter, contrast_stretch, \
+    segment_defects
 
 
 @TRANSFORMS.register_module()
@@ -29,8 +34,7 @@ class SteelBilateralFilter(BaseTransform):
         self.sigma_space = sigma_space
 
     def transform(self, results: dict) -> dict:
-        img = results["img"]
-        results["img"] = cv2.bilateralFilter(np.ascontiguousarray(img), self.diameter, self.sigma_color, self.sigma_space)
+        results["img"] = bilateral_filter(results["img"], self.diameter, self.sigma_color, self.sigma_space)
         return results
 
     def __repr__(self) -> str:
@@ -53,12 +57,31 @@ class HistogramContrastStretch(BaseTransform):
         self.high = high
 
     def transform(self, results: dict) -> dict:
-        img = results["img"]
-        lower, upper = np.percentile(img, [self.low, self.high])
-        if upper > lower:
-            stretched = (img.astype(np.float32) - lower) * (255.0 / (upper - lower))
-            results["img"] = np.clip(stretched, 0, 255).round().astype(np.uint8)
+        results["img"] = contrast_stretch(results["img"], self.low, self.high)
         return results
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(low={self.low}, high={self.high})"
+
+
+@TRANSFORMS.register_module()
+class SteelOtsuDefectMask(BaseTransform):
+    """The paper's whole chain (grey, bilateral, stretch, Otsu, opening + closing) -> ``results['defect_mask']``.
+
+    The mask is uint8 0/1 at the image's resolution; ``results['otsu_threshold']`` is the grey level
+    Otsu chose. The image itself is not changed (put :class:`SteelBilateralFilter` /
+    :class:`HistogramContrastStretch` in the pipeline for that). Arguments: those of
+    :class:`defect_plugins.deploy.paper_segmentation.PaperSegmentation`.
+    """
+
+    def __init__(self, **settings):
+        self.settings = PaperSegmentation(**settings)
+
+    def transform(self, results: dict) -> dict:
+        views = segment_defects(results["img"], self.settings)
+        results["defect_mask"] = views.mask
+        results["otsu_threshold"] = views.threshold
+        return results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.settings})"

@@ -10,6 +10,12 @@ Graph: backbone -> neck -> head -> softmax on float NCHW, converted with ``openv
 what ``ClsDataPreprocessor`` does (BGR -> RGB when ``to_rgb``, ``(x - mean) / std`` on the 0-255
 scale) is OpenVINO preprocessing (:mod:`..preprocess`). The same steps written in torch
 (:func:`reference_module`) are the parity reference. Output ``probs`` ``(N, num_classes)``.
+
+Post-processing grades the class as the RKD-SARSN paper's grade-evaluation system does (Huang et al.,
+Algorithms 16(11):516, 2023, section 3.2, Fig. 20): the network names the class, then the paper's
+segmentation chain (:mod:`..paper_segmentation`: bilateral filter, grey-histogram stretch, Otsu,
+opening + closing) finds the defect inside the image at the image's own resolution, and each region
+and the image as a whole are measured (:mod:`..quantify`: area, perimeter, centroid, area ratio, K).
 """
 from __future__ import annotations
 
@@ -23,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from ..metadata import ModelMetadata
+from ..paper_segmentation import PaperSegmentation, segment_defects
+from ..quantify import MaskReport, draw_regions, quantify_mask
 from ..result import InferenceResult
 from .base import ExportError, LoadedModel, PostSettings, caption_height, check_file, checkpoint_classes, \
-    convert_network, put_text
+    convert_network, put_text, region_from_row, region_rows
 
 NAME = "classifier"
 OUTPUTS = ["probs"]
@@ -205,23 +213,40 @@ def ignored_scope(ov_model: Any) -> None:
     return None
 
 
+# The paper's chain with the project's defaults (those of the neu_cls paper-augmentation config).
+SEGMENTATION = PaperSegmentation()
+
+
 def postprocess(image: np.ndarray, outputs: Sequence[np.ndarray], metadata: ModelMetadata, settings: PostSettings,
                 source: str) -> InferenceResult:
-    """``probs`` -> top class, confidence and the decision against ``min_confidence``."""
+    """``probs`` -> top class, confidence, the decision against ``min_confidence``; the paper's regions of the class.
+
+    The regions (labelled with the top class, graded by ``settings.rule``) are those of the paper's
+    cleaned Otsu mask, measured at the image's resolution; ``extra["otsu_threshold"]`` is the grey
+    level Otsu chose on the stretched image.
+    """
     probs = np.asarray(outputs[0]).reshape(-1)
     index = int(probs.argmax())
     confidence = float(probs[index])
     names = metadata.class_names
     name = names[index] if index < len(names) else str(index)
     accepted = confidence >= float(metadata.thresholds.get("min_confidence", 0.0))
+    views = segment_defects(image, SEGMENTATION)
+    report = quantify_mask(views.mask, min_area=settings.min_area, rule=settings.rule)
     return InferenceResult(source=source, family=NAME, decision=name if accepted else "uncertain", label=name,
                            confidence=confidence, probabilities={n: float(p) for n, p in zip(names, probs)},
+                           defect_mask=views.mask, regions=region_rows(report.regions, name),
+                           grade=report.worst_grade, extra={"otsu_threshold": views.threshold},
                            class_names=list(names), image=image)
 
 
 def overlay(result: InferenceResult) -> np.ndarray:
-    """The image with its class and confidence (green when accepted, orange when uncertain)."""
-    picture = result.image.copy()
+    """The image with the paper's defect regions in red boxes (Fig. 20), class and confidence on top.
+
+    The caption is green when the class is accepted, orange when uncertain. Otsu regions are many
+    and small, so they carry no text of their own (the geometry is in ``regions``).
+    """
+    picture = draw_regions(result.image, MaskReport([region_from_row(row) for row in result.regions]), labels=False)
     colour = (0, 165, 255) if result.decision == "uncertain" else (0, 255, 0)
     put_text(picture, f"{result.label} {result.confidence:.2f}", (3, caption_height(picture)), colour)
     return picture

@@ -1,5 +1,8 @@
 """Tiny trained-looking models of the three families, made on the fly (no download, no shared data).
 
+Session fixtures shared by tests/deploy and tests/station (registered in tests/conftest.py, so that
+each model is made once per session whichever folders run).
+
 Classifier and segmentor: randomly initialised OpenMMLab models saved as mmengine-style checkpoints
 (``state_dict`` + ``meta.dataset_meta``). Anomaly: a one-epoch anomalib run of AKF reverse
 distillation on a few 32x32 synthetic images (the checkpoint then has real post-processor
@@ -11,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
-from tests.conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 TINY_CLS_CONFIG = """
 default_scope = 'mmpretrain'
@@ -38,6 +40,7 @@ class TinyModel:
 
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory) -> TinyModel:
+    import torch
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
@@ -60,6 +63,7 @@ def tiny_classifier(tmp_path_factory) -> TinyModel:
 
 @pytest.fixture(scope="session")
 def tiny_segmentor(tmp_path_factory) -> TinyModel:
+    import torch
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
@@ -82,6 +86,7 @@ def tiny_segmentor(tmp_path_factory) -> TinyModel:
 @pytest.fixture(scope="session")
 def tiny_anomaly(tmp_path_factory) -> TinyModel:
     """One epoch of AKF-RD (random-init resnet18 teacher) on 4 synthetic 32x32 images."""
+    import torch
     from anomalib.data import MVTecAD
     from anomalib.engine import Engine
 

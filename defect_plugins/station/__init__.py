@@ -1,0 +1,20 @@
+"""``defect-station``: the RKD-SARSN paper's grade-evaluation system as a local web page.
+
+Huang et al. (Algorithms 16(11):516, 2023, section 3.2, Fig. 20) end their method with a GUI for
+the line operator: load an image, see the preprocessing (bilateral filter, contrast stretch, Otsu
+threshold, red boxes on the defect), the class, the geometry of the defect and its grade. This
+package serves that screen for any exported models of this project (classifier, segmentor,
+anomaly) and records the operator's decisions:
+
+=================  ===========================================================================
+:mod:`.rules`      grading rule files (YAML) and their checks; ``default_rules.yaml``
+:mod:`.grading`    a model's result -> Table 7 measures -> a grade with its reasons
+:mod:`.imaging`    upload checks (format, size, truncation) and images for the page
+:mod:`.store`      the SQLite file (WAL mode, one transaction per write)
+:mod:`.engine`     :class:`~.engine.Station`: models, inspection, threshold slider, decisions
+:mod:`.app`        the Starlette application (page + JSON API)
+:mod:`.cli`        ``defect-station``
+=================  ===========================================================================
+
+Nothing here imports torch or a toolkit: it runs in the runtime-only install.
+"""

@@ -1,0 +1,179 @@
+"""The station's web application: one static page and a small JSON API over :class:`.engine.Station`.
+
+Server library: Starlette (ASGI) served by uvicorn. Why these and not Gradio: the station runs on
+the runtime-only install of a line PC, often offline. Starlette and uvicorn are a few pure-Python
+packages (with h11, anyio, click), import no torch or data-science stack, and serve a page whose
+HTML, JavaScript and CSS ship inside this package (no CDN, no telemetry, nothing fetched at run
+time). Gradio brings FastAPI, pandas, a hub client and a large front end, and its layout
+components would have to be bent to show the paper's views, the geometry table and the decision
+buttons as one screen. Uploads are the raw request body (``fetch(file)``), so no multipart parser
+is needed either.
+
+Routes (JSON unless said; errors are ``{"error": message}`` with a 4xx/5xx status, and the
+server keeps serving):
+
+=========================  =====================================================================
+``GET /``                  the page (``static/index.html``)
+``GET /api/status``        models (name, family, version, precision, median latency), rules, limits
+``POST /api/inspect``      raw image bytes, ``?name=FILE``: inspect with every model, store, results
+``GET /api/watch``         the watched folder's newest images
+``POST /api/watch``        ``{"name": FILE}`` (optional): inspect that file, or the newest one
+``POST /api/threshold``    ``{"inspection_id", "model", "threshold"}``: re-threshold the kept map
+``POST /api/decision``     ``{"inspection_id", "decision", "grade"?, "comment"?}``: store it
+``GET /api/history``       ``?grade=&class=&decision=&from=YYYY-MM-DD&to=YYYY-MM-DD``: rows
+``GET /api/history.csv``   the same filters, every row, as a CSV download
+=========================  =====================================================================
+
+CPU work (decoding, inference, the database) runs in Starlette's thread pool, so one slow image
+does not stop the page of another operator from loading.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from .engine import Station, StationError
+from .store import StoreError
+
+STATIC = Path(__file__).with_name("static")
+MAX_JSON_BYTES = 64 * 1024
+DRAIN_BYTES = 64 * 1024 * 1024  # read and drop this much of an oversized upload before giving up on it
+log = logging.getLogger("defect_plugins.station")
+
+
+async def _read_body(request: Request, limit: int, what: str) -> bytes:
+    """The request body; 413 when it passes ``limit`` bytes.
+
+    Nothing beyond the limit is kept. The rest of an oversized body is still read and dropped (up
+    to :data:`DRAIN_BYTES` more): a server that answers and closes while the client is still
+    sending makes the client see "connection reset" instead of the message.
+    """
+    declared = request.headers.get("content-length")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit + DRAIN_BYTES:
+            break
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        total = int(declared) if declared and declared.isdigit() else size
+        raise StationError(413, f"{what} is {total / 1e6:.1f} MB, above the station's limit of {limit / 1e6:g} MB "
+                                f"(--max-upload-mb)")
+    return b"".join(chunks)
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = await _read_body(request, MAX_JSON_BYTES, "the request")
+    try:
+        data = json.loads(body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise StationError(400, f"the request body is not JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise StationError(400, "the request body must be a JSON object")
+    return data
+
+
+def _int(data: dict, key: str) -> int:
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise StationError(400, f"'{key}' must be an integer, got {value!r}")
+    return int(value)
+
+
+def _filters(request: Request) -> dict[str, str | None]:
+    query = request.query_params
+    return {"grade": query.get("grade") or None, "class_name": query.get("class") or None,
+            "decision": query.get("decision") or None, "date_from": query.get("from") or None,
+            "date_to": query.get("to") or None}
+
+
+def create_app(station: Station, *, max_upload_bytes: int = 20_000_000) -> Starlette:
+    """The ASGI application serving ``station``."""
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({**station.status(), "max_upload_bytes": max_upload_bytes})
+
+    async def inspect(request: Request) -> Response:
+        name = Path(request.query_params.get("name") or "upload").name[:200] or "upload"
+        data = await _read_body(request, max_upload_bytes, name)
+        return JSONResponse(await run_in_threadpool(station.inspect, data, name))
+
+    async def watch_list(request: Request) -> Response:
+        files = await run_in_threadpool(station.watch_files)
+        return JSONResponse({"folder": str(station.watch), "files": [path.name for path in files[:20]]})
+
+    async def watch_inspect(request: Request) -> Response:
+        data = await _json(request)
+        name = data.get("name")
+        if name is not None and not isinstance(name, str):
+            raise StationError(400, f"'name' must be a file name, got {name!r}")
+        return JSONResponse(await run_in_threadpool(station.inspect_watch, name or None))
+
+    async def threshold(request: Request) -> Response:
+        data = await _json(request)
+        value = data.get("threshold")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise StationError(400, f"'threshold' must be a number, got {value!r}")
+        return JSONResponse(await run_in_threadpool(station.rethreshold, _int(data, "inspection_id"),
+                                                    _int(data, "model"), float(value)))
+
+    async def decision(request: Request) -> Response:
+        data = await _json(request)
+        comment = data.get("comment") or ""
+        if not isinstance(comment, str):
+            raise StationError(400, "'comment' must be text")
+        return JSONResponse(await run_in_threadpool(
+            lambda: station.decide(_int(data, "inspection_id"), str(data.get("decision")),
+                                   grade=data.get("grade") or None, comment=comment.strip())))
+
+    async def history(request: Request) -> Response:
+        rows = await run_in_threadpool(lambda: station.store.history(**_filters(request), limit=500))
+        for row in rows:
+            for key in ("models", "results", "thresholds"):
+                row[key] = json.loads(row[key]) if row.get(key) else None
+        return JSONResponse({"rows": rows, "classes": await run_in_threadpool(station.store.classes),
+                             "grades": list(station.rules.grades)})
+
+    async def history_csv(request: Request) -> Response:
+        text = await run_in_threadpool(lambda: station.store.history_csv(**_filters(request)))
+        return Response(text, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="station-history.csv"'})
+
+    async def station_error(request: Request, error: StationError) -> Response:
+        return JSONResponse({"error": error.message}, status_code=error.status)
+
+    async def store_error(request: Request, error: StoreError) -> Response:
+        return JSONResponse({"error": str(error)}, status_code=400)
+
+    async def unexpected(request: Request, error: Exception) -> Response:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(error).__name__}: {error}); the station goes on"},
+                            status_code=500)
+
+    routes = [
+        Route("/", index),
+        Route("/api/status", status),
+        Route("/api/inspect", inspect, methods=["POST"]),
+        Route("/api/watch", watch_list, methods=["GET"]),
+        Route("/api/watch", watch_inspect, methods=["POST"]),
+        Route("/api/threshold", threshold, methods=["POST"]),
+        Route("/api/decision", decision, methods=["POST"]),
+        Route("/api/history", history),
+        Route("/api/history.csv", history_csv),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes, exception_handlers={StationError: station_error, StoreError: store_error,
+                                                        Exception: unexpected})

@@ -1,0 +1,123 @@
+"""``defect-station``: serve the operator station's page for exported models.
+
+    defect-station --model cls.xml --model seg.xml --model ad.xml --rules rules.yaml \\
+        --watch DIR --db station.sqlite --port 8080 [--host 127.0.0.1]
+
+Binds to 127.0.0.1 unless ``--host`` says otherwise (the page stores operator decisions and has no
+login: expose it on a network only behind something that authenticates). ``--port 0`` takes a
+free port; the first line printed is always ``defect-station: serving http://HOST:PORT/``. ``--check`` tests the install instead of serving
+(:mod:`.check`).
+Runs in the runtime-only install (OpenVINO, numpy, OpenCV, PyYAML, Starlette, uvicorn).
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from defect_plugins.deploy.runtime import PRECISION_HINTS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0])
+    parser.add_argument("--model", dest="models", action="append", type=Path, required=True,
+                        help="model.xml exported by defect-export or anomalib (repeat for several models)")
+    parser.add_argument("--rules", type=Path, help="grading rule file (YAML; default: the packaged default_rules.yaml)")
+    parser.add_argument("--watch", type=Path, help="folder the camera writes images into (newest image on request)")
+    parser.add_argument("--db", type=Path, default=Path("station.sqlite"), help="SQLite file (default station.sqlite)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this PC only)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    parser.add_argument("--precision", choices=PRECISION_HINTS, default="f32",
+                        help="OpenVINO INFERENCE_PRECISION_HINT (default f32: anomaly scores feed thresholds)")
+    parser.add_argument("--min-area", type=int, default=4, help="ignore regions smaller than this (pixels)")
+    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (MB, default 20)")
+    parser.add_argument("--max-pixels", type=float, default=50.0,
+                        help="largest image accepted, in megapixels (default 50)")
+    parser.add_argument("--cache-mb", type=float, default=256.0,
+                        help="memory for recent results the threshold slider works on (MB, default 256)")
+    parser.add_argument("--check", action="store_true",
+                        help="check this install instead of serving: page, a synthetic image through every model, "
+                             "the slider, no torch imported (temporary database, free loopback port); exit 0 if fine")
+    return parser
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: a free one), so the printed URL is the real one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import uvicorn
+
+    from .app import create_app
+    from .engine import Station, StationError
+    from .rules import RuleError, load_rules
+    from .store import Store, StoreError
+
+    if not 1 <= args.port + 1 <= 65536:
+        print(f"defect-station: error: --port must be 0 to 65535, got {args.port}", file=sys.stderr)
+        return 2
+    if args.max_upload_mb <= 0 or args.max_pixels <= 0:
+        print("defect-station: error: --max-upload-mb and --max-pixels must be positive", file=sys.stderr)
+        return 2
+    if args.check:  # a temporary database and a free loopback port: nothing of the line's is touched
+        scratch = tempfile.TemporaryDirectory(prefix="defect-station-check-")
+        args.db, args.host, args.port = Path(scratch.name) / "check.sqlite", "127.0.0.1", 0
+    try:
+        rules = load_rules(args.rules)
+        store = Store(args.db)
+        station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
+                          min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6), cache_mb=args.cache_mb,
+                          strict_rules=args.rules is not None)
+    except (RuleError, StoreError, FileNotFoundError, ValueError) as error:
+        print(f"defect-station: error: {error}", file=sys.stderr)
+        return 1
+    except StationError as error:
+        print(f"defect-station: error: {error.message}", file=sys.stderr)
+        return 1
+    except RuntimeError as error:  # OpenVINO cannot read or compile a model
+        print(f"defect-station: error: cannot load a model: {error}", file=sys.stderr)
+        return 1
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as error:
+        print(f"defect-station: error: cannot listen on {args.host}:{args.port}: {error.strerror or error}",
+              file=sys.stderr)
+        return 1
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"defect-station: {'checking' if args.check else 'serving'} http://{shown}:{port}/", flush=True)
+    for model in station.models:
+        info = model.describe()
+        print(f"  model {info['name']}: {info['family']}, {info['weights']} weights at {info['precision']}, "
+              f"version {info['version']}", flush=True)
+    for note in station.rule_notes:
+        print(f"  note: {note}", flush=True)
+    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6))
+    if args.check:
+        from .check import run_check
+
+        try:
+            return run_check(app, sock, f"http://{shown}:{port}/")
+        finally:
+            store.close()
+            scratch.cleanup()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

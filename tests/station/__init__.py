@@ -1,0 +1,1 @@
+"""defect-station: rules, store, uploads, the real server and a real browser."""
