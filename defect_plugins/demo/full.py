@@ -277,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seg-val", type=int, default=16)
     parser.add_argument("--seg-normal", type=int, default=40)
     parser.add_argument("--seg-stage1-iters", type=int, default=150)
-    parser.add_argument("--seg-stage2-iters", type=int, default=300)
+    parser.add_argument("--seg-stage2-iters", type=int, default=600)
     parser.add_argument("--quiet", action="store_true", help="no progress lines (logs are written anyway)")
     parser.add_argument("--sequential", action="store_true",
                         help="one family after another with every thread each (default: ARCD beside the others)")
