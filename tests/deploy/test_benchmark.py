@@ -49,6 +49,9 @@ def test_benchmark_json_has_every_field(tiny_classifier, tmp_path):
         assert overhead["overhead_fraction"] == pytest.approx(
             (overhead["predict_ms"]["p50_ms"] - overhead["ir_ms"]["p50_ms"]) / overhead["ir_ms"]["p50_ms"])
         assert min(overhead[k]["p50_ms"] for k in ("read_ms", "prepare_ms", "postprocess_ms", "ir_ms")) > 0
+    # a classifier is also timed without the paper's regions (DefectInferencer(quantify=False))
+    assert variants["openvino_fp32"]["inferencer"]["quantify"] is True
+    assert variants["openvino_fp32"]["inferencer_class_only"]["quantify"] is False
     assert family["targets"]["inferencer_overhead_at_most_10pct"] == (
         variants["openvino_fp32"]["inferencer"]["overhead_fraction"] <= 0.10)
     assert family["int8_quantization"]["metric"] == "accuracy" and family["int8_quantization"]["path"] == "ptq"

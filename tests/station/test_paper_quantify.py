@@ -150,3 +150,25 @@ def test_mmpretrain_transform_runs_the_same_functions():
     assert out["gt_label"] == 2 and np.array_equal(out["img"], image)
     stretched = TRANSFORMS.build(dict(type="HistogramContrastStretch", low=1, high=99))({"img": image.copy()})["img"]
     assert np.array_equal(stretched, contrast_stretch(image, 1, 99))
+
+
+@pytest.mark.parametrize("low, high", [(1.0, 99.0), (0.0, 100.0), (2.5, 97.5), (10.0, 11.0)])
+def test_contrast_stretch_of_uint8_equals_the_sorting_percentiles(low, high):
+    rng = np.random.default_rng(int(low * 10))
+    for image in (rng.integers(0, 256, (37, 53), dtype=np.uint8), rng.integers(90, 120, (200, 200), dtype=np.uint8),
+                  steel_image(2)[:, :, 0]):
+        lower, upper = np.percentile(image, [low, high])
+        expected = np.clip((image.astype(np.float64) - lower) * (255.0 / (upper - lower)), 0, 255).round()
+        got = contrast_stretch(image, low, high)
+        assert got.dtype == np.uint8 and np.array_equal(got, expected.astype(np.uint8))
+
+
+def test_classifier_without_quantification_gives_the_class_only():
+    meta = ModelMetadata(family="classifier", precision="FP32", input_size=(32, 32), class_names=["a", "b"],
+                         outputs=["probs"])
+    image = steel_image(1)
+    result = classifier_family.postprocess(image, [np.array([[0.2, 0.8]])], meta, PostSettings(quantify=False), "x")
+    assert result.label == "b" and result.confidence == pytest.approx(0.8)
+    assert result.regions == [] and result.defect_mask is None and "otsu_threshold" not in result.extra
+    full = classifier_family.postprocess(image, [np.array([[0.2, 0.8]])], meta, PostSettings(), "x")
+    assert full.defect_mask is not None and full.label == "b"

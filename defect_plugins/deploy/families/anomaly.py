@@ -134,7 +134,10 @@ def load(*, checkpoint: str | Path | None, input_size: tuple[int, int] | None = 
         import openvino as ov
 
         with tempfile.TemporaryDirectory(prefix="anomalib-export-") as tmp:
-            xml = lightning.to_openvino(export_root=tmp, input_size=None if dynamic else tuple(input_size))
+            # opset 18 is what torch's dynamo exporter writes: anomalib's default 14 makes it down-convert,
+            # which fails on Resize/Reduce axes and prints a traceback before falling back to 18 anyway
+            xml = lightning.to_openvino(export_root=tmp, input_size=None if dynamic else tuple(input_size),
+                                        onnx_kwargs={"opset_version": 18})
             ov_model = to_uint8_bgr(ov.Core().read_model(str(xml)), None if dynamic else tuple(input_size))
             return ov_model.clone()  # materialise the weights before the temporary folder goes away
 

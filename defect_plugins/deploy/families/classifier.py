@@ -231,13 +231,15 @@ def postprocess(image: np.ndarray, outputs: Sequence[np.ndarray], metadata: Mode
     names = metadata.class_names
     name = names[index] if index < len(names) else str(index)
     accepted = confidence >= float(metadata.thresholds.get("min_confidence", 0.0))
-    views = segment_defects(image, SEGMENTATION)
-    report = quantify_mask(views.mask, min_area=settings.min_area, rule=settings.rule)
-    return InferenceResult(source=source, family=NAME, decision=name if accepted else "uncertain", label=name,
-                           confidence=confidence, probabilities={n: float(p) for n, p in zip(names, probs)},
-                           defect_mask=views.mask, regions=region_rows(report.regions, name),
-                           grade=report.worst_grade, extra={"otsu_threshold": views.threshold},
-                           class_names=list(names), image=image)
+    result = InferenceResult(source=source, family=NAME, decision=name if accepted else "uncertain", label=name,
+                             confidence=confidence, probabilities={n: float(p) for n, p in zip(names, probs)},
+                             class_names=list(names), image=image)
+    if settings.quantify:
+        views = segment_defects(image, SEGMENTATION)
+        report = quantify_mask(views.mask, min_area=settings.min_area, rule=settings.rule)
+        result.defect_mask, result.regions, result.grade = views.mask, region_rows(report.regions, name), report.worst_grade
+        result.extra["otsu_threshold"] = views.threshold
+    return result
 
 
 def overlay(result: InferenceResult) -> np.ndarray:
