@@ -164,17 +164,17 @@ def inferencer_overhead(xml: str | Path, images: Sequence[Path], *, threads: int
 
     ``predict_ms``: the whole ``predict(path)`` (read, resize, inference, post-processing with
     quantification and grading), cycling over ``images``. ``ir_ms``: the same compiled model's
-    synchronous call on the same prepared inputs. ``overhead_fraction`` = (predict p50 - IR p50)
-    / IR p50; the steps (``read``, ``prepare``, ``postprocess``) are also timed alone, so the JSON
-    says where the overhead goes. Images of different sizes are cycled in the same order for
-    every timing, so each figure sees the same mix. ``quantify``: the inferencer's option of that
-    name (``False``: a classifier without the paper's regions).
+    synchronous call on the same prepared inputs. ``overhead_fraction`` = (predict p50 - IR p50) /
+    IR p50; the steps (``read``, ``prepare``, ``postprocess``) are also timed alone, so the JSON says
+    where the overhead goes. All are timed in turn, one of each per round on the same image
+    (:func:`.runtime.time_interleaved`), so a load that drifts affects all alike. ``quantify``: the
+    inferencer's option of that name (``False``: a classifier without the paper's regions).
     """
     import itertools
 
     from .geometry import to_input
     from .inferencer import DefectInferencer
-    from .runtime import read_bgr, time_calls
+    from .runtime import read_bgr, time_interleaved
 
     paths = [Path(p) for p in images]
     if not paths:
@@ -190,18 +190,24 @@ def inferencer_overhead(xml: str | Path, images: Sequence[Path], *, threads: int
         request.infer({0: batch})
         outputs.append([request.get_output_tensor(i).data.copy() for i in range(len(inferencer.compiled.outputs))])
 
-    def timed(step):  # one cycle over the images per timing, the same order for every step
-        order = itertools.cycle(range(len(paths)))
-        return time_calls(lambda: step(next(order)), runs=runs, warmup=warmup)
-
     family, metadata, settings = inferencer.family, inferencer.metadata, inferencer.settings
-    figures = {
-        "predict_ms": timed(lambda i: inferencer.predict(paths[i])),
-        "ir_ms": timed(lambda i: request.infer({0: inputs[i]})),
-        "read_ms": timed(lambda i: read_bgr(paths[i])),
-        "prepare_ms": timed(lambda i: to_input(pictures[i], size, metadata.resize)),
-        "postprocess_ms": timed(lambda i: family.postprocess(pictures[i], outputs[i], metadata, settings, str(paths[i]))),
+    steps = {
+        "predict_ms": lambda i: inferencer.predict(paths[i]),
+        "ir_ms": lambda i: request.infer({0: inputs[i]}),
+        "read_ms": lambda i: read_bgr(paths[i]),
+        "prepare_ms": lambda i: to_input(pictures[i], size, metadata.resize),
+        "postprocess_ms": lambda i: family.postprocess(pictures[i], outputs[i], metadata, settings, str(paths[i])),
     }
+    # the steps in turn, each on the same image in a round, the images cycled over the rounds
+    order = itertools.cycle(range(len(paths)))
+    current = [0]
+
+    def next_image() -> None:
+        current[0] = next(order)
+
+    calls = {"next": next_image, **{name: (lambda step=step: step(current[0])) for name, step in steps.items()}}
+    figures = time_interleaved(calls, runs=runs, warmup=warmup)
+    figures.pop("next")
     ir, whole = figures["ir_ms"]["p50_ms"], figures["predict_ms"]["p50_ms"]
     return {**figures, "images": len(paths), "quantify": quantify, "overhead_ms": whole - ir,
             "overhead_fraction": (whole - ir) / ir,

@@ -173,14 +173,26 @@ def percentiles_ms(times_s: Iterable[float]) -> dict[str, float]:
 
 def time_calls(call: Callable[[], Any], *, runs: int = 30, warmup: int = 3) -> dict[str, float]:
     """Latency percentiles of ``call()`` (any framework)."""
+    return time_interleaved({"call": call}, runs=runs, warmup=warmup)["call"]
+
+
+def time_interleaved(calls: dict[str, Callable[[], Any]], *, runs: int = 30,
+                     warmup: int = 3) -> dict[str, dict[str, float]]:
+    """Latency percentiles of several calls timed in turn (one of each per round).
+
+    Figures that are compared with each other (a whole ``predict`` against the model call inside
+    it) then see the same moments of a machine whose load drifts, instead of one after the other.
+    """
     for _ in range(warmup):
-        call()
-    times = []
+        for call in calls.values():
+            call()
+    times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return percentiles_ms(times)
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: percentiles_ms(values) for name, values in times.items()}
 
 
 def latency(compiled, inputs: np.ndarray, *, runs: int = 30, warmup: int = 3) -> dict[str, float]:
