@@ -21,6 +21,7 @@ COMMANDS = {
     "defect-test": "defect_plugins.launcher:test_main",
     "defect-configs": "defect_plugins.packaged_configs:main",
     "defect-cls-split": "defect_plugins.cls.datasets.split:main",
+    "defect-migrate": "defect_plugins.gan.cli:main",
 }
 PREFIX = "defect_plugins/configs/"
 

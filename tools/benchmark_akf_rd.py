@@ -64,11 +64,13 @@ from defect_plugins.fileio import atomic_write_json  # noqa: E402
 
 RD_LR, RD_BETAS = 0.005, (0.5, 0.99)  # anomalib ReverseDistillation.configure_optimizers
 MODEL_CLASSES = {"rd": "anomalib.models.ReverseDistillation"}  # class paths for the export; AKF-RD otherwise
-VARIANTS = {  # name -> (fusion, oce): the AKF paper's Table 3 settings
-    "akf_oce": ("akf", True),
-    "akf": ("akf", False),
-    "concat_oce": ("concat", True),
-    "concat": ("concat", False),
+VARIANTS = {  # name -> (fusion, oce, akf_lateral): the AKF paper's Table 3 settings, plus the literal AKF reading
+    "akf_oce": ("akf", True, True),
+    "akf": ("akf", False, True),
+    "concat_oce": ("concat", True, True),
+    "concat": ("concat", False, True),
+    "akf_literal_oce": ("akf", True, False),  # no lateral conv on the deeper level (components/fusion.py)
+    "akf_literal": ("akf", False, False),
 }
 
 
@@ -130,11 +132,12 @@ def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
         if args.teacher_weights:
             load_teacher_weights(model.model.encoder.feature_extractor, args.teacher_weights)
         return model
-    fusion, oce = VARIANTS[name]
+    fusion, oce, lateral = VARIANTS[name]
     return AkfReverseDistillation(
         backbone=args.backbone,
         fusion=fusion,
         oce=oce,
+        akf_lateral=lateral,
         akf_weights=args.akf_weights,
         image_size=size,
         pre_trained=args.pre_trained,
@@ -346,7 +349,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--variants", default="akf_oce", help=f"comma-separated AKF-RD variants of {list(VARIANTS)}")
-    parser.add_argument("--akf-weights", choices=["fixed", "adaptive"], default="fixed")
+    parser.add_argument("--akf-weights", choices=["positional", "adaptive", "adaptive_channels", "fixed"],
+                        default="positional", help="AKF fusion weights ('fixed': deprecated name of 'positional')")
     parser.add_argument("--akf-lr", type=float, default=RD_LR)
     parser.add_argument("--akf-betas", type=float, nargs=2, default=list(RD_BETAS))
     parser.add_argument("--no-int8", action="store_true", help="skip INT8 post-training quantisation")

@@ -45,7 +45,7 @@ from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
 from .components.bottleneck import FusionType
-from .components.fusion import WeightMode
+from .components.fusion import WeightMode, normalize_weight_mode
 from .loss import AkfReverseDistillationLoss, LossMode
 from .torch_model import AkfReverseDistillationModel
 
@@ -62,12 +62,19 @@ class AkfReverseDistillation(AnomalibModule):
         layers: Teacher layers, shallow first. Defaults to layer1-3.
         fusion: ``"akf"`` (paper) or ``"concat"`` (traditional RD fusion).
         oce: Residual one-class embedding after the fusion. Defaults to ``True``.
-        akf_weights: ``"fixed"`` -- the paper's learnable ``C x H x W`` weight per
+        akf_weights: ``"positional"`` -- the paper's learnable ``C x H x W`` weight per
             level and position (the model then only takes ``image_size`` inputs;
             the exported model resizes any image to it); ``"adaptive"`` --
-            weights computed from the features (AFPN style), any size.
+            ``1 x H x W`` weights computed from the features (AFPN style), any size;
+            ``"adaptive_channels"`` -- the same with ``C x H x W`` weights per input.
+            ``"fixed"`` is the old name of ``"positional"`` (accepted, with a
+            ``DeprecationWarning``).
+        akf_lateral: 3x3 conv + BN + ReLU on the deeper level of each AKF step
+            before weighting (default, the project's first reconstruction of the
+            lost fusion equations); ``False`` weights the raw deeper level and
+            resamples only the running result (the literal reading).
         image_size: ``(H, W)`` the default pre-processor resizes to; also the
-            size the fixed fusion weights are built for. Defaults to ``(256, 256)``.
+            size the positional fusion weights are built for. Defaults to ``(256, 256)``.
         pre_trained: Teacher weights from timm's hub (needs internet).
         teacher_weights: Local torchvision/timm state dict for the teacher
             (offline). When given, ``pre_trained`` is ignored.
@@ -94,7 +101,7 @@ class AkfReverseDistillation(AnomalibModule):
         layers: Sequence[str] = ("layer1", "layer2", "layer3"),
         fusion: FusionType = "akf",
         oce: bool = True,
-        akf_weights: WeightMode = "fixed",
+        akf_weights: WeightMode = "positional",
         image_size: Sequence[int] = (256, 256),
         pre_trained: bool = True,
         teacher_weights: str | Path | None = None,
@@ -109,7 +116,9 @@ class AkfReverseDistillation(AnomalibModule):
         post_processor: PostProcessor | bool = True,
         evaluator: Evaluator | bool = True,
         visualizer: Visualizer | bool = True,
+        akf_lateral: bool = True,
     ) -> None:
+        akf_weights = normalize_weight_mode(akf_weights)  # "fixed" -> "positional", with a DeprecationWarning
         if len(image_size) != 2:  # noqa: PLR2004
             msg = f"image_size must be (height, width), got {image_size!r}."
             raise ValueError(msg)
@@ -144,6 +153,7 @@ class AkfReverseDistillation(AnomalibModule):
             anomaly_map_mode=anomaly_map_mode,
             anomaly_map_sigma=anomaly_map_sigma,
             anomaly_map_level_weights=anomaly_map_level_weights,
+            akf_lateral=akf_lateral,
         )
         self.loss = AkfReverseDistillationLoss(loss_mode)
 
@@ -186,6 +196,16 @@ class AkfReverseDistillation(AnomalibModule):
                 AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
             ],
         )
+
+    def level_anomaly_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-level anomaly maps ``(N, 3, H, W)`` of pre-processed ``images`` (the paper's M1-M3, Fig. 6).
+
+        See :meth:`AkfReverseDistillationModel.level_anomaly_maps`. anomalib's ``InferenceBatch``
+        has no field for them (its fields are fixed), so they are not part of ``predict`` or of an
+        export; channel ``k`` (``[:, k:k+1]``) goes wherever an anomaly map goes, e.g.
+        ``ImageItem(image=..., anomaly_map=maps[i, k])`` for anomalib's ``visualize_image_item``.
+        """
+        return self.model.level_anomaly_maps(images)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         """Parameters of the student side (bottleneck + decoder); the teacher stays frozen."""

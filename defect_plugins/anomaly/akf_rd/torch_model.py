@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 from anomalib.data import InferenceBatch
-from anomalib.models.components import TimmFeatureExtractor
+from anomalib.models.components import GaussianBlur2d, TimmFeatureExtractor
 from anomalib.models.components.backbone import get_decoder
 from torch import nn
 
@@ -30,7 +30,7 @@ from defect_plugins.anomaly.teacher import load_teacher_weights
 from .anomaly_map import AnomalyMapGenerationMode, build_anomaly_map_generator
 from .components import AkfBottleneck
 from .components.bottleneck import FusionType
-from .components.fusion import WeightMode
+from .components.fusion import WeightMode, normalize_weight_mode
 
 __all__ = ["AkfReverseDistillationModel", "decoder_input_channels"]
 
@@ -53,8 +53,12 @@ class AkfReverseDistillationModel(nn.Module):
         layers: Teacher layers, shallow first (the paper: layer1-3).
         fusion: ``"akf"`` (paper) or ``"concat"`` (traditional RD fusion).
         oce: Residual one-class embedding after the fusion (paper: ``True``).
-        akf_weights: ``"fixed"`` (the paper's ``C x H x W`` weight per level,
-            ties the model to ``input_size``) or ``"adaptive"`` (input-conditioned).
+        akf_weights: ``"positional"`` (the paper's learnable ``C x H x W`` weight per
+            level, ties the model to ``input_size``), ``"adaptive"`` or
+            ``"adaptive_channels"`` (input-conditioned, ``1`` or ``C`` maps per input);
+            ``"fixed"`` is the deprecated name of ``"positional"``.
+        akf_lateral: conv on the deeper level of each AKF step (default); ``False`` is
+            the literal reading of the paper's fusion (see ``components/fusion.py``).
         pre_trained: Teacher weights from timm's hub (needs internet).
         teacher_weights: Local torchvision/timm state dict for the teacher
             (offline factories); used instead of ``pre_trained``.
@@ -72,14 +76,16 @@ class AkfReverseDistillationModel(nn.Module):
         layers: Sequence[str] = ("layer1", "layer2", "layer3"),
         fusion: FusionType = "akf",
         oce: bool = True,
-        akf_weights: WeightMode = "fixed",
+        akf_weights: WeightMode = "positional",
         pre_trained: bool = True,
         teacher_weights: str | Path | None = None,
         anomaly_map_mode: AnomalyMapGenerationMode | str = AnomalyMapGenerationMode.ADD,
         anomaly_map_sigma: int = 4,
         anomaly_map_level_weights: Sequence[float] = (1.0, 1.0, 1.0),
+        akf_lateral: bool = True,
     ) -> None:
         super().__init__()
+        akf_weights = normalize_weight_mode(akf_weights)
         self.input_size = (int(input_size[0]), int(input_size[1]))
         use_hub = pre_trained and teacher_weights is None
         self.encoder = TimmFeatureExtractor(backbone=backbone, pre_trained=use_hub, layers=list(layers))
@@ -107,8 +113,9 @@ class AkfReverseDistillationModel(nn.Module):
             oce=oce,
             akf_weights=akf_weights,
             image_size=self.input_size,
+            akf_lateral=akf_lateral,
         )
-        self.fixed_size = fusion == "akf" and akf_weights == "fixed"
+        self.fixed_size = fusion == "akf" and akf_weights == "positional"
         self.anomaly_map_generator = build_anomaly_map_generator(
             self.input_size, anomaly_map_mode, anomaly_map_sigma, anomaly_map_level_weights,
         )
@@ -119,7 +126,7 @@ class AkfReverseDistillationModel(nn.Module):
             raise ValueError(msg)
         if self.fixed_size and tuple(images.shape[-2:]) != self.input_size:
             msg = (
-                f"AKF-RD with fixed per-position fusion weights (the paper's) was built for input size "
+                f"AKF-RD with positional fusion weights (the paper's) was built for input size "
                 f"{self.input_size}, got {tuple(images.shape[-2:])}. Resize inputs to {self.input_size} "
                 "(the model's pre-processor does), or build the model with akf_weights='adaptive'."
             )
@@ -136,3 +143,25 @@ class AkfReverseDistillationModel(nn.Module):
         anomaly_map = self.anomaly_map_generator(teacher, student)
         pred_score = torch.amax(anomaly_map, dim=(-2, -1))
         return InferenceBatch(pred_score=pred_score, anomaly_map=anomaly_map)
+
+    @torch.no_grad()
+    def level_anomaly_maps(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-level maps ``M_1 .. M_L`` (the AKF paper's Fig. 6), ``(N, L, H, W)``, blurred as the anomaly map.
+
+        Each channel is one level's ``1 - cos(teacher, student)`` upsampled to the input
+        size and smoothed with the model's ``anomaly_map_sigma``, i.e. what the anomaly map
+        would be with that level's weight 1 and the others 0; channel ``k`` fits any overlay
+        that takes an ``(N, 1, H, W)`` anomaly map (``[:, k:k+1]``).
+        """
+        self._check_size(images)
+        was_training = self.training
+        self.eval()
+        try:
+            teacher = list(self.encoder(images).values())
+            student = self.decoder(self.bottleneck(teacher))
+            generator = self.anomaly_map_generator
+            blur = GaussianBlur2d(kernel_size=(generator.kernel_size, generator.kernel_size),
+                                  sigma=(generator.sigma, generator.sigma)).to(images.device)
+            return torch.cat([blur(level) for level in generator.level_maps(student, teacher)], dim=1)
+        finally:
+            self.train(was_training)

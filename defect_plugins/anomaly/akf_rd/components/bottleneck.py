@@ -37,8 +37,11 @@ class AkfBottleneck(nn.Module):
         decoder_channels: Channels the decoder expects as input.
         fusion: ``"akf"`` or ``"concat"``.
         oce: Use the residual one-class embedding (``True``) or a plain resampling block.
-        akf_weights: ``"fixed"`` (paper) or ``"adaptive"``; only for ``fusion="akf"``.
-        image_size: Model input ``(H, W)``; needed by ``akf_weights="fixed"``.
+        akf_weights: ``"positional"`` (paper), ``"adaptive"`` or ``"adaptive_channels"``
+            (``"fixed"``: deprecated name of ``"positional"``); only for ``fusion="akf"``.
+        image_size: Model input ``(H, W)``; needed by ``akf_weights="positional"``.
+        akf_lateral: conv on the deeper level of each AKF step (default) or the literal
+            reading without it (see ``fusion.py``); only for ``fusion="akf"``.
     """
 
     def __init__(
@@ -49,12 +52,15 @@ class AkfBottleneck(nn.Module):
         decoder_channels: int,
         fusion: FusionType = "akf",
         oce: bool = True,
-        akf_weights: WeightMode = "fixed",
+        akf_weights: WeightMode = "positional",
         image_size: tuple[int, int] | None = None,
+        akf_lateral: bool = True,
     ) -> None:
         super().__init__()
         if fusion == "akf":
-            self.fusion: nn.Module = AsymptoticKnowledgeFusion(channels, reductions, akf_weights, image_size)
+            self.fusion: nn.Module = AsymptoticKnowledgeFusion(
+                channels, reductions, akf_weights, image_size, lateral=akf_lateral,
+            )
         elif fusion == "concat":
             self.fusion = ConcatFusion(channels, reductions)
         else:

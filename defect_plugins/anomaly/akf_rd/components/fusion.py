@@ -19,19 +19,27 @@ One AKF step ``k`` (``k = 1 .. L-1``, ``r_1 = f_1``)::
     (w_a, w_b) = softmax over the two inputs of per-position logits
     r_{k+1} = w_a * a + w_b * b
 
-Two ways to obtain the per-position weights:
+The paper's fusion equations are lost from the text we have, so this is a reconstruction.
+``lateral=False`` (model argument ``akf_lateral``) is the more literal reading: the raw deeper
+level is weighted as it is (``b = f_{k+1}``) and only the running result is resampled; it has no
+``CBR_lat`` (for wide_resnet50_2 the two lateral units hold 11.8 M parameters). The default
+(``lateral=True``) is the reading the project was first built and measured with.
 
-* ``"fixed"`` (**the paper's**): learnable logits with the shape ``C x H x W``
-  of ``f_{k+1}`` for each input of the step (the paper's ``W_n``), so the
-  contribution of each level is set per channel and per pixel. They tie the
-  model to one input size; a different size raises a ``ValueError`` that
-  names the expected size.
-* ``"adaptive"`` (input-conditioned, AFPN/ASFF style): a 1x1 conv compresses
-  each input to a few channels, a 1x1 conv on their concatenation gives one
-  logit map per input (``1 x H x W``). Works at any input size.
+Three ways to obtain the weights (``weight_mode``):
+
+* ``"positional"`` (**the paper's** ``W_n``; called ``"fixed"`` before, a name still accepted
+  with a ``DeprecationWarning``; the weights are *learned*, only not input-conditioned):
+  learnable logits with the shape ``C x H x W`` of ``f_{k+1}`` for each input of the step, so
+  the contribution of each level is set per channel and per pixel. They tie the model to one
+  input size; a different size raises a ``ValueError`` that names the expected size.
+* ``"adaptive"`` (input-conditioned, AFPN/ASFF style): a 1x1 conv compresses each input to a
+  few channels, a 1x1 conv on their concatenation gives one logit map per input
+  (``1 x H x W``). Works at any input size.
+* ``"adaptive_channels"``: as ``"adaptive"`` but the head gives ``C`` logit maps per input
+  (``C x H x W``, the shape of the paper's ``W_n``, now computed from the input). Any size.
 
 The softmax keeps the two weights of a position summing to one (as in AFPN's
-adaptive spatial fusion), which keeps the fused map's scale stable; with
+adaptive spatial fusion, Yang et al., 2024), which keeps the fused map's scale stable; with
 zero-initialised logits every step starts as the plain average.
 """
 
@@ -40,12 +48,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import warnings
+
 import torch
 from torch import nn
 
-__all__ = ["AsymptoticKnowledgeFusion", "ConcatFusion", "FusionStep", "conv_bn_relu"]
+__all__ = ["WEIGHT_MODES", "AsymptoticKnowledgeFusion", "ConcatFusion", "FusionStep", "conv_bn_relu",
+           "normalize_weight_mode"]
 
-WeightMode = Literal["fixed", "adaptive"]
+WeightMode = Literal["positional", "adaptive", "adaptive_channels", "fixed"]
+WEIGHT_MODES = ("positional", "adaptive", "adaptive_channels")
+_DEPRECATED_WEIGHT_MODES = {"fixed": "positional"}
+
+
+def normalize_weight_mode(weight_mode: str) -> str:
+    """Return the current name of ``weight_mode``; ``"fixed"`` gives ``"positional"`` and a ``DeprecationWarning``.
+
+    Raises:
+        ValueError: naming the accepted modes, for any other name.
+    """
+    if weight_mode in _DEPRECATED_WEIGHT_MODES:
+        new = _DEPRECATED_WEIGHT_MODES[weight_mode]
+        warnings.warn(
+            f"akf_weights={weight_mode!r} is deprecated, use {new!r} (same model, same state dict: the per-position "
+            "weights are learnable, not fixed).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return new
+    if weight_mode not in WEIGHT_MODES:
+        msg = f"weight_mode must be one of {list(WEIGHT_MODES)} (or the deprecated 'fixed'), got {weight_mode!r}."
+        raise ValueError(msg)
+    return weight_mode
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -65,10 +99,14 @@ class FusionStep(nn.Module):
         deeper_channels: Channels of the deeper level ``f_{k+1}``; also the
             channels of the fused output.
         stride: Spatial ratio between ``r_k`` and ``f_{k+1}`` (2 for ResNets).
-        weight_mode: ``"fixed"`` (paper) or ``"adaptive"`` (input-conditioned).
-        deeper_size: ``(H, W)`` of ``f_{k+1}``; required for ``"fixed"``.
-        compress_channels: Channels of the 1x1 compression in ``"adaptive"``
-            mode (AFPN uses 8).
+        weight_mode: ``"positional"`` (paper), ``"adaptive"`` or ``"adaptive_channels"``
+            (input-conditioned, ``1`` or ``C`` logit maps per input); ``"fixed"`` is the
+            deprecated name of ``"positional"``.
+        deeper_size: ``(H, W)`` of ``f_{k+1}``; required for ``"positional"``.
+        compress_channels: Channels of the 1x1 compression in the adaptive
+            modes (AFPN uses 8).
+        lateral: 3x3 conv + BN + ReLU on the deeper level before weighting (default);
+            ``False`` weights the raw deeper level (the literal reading).
     """
 
     def __init__(
@@ -76,23 +114,27 @@ class FusionStep(nn.Module):
         running_channels: int,
         deeper_channels: int,
         stride: int,
-        weight_mode: WeightMode = "fixed",
+        weight_mode: WeightMode = "positional",
         deeper_size: tuple[int, int] | None = None,
         compress_channels: int = 8,
+        lateral: bool = True,
     ) -> None:
         super().__init__()
+        weight_mode = normalize_weight_mode(weight_mode)
         self.down = conv_bn_relu(running_channels, deeper_channels, stride=stride)
-        self.lateral = conv_bn_relu(deeper_channels, deeper_channels, stride=1)
+        # nn.Identity keeps the literal variant's state dict free of lateral tensors
+        self.lateral = conv_bn_relu(deeper_channels, deeper_channels, stride=1) if lateral else nn.Identity()
         self.weight_mode = weight_mode
-        if weight_mode == "fixed":
+        if weight_mode == "positional":
             if deeper_size is None:
-                msg = "FusionStep with weight_mode='fixed' needs deeper_size=(H, W) of the deeper level."
+                msg = "FusionStep with weight_mode='positional' needs deeper_size=(H, W) of the deeper level."
                 raise ValueError(msg)
             self.deeper_size = (int(deeper_size[0]), int(deeper_size[1]))
             # W_n of the paper: one C x H x W logit tensor per input of the step.
             self.weight_logits = nn.Parameter(torch.zeros(2, deeper_channels, *self.deeper_size))
-        elif weight_mode == "adaptive":
+        else:  # "adaptive" (1 logit map per input) or "adaptive_channels" (C per input)
             self.deeper_size = None
+            self.maps_per_input = 1 if weight_mode == "adaptive" else deeper_channels
             self.compress_a = nn.Sequential(
                 nn.Conv2d(deeper_channels, compress_channels, kernel_size=1, bias=False),
                 nn.BatchNorm2d(compress_channels),
@@ -103,19 +145,20 @@ class FusionStep(nn.Module):
                 nn.BatchNorm2d(compress_channels),
                 nn.ReLU(inplace=True),
             )
-            self.weight_head = nn.Conv2d(2 * compress_channels, 2, kernel_size=1)
-        else:
-            msg = f"weight_mode must be 'fixed' or 'adaptive', got {weight_mode!r}."
-            raise ValueError(msg)
+            self.weight_head = nn.Conv2d(2 * compress_channels, 2 * self.maps_per_input, kernel_size=1)
 
     def level_weights(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the per-position weights of the running result and of the deeper level."""
-        if self.weight_mode == "fixed":
+        if self.weight_mode == "positional":
             weights = torch.softmax(self.weight_logits, dim=0)
             return weights[0].unsqueeze(0), weights[1].unsqueeze(0)
         logits = self.weight_head(torch.cat([self.compress_a(a), self.compress_b(b)], dim=1))
-        weights = torch.softmax(logits, dim=1)
-        return weights[:, 0:1], weights[:, 1:2]
+        if self.maps_per_input == 1:
+            weights = torch.softmax(logits, dim=1)
+            return weights[:, 0:1], weights[:, 1:2]
+        # (N, 2C, H, W) -> (N, 2, C, H, W): softmax over the two inputs per channel and position
+        weights = torch.softmax(logits.unflatten(1, (2, self.maps_per_input)), dim=1)
+        return weights[:, 0], weights[:, 1]
 
     def forward(self, running: torch.Tensor, deeper: torch.Tensor) -> torch.Tensor:
         """Fuse ``running`` (level k result) with ``deeper`` (level k+1)."""
@@ -129,7 +172,7 @@ class FusionStep(nn.Module):
             raise ValueError(msg)
         if self.deeper_size is not None and tuple(b.shape[-2:]) != self.deeper_size:
             msg = (
-                f"AKF fixed per-position weights were built for a deeper-level map of {self.deeper_size}, "
+                f"AKF positional (per-position) weights were built for a deeper-level map of {self.deeper_size}, "
                 f"got {tuple(b.shape[-2:])}: feed images of the size the model was built for "
                 "(image_size), or use akf_weights='adaptive' for variable sizes."
             )
@@ -144,10 +187,13 @@ class AsymptoticKnowledgeFusion(nn.Module):
     Args:
         channels: Channels of the teacher levels, shallow first (``encoder.out_dims``).
         reductions: Down-sampling factor of each level (``encoder.reductions``), e.g. ``[4, 8, 16]``.
-        weight_mode: ``"fixed"`` -- the paper's learnable ``C x H x W`` weight per
-            level and position (needs ``image_size``); ``"adaptive"`` -- weights
-            computed from the features (AFPN style), any input size.
-        image_size: ``(H, W)`` of the model input; required for ``"fixed"``.
+        weight_mode: ``"positional"`` -- the paper's learnable ``C x H x W`` weight per
+            level and position (needs ``image_size``); ``"adaptive"`` /
+            ``"adaptive_channels"`` -- ``1 x H x W`` / ``C x H x W`` weights computed from
+            the features (AFPN style), any input size. ``"fixed"``: deprecated name of
+            ``"positional"``.
+        image_size: ``(H, W)`` of the model input; required for ``"positional"``.
+        lateral: conv on the deeper level of each step (default) or none (literal reading).
 
     The output has the deepest level's channels and size.
     """
@@ -156,18 +202,20 @@ class AsymptoticKnowledgeFusion(nn.Module):
         self,
         channels: Sequence[int],
         reductions: Sequence[int],
-        weight_mode: WeightMode = "fixed",
+        weight_mode: WeightMode = "positional",
         image_size: tuple[int, int] | None = None,
+        lateral: bool = True,
     ) -> None:
         super().__init__()
+        weight_mode = normalize_weight_mode(weight_mode)
         if len(channels) < 2 or len(channels) != len(reductions):
             msg = (
                 f"AKF needs at least two levels with one reduction each, "
                 f"got channels={channels}, reductions={reductions}."
             )
             raise ValueError(msg)
-        if weight_mode == "fixed" and image_size is None:
-            msg = "AsymptoticKnowledgeFusion with weight_mode='fixed' (the paper's) needs image_size=(H, W)."
+        if weight_mode == "positional" and image_size is None:
+            msg = "AsymptoticKnowledgeFusion with weight_mode='positional' (the paper's) needs image_size=(H, W)."
             raise ValueError(msg)
         self.channels = [int(c) for c in channels]
         self.reductions = [int(r) for r in reductions]
@@ -179,7 +227,7 @@ class AsymptoticKnowledgeFusion(nn.Module):
             if image_size is not None:
                 deeper_size = (image_size[0] // self.reductions[k + 1], image_size[1] // self.reductions[k + 1])
             self.steps.append(
-                FusionStep(self.channels[k], self.channels[k + 1], stride, weight_mode, deeper_size),
+                FusionStep(self.channels[k], self.channels[k + 1], stride, weight_mode, deeper_size, lateral=lateral),
             )
 
     def forward(self, features: Sequence[torch.Tensor]) -> torch.Tensor:
