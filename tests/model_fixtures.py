@@ -38,11 +38,22 @@ class TinyModel:
     input_size: tuple[int, int] | None = None
 
 
+def _random_checkpoint(registry, scope: str, model_cfg, classes, checkpoint: Path) -> Path:
+    """Build ``model_cfg`` in ``scope`` with seed 0, initialise it and save an mmengine-style checkpoint."""
+    import torch
+    from mmengine.registry import DefaultScope
+
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope(scope):
+        model = registry.build(model_cfg)
+    model.init_weights()
+    torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": list(classes)}}}, checkpoint)
+    return checkpoint
+
+
 @pytest.fixture(scope="session")
 def tiny_classifier(tmp_path_factory) -> TinyModel:
-    import torch
     from mmengine.config import Config
-    from mmengine.registry import DefaultScope
     from mmpretrain.registry import MODELS
 
     from defect_plugins.data import NEU_CLASSES, make_classification_dataset
@@ -52,20 +63,14 @@ def tiny_classifier(tmp_path_factory) -> TinyModel:
     config = root / "tiny_cls.py"
     config.write_text(TINY_CLS_CONFIG)
     cfg = Config.fromfile(str(config))
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope("mmpretrain"):
-        model = MODELS.build({**cfg.model, "data_preprocessor": cfg.data_preprocessor})
-    model.init_weights()
-    checkpoint = root / "tiny_cls.pth"
-    torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": list(NEU_CLASSES)}}}, checkpoint)
+    checkpoint = _random_checkpoint(MODELS, "mmpretrain", {**cfg.model, "data_preprocessor": cfg.data_preprocessor},
+                                    NEU_CLASSES, root / "tiny_cls.pth")
     return TinyModel("classifier", checkpoint, config, data, (32, 32))
 
 
 @pytest.fixture(scope="session")
 def tiny_segmentor(tmp_path_factory) -> TinyModel:
-    import torch
     from mmengine.config import Config
-    from mmengine.registry import DefaultScope
     from mmseg.registry import MODELS
 
     from defect_plugins.data import SEG_CLASSES, make_segmentation_dataset
@@ -74,12 +79,7 @@ def tiny_segmentor(tmp_path_factory) -> TinyModel:
     data = make_segmentation_dataset(root / "data", num_train=2, num_val=2, num_normal=1, image_size=(32, 64), seed=0)
     config = REPO_ROOT / "tests" / "fixtures" / "tiny_mmseg_unet.py"
     cfg = Config.fromfile(str(config))
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope("mmseg"):
-        model = MODELS.build(cfg.model)
-    model.init_weights()
-    checkpoint = root / "tiny_seg.pth"
-    torch.save({"state_dict": model.state_dict(), "meta": {"dataset_meta": {"classes": list(SEG_CLASSES)}}}, checkpoint)
+    checkpoint = _random_checkpoint(MODELS, "mmseg", cfg.model, SEG_CLASSES, root / "tiny_seg.pth")
     return TinyModel("segmentor", checkpoint, config, data, (32, 64))
 
 

@@ -15,14 +15,7 @@ from defect_plugins.anomaly import AkfReverseDistillation
 from defect_plugins.anomaly.akf_rd.components import AsymptoticKnowledgeFusion, FusionStep
 from defect_plugins.anomaly.params import count_parameters, live_parameters
 
-SIZE = 64
-
-
-def _model(**kwargs: object) -> AkfReverseDistillation:
-    torch.manual_seed(0)
-    defaults = {"backbone": "resnet18", "image_size": (SIZE, SIZE), "pre_trained": False, "visualizer": False}
-    defaults.update(kwargs)
-    return AkfReverseDistillation(**defaults)  # type: ignore[arg-type]
+from tests.anomaly.test_akf_model import SIZE, _model  # one factory for the AKF-RD test models
 
 
 def test_literal_fusion_weights_the_raw_deeper_level() -> None:
