@@ -4,6 +4,8 @@
 registry            name                             module
 ==================  ===============================  =============================================
 MODELS (backbone)   ``SARSN``                        :mod:`defect_plugins.cls.backbones.sarsn`
+MODELS (backbone)   ``SEResNetBasic`` (SE-ResNet     :mod:`defect_plugins.cls.backbones.seresnet_basic`
+                    18/34, the ablation baseline)
 MODELS (loss)       ``ImbalanceAdaptiveLoss``        :mod:`defect_plugins.cls.losses.imbalance_adaptive`
 MODELS (model)      ``RKDClassifier``                :mod:`defect_plugins.cls.distill.rkd_classifier`
 HOOKS               ``ImbalanceAdaptiveWeightHook``  :mod:`defect_plugins.cls.hooks.imbalance_adaptive_hook`

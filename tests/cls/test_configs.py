@@ -33,3 +33,40 @@ def test_config_parses_and_builds(path):
         return
     model = MODELS.build(dict(cfg.model, data_preprocessor=cfg.data_preprocessor))
     assert model.head.num_classes == 6
+
+
+ABLATION = {  # config stem -> (backbone type, depth, what else the backbone must say)
+    "seresnet34_neu_cls_64": ("SEResNetBasic", 34, {}),
+    "seresnet50_neu_cls_64": ("SEResNet", 50, {}),
+    "drsn34_neu_cls_64": ("SARSN", 34, dict(shrinkage="drsn", stem="imagenet")),
+    "drsn50_neu_cls_64": ("SARSN", 50, dict(shrinkage="drsn", stem="imagenet")),
+    "sarsn34_neu_cls_64": ("SARSN", 34, dict(shrinkage="sarsn", stem="imagenet")),
+    "sarsn50_neu_cls_64": ("SARSN", 50, dict(shrinkage="sarsn", stem="imagenet")),
+    "sarsn34-se_neu_cls_64": ("SARSN", 34, dict(shrinkage="sarsn_se", stem="imagenet")),
+    "sarsn34-deltaalpha_neu_cls_64": ("SARSN", 34, dict(shrinkage="delta_alpha", stem="imagenet")),
+    "sarsn34-paperstem_neu_cls_64": ("SARSN", 34, dict(shrinkage="sarsn", stem="paper")),
+    "sarsn34-paperstem-densehead_neu_cls_64": ("SARSN", 34, dict(shrinkage="sarsn", stem="paper")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ABLATION))
+def test_ablation_configs_say_what_their_names_say(name):
+    cfg = Config.fromfile(str(CONFIG_DIR / f"{name}.py"))
+    kind, depth, extra = ABLATION[name]
+    backbone = cfg.model.backbone
+    assert backbone.type == kind and backbone.depth == depth and cfg.img_size == 64
+    assert {k: backbone.get(k) for k in extra} == extra
+    assert "learn_slope" not in backbone  # the variant is named by shrinkage only
+    head = cfg.model.head
+    if name.endswith("densehead_neu_cls_64"):  # Fig. 1b: dense layer + dropout, then the FC classifier
+        assert head.type == "StackedLinearClsHead" and head.mid_channels == [256] and head.dropout_rate == 0.5
+    else:
+        assert head.type == "LinearClsHead"
+    assert head.in_channels == (512 if depth == 34 else 2048)
+
+
+def test_imbalance_adaptive_config_names_its_k_mode():
+    cfg = Config.fromfile(str(CONFIG_DIR / "sarsn34_ial_neu_cls_64.py"))
+    loss = cfg.model.head.loss
+    assert loss.type == "ImbalanceAdaptiveLoss" and loss.k_mode == "per_class" and loss.imbalance_ratio is None
+    assert [h["type"] for h in cfg.custom_hooks] == ["ImbalanceAdaptiveWeightHook"]

@@ -116,3 +116,86 @@ def test_split_tool_is_a_wrapper_of_the_command(tmp_path, repo_root):
     result = subprocess.run([sys.executable, str(repo_root / "tools" / "neu_cls_split.py"), str(tmp_path / "nowhere"),
                              "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "data folder" in result.stderr and "not found" in result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# per-class training counts, balanced test set
+# --------------------------------------------------------------------------------------------
+@pytest.fixture()
+def ten_per_class(tmp_path):
+    """Six class folders of ten (empty) image files: the split only lists names."""
+    root = tmp_path / "ten"
+    for name in NEU_CLASSES:
+        (root / name).mkdir(parents=True)
+        for i in range(10):
+            (root / name / f"{i:02d}.png").touch()
+    return root
+
+
+def _read(path):
+    return [tuple(line.split()) for line in path.read_text().splitlines()]
+
+
+def test_train_counts_give_an_imbalanced_train_set_and_the_balanced_test_set(ten_per_class, tmp_path):
+    import json
+
+    counts = dict(zip(NEU_CLASSES, (7, 5, 4, 2, 1, 1)))
+    paths = write_split(ten_per_class, tmp_path / "tail", NEU_CLASSES, seed=5, train_counts=counts, test_count=3)
+    balanced = write_split(ten_per_class, tmp_path / "ratio", NEU_CLASSES, train_ratio=0.7, seed=5)
+    train, test = _read(paths["train"]), _read(paths["test"])
+    for label, name in enumerate(NEU_CLASSES):
+        assert sum(int(y) == label for _, y in train) == counts[name]
+        assert sum(int(y) == label for _, y in test) == 3
+    assert not {p for p, _ in train} & {p for p, _ in test}
+    # same seed: the very test images of the 70/30 split, and a subset of its training images
+    assert test == _read(balanced["test"])
+    assert set(train) <= set(_read(balanced["train"])) and len(train) == 20
+    meta = json.loads(paths["meta"].read_text())
+    assert meta["train_counts"] == counts and meta["test_count"] == 3 and meta["train_ratio"] is None
+    assert meta["train_per_class"] == counts and set(meta["test_per_class"].values()) == {3}
+
+
+def test_impossible_counts_name_the_class(ten_per_class, tmp_path):
+    from defect_plugins.cls.datasets.split import counts_split, list_class_images
+
+    per_class = list_class_images(ten_per_class, NEU_CLASSES)
+    counts = dict.fromkeys(NEU_CLASSES, 2)
+    with pytest.raises(SplitError, match=r"class 'inclusion': 8 training \+ 3 test images requested, but its folder "
+                                         r"holds 10 \(at most 7 for training"):
+        counts_split(per_class, dict(counts, inclusion=8), test_count=3)
+    with pytest.raises(SplitError, match=r"class 'crazing': 2 training \+ 90 test .* holds 10 \(not even the 90 test"):
+        counts_split(per_class, counts)  # default 90 test images per class: too many for ten
+    with pytest.raises(SplitError, match=r"unknown class\(es\) \['rust'\]"):
+        counts_split(per_class, dict(counts, rust=3), test_count=3)
+    with pytest.raises(SplitError, match=r"no training count for class\(es\) \['scratches'\]"):
+        counts_split(per_class, {k: v for k, v in counts.items() if k != "scratches"}, test_count=3)
+    with pytest.raises(SplitError, match="class 'crazing': training count must be a positive integer, got 0"):
+        counts_split(per_class, dict(counts, crazing=0), test_count=3)
+    with pytest.raises(SplitError, match="test count must be a positive integer"):
+        counts_split(per_class, counts, test_count=0)
+    with pytest.raises(SplitError, match="a test count needs training counts"):
+        write_split(ten_per_class, tmp_path / "x", NEU_CLASSES, test_count=3)
+
+
+def test_split_command_takes_counts_in_class_order_or_by_name(ten_per_class, tmp_path, capsys):
+    from defect_plugins.cls.datasets.split import main
+
+    ordered = ["6", "5", "4", "3", "2", "1"]
+    assert main([str(ten_per_class), "--out", str(tmp_path / "a"), "--train-counts", *ordered, "--test-count", "3"]) == 0
+    named = [f"{c}={n}" for c, n in reversed(list(zip(NEU_CLASSES, ordered)))]  # any order
+    assert main([str(ten_per_class), "--out", str(tmp_path / "b"), "--train-counts", *named, "--test-count", "3"]) == 0
+    assert (tmp_path / "a" / "train.txt").read_text() == (tmp_path / "b" / "train.txt").read_text()
+    assert len(_read(tmp_path / "a" / "train.txt")) == 21 and len(_read(tmp_path / "a" / "test.txt")) == 18
+    capsys.readouterr()
+    bad = {
+        ("--train-counts", *ordered): "class 'crazing': 6 training + 90 test images requested",  # default 90
+        ("--train-counts", *ordered[:5], "--test-count", "3"): "5 counts for 6 classes",
+        ("--train-counts", "crazing=2", "3", "--test-count", "3"): "mix of CLASS=N and plain counts",
+        ("--train-counts", *ordered[:5], "x", "--test-count", "3"): "class 'scratches': expected an integer count, got 'x'",
+        ("--train-counts", *ordered, "--train-ratio", "0.5"): "--train-ratio and --train-counts exclude each other",
+        ("--test-count", "3"): "--test-count needs --train-counts",
+    }
+    for args, message in bad.items():
+        assert main([str(ten_per_class), "--out", str(tmp_path / "bad"), *args]) == 2, args
+        assert message in capsys.readouterr().err, args
+    assert not (tmp_path / "bad").exists()

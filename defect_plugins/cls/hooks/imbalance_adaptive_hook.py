@@ -6,8 +6,10 @@ The loss gathers (true, predicted) confusion counts on every training batch; thi
 weights, resets the counts and logs the weights (``train/class_weight/<class>`` in the message
 hub, hence in the text/JSON logs). The weights are buffers of the loss, so checkpoints carry
 them; the hook also writes them to ``checkpoint['meta']['class_weights']`` for reading without
-building the model. With ``imbalance_ratio=None`` in the loss, K = n_max / n_min is taken from
-the training set's labels before training starts.
+building the model. Unless the loss was given ``imbalance_ratio`` or ``class_counts``, the class
+counts ``n_c`` are taken from the training set's labels (``dataset.get_gt_labels()``) before
+training starts, and the loss sets ``K_c = n_max / n_c`` (``k_mode='per_class'``) or one
+``K = n_max / n_min`` (``k_mode='global'``) from them.
 """
 from __future__ import annotations
 
@@ -50,14 +52,23 @@ class ImbalanceAdaptiveWeightHook(Hook):
                                "(set head.loss=dict(type='ImbalanceAdaptiveLoss', ...))")
         if any(loss.auto_imbalance_ratio for loss in losses):
             dataset = runner.train_dataloader.dataset
+            if not hasattr(dataset, "get_gt_labels"):
+                raise RuntimeError(f"ImbalanceAdaptiveWeightHook: the training set ({type(dataset).__name__}) has no "
+                                   "get_gt_labels() to count the classes from; give the loss class_counts=[...]")
             labels = np.asarray(dataset.get_gt_labels())
-            counts = np.bincount(labels, minlength=losses[0].num_classes)
-            present = counts[counts > 0]
-            ratio = float(present.max() / present.min())
+            classes = dataset.metainfo.get("classes")
             for loss in losses:
-                if loss.auto_imbalance_ratio:
-                    loss.imbalance_ratio.fill_(ratio)
-            runner.logger.info(f"ImbalanceAdaptiveWeightHook: imbalance ratio K = {ratio:.3f} (counts {counts.tolist()})")
+                if not loss.auto_imbalance_ratio:
+                    continue
+                counts = np.bincount(labels, minlength=loss.num_classes)
+                if counts.size != loss.num_classes:
+                    raise RuntimeError(f"ImbalanceAdaptiveWeightHook: training labels go up to {labels.max()}, but the "
+                                       f"loss has num_classes={loss.num_classes}")
+                ratios = loss.set_class_counts(counts).tolist()
+                names = classes if classes and len(classes) == loss.num_classes else range(loss.num_classes)
+                runner.logger.info(
+                    f"ImbalanceAdaptiveWeightHook: k_mode={loss.k_mode}, K = " + ", ".join(
+                        f"{name}={ratio:.3f} (n={count})" for name, ratio, count in zip(names, ratios, counts.tolist())))
 
     def _update(self, runner) -> None:
         classes = runner.train_dataloader.dataset.metainfo.get("classes")

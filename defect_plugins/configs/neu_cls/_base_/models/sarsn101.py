@@ -2,7 +2,7 @@
 model = dict(
     type='ImageClassifier',
     backbone=dict(type='SARSN', depth=101, num_stages=4, out_indices=(3, ), style='pytorch',
-                  shrinkage_reduction=16, learn_slope=True),
+                  stem='imagenet', shrinkage='sarsn', shrinkage_reduction=16),
     neck=dict(type='GlobalAveragePooling'),
     head=dict(type='LinearClsHead', num_classes=6, in_channels=2048,
               loss=dict(type='CrossEntropyLoss', loss_weight=1.0), topk=(1, )),
