@@ -3,10 +3,10 @@
 Importing this package registers, in mmseg's registries:
 
 * transforms: ``SimulateAnomaly``, ``PadSquareResize``, ``LoadRegionMap``, ``PackARCDInputs``;
-* models: ``ARCDReconstructor`` (plain / ``mdc`` / ``mflm``), ``ARCDReconstructionModel`` (stage 1),
-  ``ARCDSegmentor`` (stage 2), ``MFLM``, ``MaskedDilatedConv``, ``ChannelTransformer``, ``CALM``,
-  ``CBAM``, ``CoordAttention``, ``ChannelAttention``, ``SpatialAttention``, ``AttentionNeck``,
-  ``ARCDDataPreProcessor``, ``PixelFocalLoss``;
+* models: ``ARCDReconstructor`` (plain / ``mdc`` / ``mflm``, thesis Table 4.2), ``ARCDReconstructionModel``
+  (stage 1), ``ARCDSegmentor`` (stage 2), ``MFLM``, ``MaskedDilatedConv``, ``SqueezeExcitation``,
+  ``ChannelTransformer``, ``CALM``, ``CBAM``, ``CoordAttention``, ``ChannelAttention``,
+  ``SpatialAttention``, ``AttentionNeck``, ``AttentionUNet``, ``ARCDDataPreProcessor``, ``PixelFocalLoss``;
 * data sets: ``ARCDStripDataset``, ``NEUSegDataset``, ``NormalImageDataset``;
 * metrics: ``PixelAUROC``, ``RegionIoUMetric``, ``ReconstructionAccuracy``.
 

@@ -1,7 +1,7 @@
 # ARCD(DeepLabV3+) stage 2 on synthetic strips: ResNetV1c-18 (6 input channels), output stride 8.
 _base_ = ['./_base_/strip_stage2_unet.py']
 norm_cfg = dict(type='BN', requires_grad=True)
-focal = dict(type='PixelFocalLoss', gamma=2.0, alpha=0.75)
+focal = dict(type='PixelFocalLoss', gamma=2.0, alpha='counts')
 model = dict(
     backbone=dict(_delete_=True, type='ResNetV1c', in_channels=6, depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
                   dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), norm_cfg=norm_cfg, norm_eval=False,

@@ -14,6 +14,6 @@ model = dict(
                   norm_eval=False),
     decode_head=dict(type='FCNHead', in_channels=8, in_index=3, channels=16, num_convs=1, concat_input=False,
                      dropout_ratio=0.1, num_classes=4, norm_cfg=norm_cfg, align_corners=False,
-                     loss_decode=dict(type='PixelFocalLoss', gamma=2.0, alpha=0.75)),
+                     loss_decode=dict(type='PixelFocalLoss', gamma=2.0, alpha='counts')),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))

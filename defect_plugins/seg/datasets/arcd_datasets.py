@@ -6,7 +6,10 @@
   ``data_prefix['region_path']`` adds each image's machine-bed map as ``region_path``.
 * :class:`NEUSegDataset` reads NEU-Seg (Northeastern University): ``.jpg`` images, ``.png``
   masks, classes background, inclusion, patches, scratches; there is no region map.
-* :class:`NormalImageDataset` lists defect-free images only (stage-1 training, no labels).
+* :class:`NormalImageDataset` lists defect-free images only (stage-1 training, no labels);
+  ``split='train'`` / ``'val'`` divides one folder into disjoint training and held-out parts, so
+  that stage-1 validation (RA, thesis Table 4.1) is measured on normal images the network did
+  not train on.
 
 ``label_fraction`` keeps a seeded random subset of the labelled images (thesis Table 3.4 trains
 with 30 % and 50 % of them).
@@ -75,13 +78,32 @@ class NEUSegDataset(_SubsetMixin, BaseSegDataset):
         return self._subset(super().load_data_list(), self.label_fraction, self.subset_seed)
 
 
+NORMAL_SPLITS = ("all", "train", "val")
+
+
 @DATASETS.register_module()
 class NormalImageDataset(BaseSegDataset):
-    """Unlabelled images for stage 1 (``data_prefix=dict(img_path=...)``, no ``seg_map_path``)."""
+    """Unlabelled images for stage 1 (``data_prefix=dict(img_path=...)``, no ``seg_map_path``).
+
+    Args:
+        img_suffix: image file suffix.
+        split: ``'all'`` (default) lists every image; ``'val'`` keeps a seeded random
+            ``max(1, round(val_fraction * N))`` of them (held out) and ``'train'`` the rest, so the
+            two are disjoint and together cover the folder.
+        val_fraction: share of the images held out for ``split='val'``, in ``(0, 1)``.
+        split_seed: seed of ``numpy.random.default_rng`` for the held-out choice (use the same
+            one in the training and validation data sets).
+    """
 
     METAINFO = dict(classes=("normal",), palette=[[0, 0, 0]])
 
-    def __init__(self, img_suffix: str = ".png", **kwargs) -> None:
+    def __init__(self, img_suffix: str = ".png", split: str = "all", val_fraction: float = 0.2, split_seed: int = 0,
+                 **kwargs) -> None:
+        if split not in NORMAL_SPLITS:
+            raise ValueError(f"NormalImageDataset: split must be one of {NORMAL_SPLITS}, got {split!r}")
+        if not 0.0 < val_fraction < 1.0:
+            raise ValueError(f"NormalImageDataset: val_fraction must be in (0, 1), got {val_fraction}")
+        self.split, self.val_fraction, self.split_seed = split, val_fraction, split_seed
         super().__init__(img_suffix=img_suffix, **kwargs)
 
     def load_data_list(self) -> list[dict]:
@@ -91,4 +113,12 @@ class NormalImageDataset(BaseSegDataset):
         data_list = super().load_data_list()
         if not data_list:
             raise FileNotFoundError(f"NormalImageDataset: no '*{self.img_suffix}' images under {img_dir!r}")
-        return data_list
+        if self.split == "all":
+            return data_list
+        if len(data_list) < 2:
+            raise ValueError(f"NormalImageDataset: split={self.split!r} needs at least 2 images under {img_dir!r} "
+                             f"(one to train on, one to hold out), found {len(data_list)}; use split='all'")
+        held = min(len(data_list) - 1, max(1, int(round(self.val_fraction * len(data_list)))))
+        chosen = set(np.random.default_rng(self.split_seed).permutation(len(data_list))[:held].tolist())
+        keep = [i for i in range(len(data_list)) if (i in chosen) == (self.split == "val")]
+        return [data_list[i] for i in keep]

@@ -5,14 +5,17 @@ log(p_t)`` per pixel, with ``p_t`` the softmax probability of the true class. mm
 ``FocalLoss`` cannot be used for this (sigmoid form, compiled op on GPU, broken on CPU for index
 targets: mmseg issue #3249), hence a separate name.
 
-``alpha`` balances classes: a float gives ``alpha`` to every foreground class and ``1 - alpha``
-to the background class ``background_index`` (the binary convention of the paper, with the
-defects as the positive class); a sequence gives one factor per class; ``None`` disables it.
-``"counts"`` sets it from the class counts of the labelled pixels, as the ARCD thesis does
-(Zhang 2023, eq. 3-16: ``eps / (1 - eps) = n / m``, with ``m`` pixels of a class and ``n`` of
-all others, i.e. ``eps_c = 1 - m_c / N``), one-vs-rest for each class and counted on each
-batch, so that a class covering 0.4 % of the pixels weighs about 0.996 against the
-background's few per cent instead of the fixed 0.75 / 0.25.
+``alpha`` balances classes. The default, ``"counts"``, is the ARCD thesis' weighting (Zhang
+Xunfei, Zhejiang University master's thesis 2023, eq. 3-16: ``eps / (1 - eps) = n / m``, with
+``m`` pixels of a class and ``n`` of all others, i.e. ``eps_c = 1 - m_c / N``), one-vs-rest for
+each class, counted on each batch's labelled pixels, or on fixed ``class_counts`` (e.g. the
+training set's pixel histogram) when given: a class covering 0.4 % of the pixels then weighs
+about 0.996 against the background's few per cent. Counted per batch, a batch holding a single
+class gives it weight 0 (no loss from that batch); ``class_counts`` avoids that. The other
+choices: a float gives ``alpha`` to every foreground class and ``1 - alpha`` to the background
+class ``background_index`` (the binary convention of Lin et al., defects as the positive class;
+this project's configs used a fixed 0.75 before); a sequence gives one factor per class;
+``None`` disables it.
 ``class_weight`` multiplies on top, as in mmseg's losses. The mean runs over non-ignored pixels.
 
 ``logit_adjust_tau`` > 0 trains on logit-adjusted scores ``z_c + tau * log(pi_c)`` (Menon et al.,
@@ -76,11 +79,16 @@ def pixel_focal_loss(logits: Tensor, target: Tensor, gamma: float = 2.0, alpha: 
 
 @MODELS.register_module()
 class PixelFocalLoss(nn.Module):
-    """Alpha-balanced softmax focal loss (gamma 2 by default) with class weights and ignore index."""
+    """Alpha-balanced softmax focal loss with class weights and ignore index.
 
-    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | str | None = 0.75, background_index: int = 0,
-                 class_weight: Sequence[float] | None = None, loss_weight: float = 1.0,
-                 loss_name: str = "loss_focal", logit_adjust_tau: float = 0.0) -> None:
+    Defaults: ``gamma=2`` and ``alpha="counts"`` (thesis eq. 3-16, see the module docstring); pass
+    ``alpha=0.75`` for the fixed ``0.75 / 0.25`` weighting.
+    """
+
+    def __init__(self, gamma: float = 2.0, alpha: float | Sequence[float] | str | None = "counts",
+                 background_index: int = 0, class_weight: Sequence[float] | None = None, loss_weight: float = 1.0,
+                 loss_name: str = "loss_focal", logit_adjust_tau: float = 0.0,
+                 class_counts: Sequence[float] | None = None) -> None:
         super().__init__()
         if gamma < 0:
             raise ValueError(f"PixelFocalLoss: gamma must be >= 0, got {gamma}")
@@ -91,18 +99,33 @@ class PixelFocalLoss(nn.Module):
             raise ValueError(f"PixelFocalLoss: a float alpha must be in [0, 1], got {alpha}")
         if logit_adjust_tau < 0:
             raise ValueError(f"PixelFocalLoss: logit_adjust_tau must be >= 0, got {logit_adjust_tau}")
+        if class_counts is not None:
+            if alpha != "counts":
+                raise ValueError(f"PixelFocalLoss: class_counts is only used with alpha='counts', got alpha={alpha!r}")
+            counts = torch.tensor(list(class_counts), dtype=torch.float32)
+            if counts.dim() != 1 or (counts < 0).any() or counts.sum() <= 0:
+                raise ValueError(f"PixelFocalLoss: class_counts must be non-negative pixel counts per class, "
+                                 f"not all 0, got {list(class_counts)}")
+            class_counts = counts
         self.gamma = gamma
         self.logit_adjust_tau = float(logit_adjust_tau)
         self.alpha = alpha
+        self.class_counts = class_counts
         self.background_index = background_index
         self.class_weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.loss_weight = loss_weight
         self._loss_name = loss_name
 
     def alpha_vector(self, num_classes: int, label: Tensor | None = None, ignore_index: int = 255) -> Tensor | None:
+        """Per-class factors ``(num_classes,)``, or ``None`` when ``alpha`` is ``None``."""
         if self.alpha is None:
             return None
         if self.alpha == "counts":
+            if self.class_counts is not None:
+                if self.class_counts.numel() != num_classes:
+                    raise ValueError(f"PixelFocalLoss: class_counts has {self.class_counts.numel()} entries for "
+                                     f"{num_classes} classes")
+                return 1.0 - self.class_counts / self.class_counts.sum()
             if label is None:
                 raise ValueError("PixelFocalLoss: alpha='counts' needs the label map to count classes")
             return 1.0 - class_frequencies(label, num_classes, ignore_index)

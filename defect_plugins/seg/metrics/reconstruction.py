@@ -4,6 +4,9 @@
 ``SSIM`` the mean structural similarity (kornia, 11x11 Gaussian window) between the
 reconstruction and the clean image, both in ``[0, 1]``. Here the two terms are averaged over the
 evaluation set first and RA is taken of the averages; ``L2`` and ``SSIM`` are reported as well.
+The exponent holds the thesis' reconstruction loss ``L2 + (1/100)(1 - SSIM)`` (the values of
+Table 4.1), which :class:`~defect_plugins.seg.models.ARCDReconstructionModel` trains on with the
+same SSIM (kornia's ``ssim_loss`` is ``(1 - SSIM) / 2``; the model doubles it).
 """
 from __future__ import annotations
 

@@ -7,7 +7,8 @@
 * :class:`CoordAttention` follows Hou et al., "Coordinate Attention for Efficient Mobile Network
   Design", CVPR 2021: pooling along X and along Y, a shared 1x1 conv + BN + h-swish, then one
   sigmoid gate per direction.
-* :class:`CALM` (thesis section 3.4) is CBAM's channel attention followed by coordinate
+* :class:`CALM` (Zhang Xunfei, Zhejiang University master's thesis 2023, section 4.3.2; ablated
+  against CBAM and CA in Table 4.3) is CBAM's channel attention followed by coordinate
   attention, so the channel re-weighting uses both pooled statistics and the positional gates
   keep the location of thin defects such as edge cracks.
 * :class:`AttentionNeck` applies one such module to each selected backbone output, which puts

@@ -1,6 +1,7 @@
 # ARCD stage 1 on NEU-Seg (200x200). NEU-Seg has no defect-free images: the stage-1 "normal" set is
 # the NEU-Seg *train* images themselves (their real defects included) with simulated anomalies on
-# top; the network learns to remove the simulated ones. Validation: 200 NEU-Seg val images, fixed anomalies.
+# top; the network learns to remove the simulated ones. Validation: 200 NEU-Seg val images (not trained on),
+# fixed anomalies. Loss L2 + 0.01 (1 - SSIM) (thesis); DRAEM's layout with 4 blocks (200 px) from width 8.
 # Schedule sized for a shared 2-core CPU (batch 4, 400 iterations, widths from 8); scale it up on a GPU.
 _base_ = ['./arcd_runtime.py']
 data_root = '../shared/data/neu_seg'
@@ -11,9 +12,8 @@ model = dict(
     type='ARCDReconstructionModel',
     data_preprocessor=data_preprocessor,
     reconstructor=dict(type='ARCDReconstructor', in_channels=3, base_channels=8, num_stages=4, mflm='none',
-                       mflm_cfg=dict(kernel_size=3, dilation=1, num_heads=5, head_dim=64, token_dim=64,
-                                     num_layers=1)),
-    ssim_weight=0.01, self_sup_weight=0.1)
+                       layout='draem'),
+    ssim_weight=0.01, self_sup_weight=0.0)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='RandomFlip', prob=[0.25, 0.25], direction=['horizontal', 'vertical']),

@@ -6,13 +6,12 @@ data_root = '../shared/data/neu_seg'
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(type='ARCDDataPreProcessor', mean=[0., 0., 0.], std=[255., 255., 255.],
                          bgr_to_rgb=False, pad_val=0, seg_pad_val=255, size_divisor=8)
-focal = dict(type='PixelFocalLoss', gamma=2.0, alpha=0.75)
+focal = dict(type='PixelFocalLoss', gamma=2.0, alpha='counts')  # eps from class counts, thesis eq. 3-16
 model = dict(
     type='ARCDSegmentor',
     data_preprocessor=data_preprocessor,
     reconstructor=dict(type='ARCDReconstructor', in_channels=3, base_channels=8, num_stages=4, mflm='none',
-                       mflm_cfg=dict(kernel_size=3, dilation=1, num_heads=5, head_dim=64, token_dim=64,
-                                     num_layers=1)),
+                       layout='draem'),
     reconstructor_checkpoint='work_dirs/arcd_stage1_recon_neu',
     backbone=dict(type='UNet', in_channels=6, base_channels=8, num_stages=4, strides=(1, 1, 1, 1),
                   enc_num_convs=(2, 2, 2, 2), dec_num_convs=(2, 2, 2), downsamples=(True, True, True),

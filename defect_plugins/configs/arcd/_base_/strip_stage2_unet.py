@@ -1,19 +1,18 @@
 # ARCD stage 2 on the synthetic strip data: frozen stage-1 reconstructor + 6-channel U-Net
-# discriminator (focal loss) + machine-bed region head (thesis 3.3, Table 3.2).
+# discriminator (focal loss, eps from class counts: thesis eq. 3-16) + machine-bed region head (thesis 3.3, Table 3.2).
 _base_ = ['./arcd_runtime.py']
 data_root = 'work_dirs/seg/data/strip'
 scale = 256
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(type='ARCDDataPreProcessor', mean=[0., 0., 0.], std=[255., 255., 255.],
                          bgr_to_rgb=False, pad_val=0, seg_pad_val=255, size_divisor=16)
-focal = dict(type='PixelFocalLoss', gamma=2.0, alpha=0.75)
+focal = dict(type='PixelFocalLoss', gamma=2.0, alpha='counts')
 model = dict(
     type='ARCDSegmentor',
     data_preprocessor=data_preprocessor,
     # must equal the stage-1 config's reconstructor
     reconstructor=dict(type='ARCDReconstructor', in_channels=3, base_channels=32, num_stages=5, mflm='none',
-                       mflm_cfg=dict(kernel_size=3, dilation=1, num_heads=5, head_dim=64, token_dim=64,
-                                     num_layers=1)),
+                       layout='draem'),
     # stage-1 work dir (its last_checkpoint) or a .pth file
     reconstructor_checkpoint='work_dirs/arcd_stage1_recon_strip',
     backbone=dict(type='UNet', in_channels=6, base_channels=16, num_stages=5, strides=(1, 1, 1, 1, 1),
