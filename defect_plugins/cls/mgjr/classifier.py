@@ -1,9 +1,10 @@
-"""MGJR classifier: CNN student + frozen ViT teacher, trained end to end with the unified loss.
+"""MGJR classifier: CNN student + frozen teacher, trained end to end with the unified loss.
 
 Meng et al., "Multi-grained teacher-student joint representation learning for surface defect
 classification", J. Industrial Information Integration 48:100958, 2025 (abstract only). The
 abstract fixes three ingredients of the loss - task supervision, coarse-level guidance from the
-teacher, and AGTS anchor consistency under noise - not their formulas. The choices, and why:
+teacher, and AGTS anchor consistency under noise - not their formulas or weights. The choices,
+and why:
 
 ``unified = w_task * L_task + w_cf * L_coarse_feat + w_cl * L_coarse_logit
           + w_af * L_anchor_feat + w_al * L_anchor_logit``
@@ -21,8 +22,23 @@ teacher, and AGTS anchor consistency under noise - not their formulas. The choic
   Gaussian, salt-and-pepper or blur with random strength); the same two terms are computed
   between ``t(x)`` / ``z_t(x)`` and the student's response to ``x~``. This is the
   clean-anchor / perturbed-view consistency pattern of AugMix's Jensen-Shannon term (Hendrycks
-  et al., ICLR 2020), with the teacher as the anchor. Clean and noisy views go through the
-  student as one concatenated batch (as in AugMix), so one forward pass serves both.
+  et al., ICLR 2020), with the teacher as the anchor. How the two views pass through the
+  student (one concatenated batch, or split BatchNorm statistics) is described in
+  :mod:`defect_plugins.cls.mgjr.views`.
+* **Default weights** (:data:`DEFAULT_LOSS_WEIGHTS`): ``task`` 1.0 and 0.25 for each of the four
+  teacher terms, so the teacher terms together weigh exactly as much as the task loss, split
+  evenly between clean / noisy view and feature / logit (nothing in the abstract favours one).
+  An earlier default of 1.0 for every term gave the teacher four times the task's weight; with a
+  teacher weaker than the student that lowered the student's clean accuracy (docs/RESULTS.md).
+* ``distill_on='teacher_correct'`` (option; default ``'all'``): the four teacher terms are
+  averaged over the samples the teacher classifies correctly only (argmax of its logits on the
+  clean image = label), so a wrong teacher answer is never imitated; a batch where the teacher
+  is always wrong contributes no teacher term. The share of kept samples is logged as
+  ``distill_fraction``. Project's choice (as in selective / "correct-only" distillation).
+* **Teacher quality**: the stage-1 checkpoint's recorded test accuracy
+  (:mod:`defect_plugins.cls.mgjr.eval_meta`) is checked against ``teacher_min_accuracy``; a
+  weaker teacher is a warning (``on_weak_teacher='warn'``) or an error (``'error'``); a
+  checkpoint without a record is reported as such.
 
 All teacher outputs are computed under ``torch.no_grad``; the teacher's parameters are frozen
 and it stays in eval mode. Teacher building, freezing, initialisation safety and its exclusion
@@ -38,10 +54,14 @@ from mmpretrain.registry import MODELS
 from torch import nn
 
 from defect_plugins.cls.distill import RKDClassifier
-from defect_plugins.cls.distill.losses import hinton_kd_loss
+from defect_plugins.cls.mgjr.eval_meta import ON_WEAK_TEACHER, check_teacher_accuracy
+from defect_plugins.cls.mgjr.views import NoisyViewMixin
 
 LOSS_TERMS = ("task", "coarse_feat", "coarse_logit", "anchor_feat", "anchor_logit")
-DEFAULT_LOSS_WEIGHTS = dict(task=1.0, coarse_feat=1.0, coarse_logit=1.0, anchor_feat=1.0, anchor_logit=1.0)
+TEACHER_TERMS = ("coarse_feat", "coarse_logit", "anchor_feat", "anchor_logit")
+# Teacher terms together = the task's weight, split evenly (module docstring).
+DEFAULT_LOSS_WEIGHTS = dict(task=1.0, coarse_feat=0.25, coarse_logit=0.25, anchor_feat=0.25, anchor_logit=0.25)
+DISTILL_ON = ("all", "teacher_correct")
 
 
 class FeatureDimError(ValueError):
@@ -61,6 +81,22 @@ def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (1.0 - F.cosine_similarity(a, b, dim=1)).mean()
 
 
+def kd_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 KL(softmax(t/T) || softmax(s/T))`` per sample, shape ``(B,)`` (its mean is Hinton's batchmean KD)."""
+    t = float(temperature)
+    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits.detach() / t, dim=1),
+                  reduction="none")
+    return kl.sum(dim=1) * (t * t)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` over ``mask`` (all when None); 0 (still in the graph) when the mask is empty."""
+    if mask is None:
+        return values.mean()
+    mask = mask.to(values.dtype)
+    return (values * mask).sum() / mask.sum().clamp_min(1.0)
+
+
 def _head_width(head: nn.Module, who: str) -> int:
     width = getattr(head, "in_channels", None)
     if width is None:
@@ -70,7 +106,7 @@ def _head_width(head: nn.Module, who: str) -> int:
 
 
 @MODELS.register_module()
-class MGJRClassifier(RKDClassifier):
+class MGJRClassifier(NoisyViewMixin, RKDClassifier):
     """MGJR joint training (stage 2): ``ImageClassifier`` student + frozen teacher + unified loss.
 
     Args:
@@ -79,21 +115,35 @@ class MGJRClassifier(RKDClassifier):
         teacher_checkpoint: stage-1 teacher checkpoint (.pth); required, a missing file raises
             FileNotFoundError naming it.
         loss_weights: weights of ``task``, ``coarse_feat``, ``coarse_logit``, ``anchor_feat``,
-            ``anchor_logit`` (missing keys keep the defaults, all 1.0).
+            ``anchor_logit`` (missing keys keep :data:`DEFAULT_LOSS_WEIGHTS`: 1.0 and 0.25 each).
         temperature: softmax temperature of the logit terms.
         noise: AGTS corruption (a ``MODELS`` config, default :class:`AGTSNoise`).
         projector: ``'linear'`` (student width -> teacher width) or ``'identity'`` (widths must match).
         student_dim / teacher_dim: optional declared widths, checked against the built networks.
         agts_fraction: share of the batch that also gets a noisy view (1.0: every image, the default;
             smaller values cut the cost of the noisy pass, e.g. 0.5 for CPU training).
+        split_bn: separate BatchNorm running statistics for the noisy view
+            (:mod:`~defect_plugins.cls.mgjr.views`); default False (one concatenated batch).
+        distill_on: ``'all'`` (default) or ``'teacher_correct'`` (teacher terms only on samples the
+            teacher classifies correctly).
+        teacher_min_accuracy: floor (top-1, %) for the teacher's recorded test accuracy; None: no floor
+            (a checkpoint without a record is still reported).
+        on_weak_teacher: ``'warn'`` (default) or ``'error'`` when the teacher is below the floor, or has
+            no record while a floor is set.
     """
 
     def __init__(self, backbone: dict, teacher_config, teacher_checkpoint: str, neck: dict | None = None,
                  head: dict | None = None, loss_weights: dict | None = None, temperature: float = 4.0,
                  noise: dict | None = None, projector: str = "linear", student_dim: int | None = None,
-                 teacher_dim: int | None = None, agts_fraction: float = 1.0, pretrained: str | None = None,
-                 train_cfg: dict | None = None,
+                 teacher_dim: int | None = None, agts_fraction: float = 1.0, split_bn: bool = False,
+                 distill_on: str = "all", teacher_min_accuracy: float | None = None, on_weak_teacher: str = "warn",
+                 pretrained: str | None = None, train_cfg: dict | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None):
+        if on_weak_teacher not in ON_WEAK_TEACHER:
+            raise ValueError(f"MGJRClassifier: on_weak_teacher must be one of {ON_WEAK_TEACHER}, got "
+                             f"{on_weak_teacher!r}")
+        if distill_on not in DISTILL_ON:
+            raise ValueError(f"MGJRClassifier: distill_on must be one of {DISTILL_ON}, got {distill_on!r}")
         super().__init__(backbone=backbone, teacher_config=teacher_config, teacher_checkpoint=teacher_checkpoint,
                          neck=neck, head=head, distance_weight=0.0, angle_weight=0.0, kd_weight=0.0,
                          temperature=temperature, pretrained=pretrained, train_cfg=train_cfg,
@@ -120,23 +170,17 @@ class MGJRClassifier(RKDClassifier):
         else:
             raise ValueError(f"MGJRClassifier: projector must be 'linear' or 'identity', got {projector!r}")
         self.student_dim, self.teacher_dim = s_dim, t_dim
-        self.noise = MODELS.build(noise if noise is not None else dict(type="AGTSNoise"))
-        if not 0.0 < agts_fraction <= 1.0:
-            raise ValueError(f"MGJRClassifier: agts_fraction must lie in (0, 1], got {agts_fraction}")
-        self.agts_fraction = float(agts_fraction)
+        self.init_noisy_view(noise, agts_fraction, split_bn)
+        self.distill_on = distill_on
+        self.teacher_min_accuracy = None if teacher_min_accuracy is None else float(teacher_min_accuracy)
+        self.on_weak_teacher = on_weak_teacher
+        self.teacher_evaluation = check_teacher_accuracy(self.teacher_checkpoint, self.teacher_min_accuracy,
+                                                         on_weak_teacher)
 
     # -- pieces ------------------------------------------------------------------------------
     @property
     def uses_agts(self) -> bool:
         return bool(self.loss_weights["anchor_feat"] or self.loss_weights["anchor_logit"])
-
-    def make_noisy(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The student's AGTS view: ``inputs`` (normalised) corrupted in pixel space."""
-        pre = self.data_preprocessor
-        mean = getattr(pre, "mean", None) if getattr(pre, "_enable_normalize", False) else None
-        std = getattr(pre, "std", None) if getattr(pre, "_enable_normalize", False) else None
-        with torch.no_grad():
-            return self.noise(inputs, mean, std)
 
     def project(self, student_emb: torch.Tensor) -> torch.Tensor:
         if student_emb.shape[1] != self.student_dim:
@@ -158,33 +202,50 @@ class MGJRClassifier(RKDClassifier):
                                   f"{self.teacher_dim}-d")
         return emb, self.teacher.head(feats)
 
+    def distill_mask(self, teacher_logits: torch.Tensor, data_samples) -> torch.Tensor | None:
+        """Samples the teacher terms use: None (all) or, with ``distill_on='teacher_correct'``, the teacher's hits."""
+        if self.distill_on == "all":
+            return None
+        labels = [getattr(sample, "gt_label", None) for sample in data_samples]
+        if any(label is None for label in labels):
+            raise ValueError("MGJRClassifier: distill_on='teacher_correct' needs a gt_label in every data sample")
+        labels = torch.cat([torch.as_tensor(label).view(-1)[:1] for label in labels]).to(teacher_logits.device)
+        return teacher_logits.argmax(dim=1) == labels
+
     def loss_parts(self, inputs: torch.Tensor, data_samples, noisy: torch.Tensor | None = None) -> dict:
-        """Unweighted loss terms (``LOSS_TERMS``; the anchor terms only when AGTS is on)."""
-        batch = inputs.shape[0]
+        """Unweighted loss terms (``LOSS_TERMS``; the anchor terms only when AGTS is on).
+
+        With ``distill_on='teacher_correct'`` also ``distill_fraction`` (share of samples kept, not a loss).
+        """
         use_agts = self.uses_agts
-        n_noisy = max(1, int(round(self.agts_fraction * batch)))
         if use_agts and noisy is None:
-            noisy = self.make_noisy(inputs[:n_noisy])
-        student_in = torch.cat([inputs, noisy], dim=0) if use_agts else inputs
-        feats = self.extract_feat(student_in)
-        emb = pooled_embedding(feats)
-        logits = self.head(feats)
+            noisy = self.make_noisy(inputs[:self.num_noisy(inputs.shape[0])])
+        clean_feats, noisy_feats = self.student_views(inputs, noisy if use_agts else None)
         t_emb, t_logits = self.teacher_outputs(inputs)
-        clean_feats = tuple(f[:batch] for f in feats) if isinstance(feats, (tuple, list)) else feats[:batch]
-        projected = self.project(emb)
+        mask = self.distill_mask(t_logits, data_samples)
         parts = {
             "task": self.head.loss(clean_feats, data_samples)["loss"],
-            "coarse_feat": cosine_distance(projected[:batch], t_emb),
-            "coarse_logit": hinton_kd_loss(logits[:batch], t_logits, self.temperature),
+            "coarse_feat": masked_mean(1.0 - F.cosine_similarity(self.project(pooled_embedding(clean_feats)), t_emb,
+                                                                 dim=1), mask),
+            "coarse_logit": masked_mean(kd_per_sample(self.head(clean_feats), t_logits, self.temperature), mask),
         }
         if use_agts:
             n_noisy = noisy.shape[0]  # the noisy views are of the first n_noisy images
-            parts["anchor_feat"] = cosine_distance(projected[batch:], t_emb[:n_noisy])
-            parts["anchor_logit"] = hinton_kd_loss(logits[batch:], t_logits[:n_noisy], self.temperature)
+            noisy_mask = None if mask is None else mask[:n_noisy]
+            projected = self.project(pooled_embedding(noisy_feats))
+            parts["anchor_feat"] = masked_mean(1.0 - F.cosine_similarity(projected, t_emb[:n_noisy], dim=1),
+                                               noisy_mask)
+            parts["anchor_logit"] = masked_mean(kd_per_sample(self.head(noisy_feats), t_logits[:n_noisy],
+                                                              self.temperature), noisy_mask)
+        if mask is not None:
+            parts["distill_fraction"] = mask.float().mean()
         return parts
 
     def loss(self, inputs: torch.Tensor, data_samples) -> dict:
         """Weighted terms as ``loss_<term>`` (mmengine sums every ``loss*`` key: the unified loss)."""
         parts = self.loss_parts(inputs, data_samples)
-        return {f"loss_{name}": self.loss_weights[name] * value for name, value in parts.items()
-                if self.loss_weights[name]}
+        losses = {f"loss_{name}": self.loss_weights[name] * value for name, value in parts.items()
+                  if name in self.loss_weights and self.loss_weights[name]}
+        if "distill_fraction" in parts:  # logged, not summed (no 'loss' in the key)
+            losses["distill_fraction"] = parts["distill_fraction"].detach()
+        return losses

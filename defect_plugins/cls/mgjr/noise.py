@@ -14,9 +14,12 @@ Robustness to Common Corruptions and Perturbations", ICLR 2019) and of scikit-im
   ``gaussian_blur2d``, replicate border so that 1-pixel images work).
 
 Every function works on float tensors ``(B, C, H, W)`` in the 0-255 range and draws one
-strength per sample. ``channel_shared=True`` (default) draws one noise value per pixel for all
-channels: NEU-CLS and most steel-line cameras are grayscale stored as R=G=B, where per-channel
-noise would create colour the sensor cannot produce.
+strength per sample. Random draws take an optional ``torch.Generator``, which must live on the
+images' device (a CPU generator cannot drive CUDA sampling; the mismatch is an error naming both
+devices). :class:`AGTSNoise` makes that generator itself, on the batch's device (see its
+``seed``). ``channel_shared=True`` (default) draws one noise value per pixel for all channels:
+NEU-CLS and most steel-line cameras are grayscale stored as R=G=B, where per-channel noise would
+create colour the sensor cannot produce.
 
 Two registered front ends share these functions:
 
@@ -24,6 +27,9 @@ Two registered front ends share these functions:
   de-normalises with the data preprocessor's mean/std, corrupts, clips, re-normalises);
 * :class:`AddGaussianNoise`, :class:`AddSaltPepperNoise`, :class:`AddGaussianBlur`
   (``TRANSFORMS``) corrupt a uint8 image in a data pipeline (robustness evaluation).
+
+The corruptions held out of training (speckle, JPEG, motion blur, contrast) are in
+:mod:`defect_plugins.cls.mgjr.corruptions`; :class:`AGTSNoise` refuses them.
 """
 from __future__ import annotations
 
@@ -52,6 +58,22 @@ def _per_sample(strength: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor
     return s.expand(x.shape[0]) if s.ndim == 0 else s
 
 
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    if a.type != b.type:
+        return False
+    if a.type == "cpu":
+        return True
+    current = torch.cuda.current_device() if a.type == "cuda" and torch.cuda.is_available() else 0
+    return (a.index if a.index is not None else current) == (b.index if b.index is not None else current)
+
+
+def check_generator(generator: torch.Generator | None, x: torch.Tensor) -> None:
+    """Raise ValueError unless ``generator`` is None or lives on ``x``'s device."""
+    if generator is not None and not _same_device(torch.device(generator.device), x.device):
+        raise ValueError(f"noise generator is on {generator.device} but the images are on {x.device}: create it "
+                         f"on the images' device, torch.Generator(device=images.device)")
+
+
 def _noise_shape(x: torch.Tensor, channel_shared: bool) -> tuple[int, ...]:
     b, c, h, w = x.shape
     return (b, 1, h, w) if channel_shared else (b, c, h, w)
@@ -60,6 +82,7 @@ def _noise_shape(x: torch.Tensor, channel_shared: bool) -> tuple[int, ...]:
 def gaussian_noise(x: torch.Tensor, sigma: torch.Tensor | float, *, channel_shared: bool = True,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """Add zero-mean Gaussian noise, std ``sigma * 255`` per sample; result clipped to 0-255."""
+    check_generator(generator, x)
     s = _per_sample(sigma, x).view(-1, 1, 1, 1) * 255.0
     noise = torch.randn(_noise_shape(x, channel_shared), generator=generator, dtype=x.dtype, device=x.device)
     return (x + noise * s).clamp(0.0, 255.0)
@@ -68,6 +91,7 @@ def gaussian_noise(x: torch.Tensor, sigma: torch.Tensor | float, *, channel_shar
 def salt_pepper_noise(x: torch.Tensor, amount: torch.Tensor | float, *, channel_shared: bool = True,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """Set a fraction ``amount`` of pixels to 0 (pepper) or 255 (salt), half each on average."""
+    check_generator(generator, x)
     a = _per_sample(amount, x).view(-1, 1, 1, 1)
     shape = _noise_shape(x, channel_shared)
     hit = torch.rand(shape, generator=generator, dtype=x.dtype, device=x.device) < a
@@ -99,10 +123,17 @@ class AGTSNoise(nn.Module):
         sp_amount: fraction of corrupted pixels (0.01-0.08).
         blur_sigma: blur std in pixels (0.5-1.5, for 64-224 px inputs).
         channel_shared: one noise value per pixel for all channels (grayscale sensors).
+        seed: ``None`` (default): every call draws one seed from the global torch RNG (which the
+            Runner seeds with ``randomness.seed``) and samples with a fresh generator on the
+            batch's device seeded with it, so the noise follows the run's seed and re-seeding the
+            global RNG repeats a draw. An ``int``: a private stream per device, seeded with
+            ``seed + rank`` (distributed ranks differ), independent of the global RNG (the noise
+            then does not shift any other random draw of the run). Project's choice; the paper
+            says nothing about seeding. The private stream is not checkpointed: resuming restarts it.
     """
 
     def __init__(self, kinds: Sequence[str] = NOISE_KINDS, gaussian_sigma=(0.02, 0.12), sp_amount=(0.01, 0.08),
-                 blur_sigma=(0.5, 1.5), channel_shared: bool = True):
+                 blur_sigma=(0.5, 1.5), channel_shared: bool = True, seed: int | None = None):
         super().__init__()
         bad = [k for k in kinds if k not in NOISE_KINDS]
         if bad or not kinds:
@@ -114,18 +145,40 @@ class AGTSNoise(nn.Module):
             "blur": _check_range("blur_sigma", blur_sigma, 0.0, 20.0),
         }
         self.channel_shared = channel_shared
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"AGTSNoise: seed must be None or a non-negative int, got {seed!r}")
+        self.seed = seed
+        self._streams: dict[str, torch.Generator] = {}
+
+    def generator_for(self, device: torch.device | str) -> torch.Generator:
+        """The generator the next draw on ``device`` uses (see ``seed``); it lives on ``device``."""
+        device = torch.device(device)
+        if self.seed is None:
+            return torch.Generator(device=device).manual_seed(int(torch.randint(2**62, (1, ))))
+        key = str(device)
+        if key not in self._streams:
+            from mmengine.dist import get_rank
+
+            self._streams[key] = torch.Generator(device=device).manual_seed(self.seed + get_rank())
+        return self._streams[key]
 
     def corrupt(self, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Corrupt a 0-255 batch; returns a new tensor of the same shape."""
-        b = pixels.shape[0]
-        choice = torch.randint(len(self.kinds), (b, ), generator=generator)
+        """Corrupt a 0-255 batch; returns a new tensor of the same shape.
+
+        ``generator`` (default: :meth:`generator_for` the batch's device) must be on ``pixels``' device.
+        """
+        generator = self.generator_for(pixels.device) if generator is None else generator
+        check_generator(generator, pixels)
+        b, device = pixels.shape[0], pixels.device
+        choice = torch.randint(len(self.kinds), (b, ), generator=generator, device=device)
         out = pixels.clone()
         for index, kind in enumerate(self.kinds):
-            rows = (choice == index).nonzero().flatten().tolist()
-            if not rows:
+            rows = (choice == index).nonzero().flatten()
+            if rows.numel() == 0:
                 continue
             lo, hi = self.ranges[kind]
-            strength = lo + (hi - lo) * torch.rand(len(rows), generator=generator)
+            strength = lo + (hi - lo) * torch.rand(rows.numel(), generator=generator, device=device,
+                                                   dtype=pixels.dtype)
             part = pixels[rows]
             if kind == "gaussian":
                 part = gaussian_noise(part, strength, channel_shared=self.channel_shared, generator=generator)

@@ -3,14 +3,16 @@ late stages, and multi-scale fusion of the stage outputs.
 
 The MGJR abstract (Meng et al., J. Industrial Information Integration 48:100958, 2025) gives
 the student's ingredients (a CNN "enhanced with IEMA and GL-Attention, extracting and fusing
-multi-scale features") and its size (21.14 M parameters, 2.86 GFLOPs at 224x224), not its
-layout. The layout chosen here, and why:
+multi-scale features") and its size (21.14 M parameters, 2.86 GFLOPs), not its layout. The
+abstract does not state the input size of that FLOPs figure; 224x224 is the project's
+assumption (the usual ImageNet-style size, and the one at which a ResNet-34-class CNN costs
+about 3 GFLOPs). The layout chosen here, and why:
 
 * **Body**: ResNet basic blocks (He et al., CVPR 2016) with ResNet-34 widths (64, 128, 256,
   512) - the standard light CNN of that size class (ResNet-34: 21.8 M, 3.6 G).
 * **IEMA** on the residual branch of every block, before the addition - the placement EMA
   (Ouyang et al., ICASSP 2023) and SE-Net use in ResNets.
-* **GL-Attention** after the last two stages (14x14 and 7x7 at 224 input), where global
+* **GL-Attention** after the last two stages (14x14 and 7x7 at a 224 input), where global
   context is cheap and semantically meaningful.
 * **Multi-scale fusion**: the outputs of stages 2 and 3 are average-pooled to the last stage's
   grid, projected by 1x1 convolution + BN (scale initialised to zero, so fusion starts as a
@@ -18,8 +20,8 @@ layout. The layout chosen here, and why:
   gives the pooled feature both mid-level texture and high-level shape.
 * **Depths** ``(1, 3, 4, 3)``: ResNet-34's ``(3, 4, 6, 3)`` trimmed where FLOPs are spent
   and parameters are not (the 56x56 stage), so that the whole classifier meets the paper's
-  budget: measured with ``mmengine.analysis`` at 224x224 (``tools/mgjr_complexity.py``), see
-  ``docs/results_parts/mgjr.md``.
+  budget at the assumed 224x224: measured with ``mmengine.analysis`` (``tools/mgjr_complexity.py``),
+  see the MGJR section of ``docs/RESULTS.md`` ("Student size").
 
 ``use_iema=False`` / ``gl_stages=()`` give the ablations (no IEMA, no GL-Attention).
 """

@@ -62,6 +62,12 @@ def test_teacher_then_joint_training_two_iterations_each(trained, repo_root):
     assert "Epoch(train) [1][2/2]" in mgjr_log and "accuracy/top1" in mgjr_log
     for term in ("loss_task", "loss_coarse_feat", "loss_coarse_logit", "loss_anchor_feat", "loss_anchor_logit"):
         assert term in mgjr_log
+    # the teacher's checkpoint carries its test accuracy (EvalInCheckpointHook), which stage 2 checked
+    from defect_plugins.cls.mgjr import read_evaluation
+
+    record = read_evaluation(work / "teacher/epoch_1.pth")
+    assert record["epoch"] == 1 and 0.0 <= record["value"] <= 100.0 and record["split"]["num_samples"] == 12
+    assert "teacher_min_accuracy" in mgjr_log or "is weak" in mgjr_log
     state = torch.load(work / "mgjr/epoch_1.pth", weights_only=False)["state_dict"]
     assert "projector.weight" in state and not any(k.startswith("teacher.") for k in state)
     tested = _run(repo_root, repo_root / "tools/mim_test.sh", "mmpretrain", mgjr_cfg, work / "mgjr/epoch_1.pth",
@@ -103,11 +109,14 @@ def test_noise_robustness_tool_table_plot_and_json(trained, tmp_path):
     ckpt = str(work / "mgjr/epoch_1.pth")
     out = tmp_path / "robust"
     assert main(["--model", "A", str(mgjr_cfg), ckpt, "--model", "B", str(mgjr_cfg), ckpt, "--gaussian", "0", "0.3",
-                 "--salt-pepper", "0", "0.3", "--out", str(out)]) == 0
+                 "--salt-pepper", "0", "0.3", "--jpeg", "20", "--kinds", "gaussian", "salt_pepper", "jpeg",
+                 "--out", str(out)]) == 0
     results = json.loads((out / "noise_robustness.json").read_text())
     a, b = results["models"]["A"], results["models"]["B"]
     assert a["gaussian"] == b["gaussian"] and a["salt_pepper"] == b["salt_pepper"]  # same noisy images for all
+    assert a["jpeg"] == b["jpeg"] and results["held_out"] == ["jpeg"] and len(a["jpeg"]) == 1
     assert all(0.0 <= v <= 100.0 for v in a["gaussian"] + a["salt_pepper"]) and len(a["gaussian"]) == 2
+    assert a["gaussian"][0] == a["clean"]  # strength 0 reuses the clean accuracy
     assert (out / "noise_robustness.png").read_bytes()[:4] == b"\x89PNG"
     assert "| A |" in (out / "noise_robustness.md").read_text()
     assert main(["--model", "C", str(mgjr_cfg), str(tmp_path / "none.pth"), "--out", str(out)]) == 2

@@ -93,3 +93,40 @@ def test_pipeline_transform_statistics_on_uint8():
     assert abs((sp[..., 0] != 128).mean() - 0.1) < 0.01
     with pytest.raises(ValueError, match="amount"):
         TRANSFORMS.build(dict(type='AddSaltPepperNoise', amount=1.5))
+
+
+def test_agts_noise_generator_lives_on_the_batch_device_and_a_seed_gives_a_private_stream():
+    x = torch.rand(6, 3, 16, 16) * 255
+    noise = MODELS.build(dict(type='AGTSNoise', seed=5))
+    assert noise.generator_for(x.device).device == x.device
+    before = torch.get_rng_state()
+    first = noise.corrupt(x)
+    assert torch.equal(torch.get_rng_state(), before)  # a seeded stream leaves the global RNG alone
+    assert torch.equal(MODELS.build(dict(type='AGTSNoise', seed=5)).corrupt(x), first)  # same seed, same draws
+    assert not torch.equal(noise.corrupt(x), first)  # the stream moves on
+    unseeded = MODELS.build(dict(type='AGTSNoise'))
+    torch.manual_seed(1)
+    a = unseeded.corrupt(x)
+    torch.manual_seed(1)
+    assert torch.equal(unseeded.corrupt(x), a)  # seed=None follows the global seed (randomness.seed)
+    with pytest.raises(ValueError, match="seed must be None or a non-negative int"):
+        MODELS.build(dict(type='AGTSNoise', seed=-1))
+
+
+def test_a_generator_on_another_device_is_a_clear_error():
+    cpu_generator = torch.Generator().manual_seed(0)
+    on_meta = torch.empty(2, 3, 8, 8, device="meta")
+    for call in (lambda: gaussian_noise(on_meta, 0.1, generator=cpu_generator),
+                 lambda: salt_pepper_noise(on_meta, 0.1, generator=cpu_generator),
+                 lambda: MODELS.build(dict(type='AGTSNoise')).corrupt(on_meta, cpu_generator)):
+        with pytest.raises(ValueError, match="generator is on cpu but the images are on meta"):
+            call()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_agts_noise_on_cuda_uses_a_cuda_generator():
+    x = (torch.rand(4, 3, 16, 16) * 255).cuda()
+    noise = MODELS.build(dict(type='AGTSNoise', seed=0))
+    out = noise.corrupt(x)
+    assert out.device == x.device and noise.generator_for(x.device).device.type == "cuda"
+    assert torch.equal(MODELS.build(dict(type='AGTSNoise', seed=0)).corrupt(x), out)

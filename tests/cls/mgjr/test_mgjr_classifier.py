@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from defect_plugins.cls.mgjr import FeatureDimError
-from tests.cls_mgjr.conftest import TEACHER_WIDTH, TINY_STUDENT, TINY_TEACHER
+from tests.cls.mgjr.conftest import TEACHER_WIDTH, TINY_STUDENT, TINY_TEACHER
 
 
 def _batch(n=4, size=32, seed=0):

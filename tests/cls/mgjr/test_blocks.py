@@ -114,7 +114,8 @@ def test_student_ablation_switches_remove_modules():
 
 
 def test_default_student_meets_the_paper_budget():
-    # Paper (Meng et al. 2025): 21.14 M parameters, 2.86 GFLOPs at 224x224; the budget is +-10 % of both.
+    # Paper (Meng et al. 2025): 21.14 M parameters, 2.86 GFLOPs (input size not stated; 224x224 assumed here);
+    # the budget is +-10 % of both.
     from tools.mgjr_complexity import PAPER_FLOPS_G, PAPER_PARAMS_M, student_complexity
 
     result = student_complexity(224)
