@@ -17,12 +17,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import logging
 import sys
 from pathlib import Path
 
-import torch
-from torch import nn
 
 PAPER_PARAMS_M = 21.14
 PAPER_FLOPS_G = 2.86  # input size not stated in the abstract; compared at 224x224 (project's assumption)
@@ -33,17 +30,6 @@ ABLATIONS = {
     "no GL-Attention": dict(gl_stages=()),
     "plain (no IEMA, no GL, no fusion)": dict(use_iema=False, gl_stages=(), fuse_stages=()),
 }
-
-
-class _Logits(nn.Module):
-    """backbone -> neck -> head logits (what is deployed)."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x, mode="tensor")
 
 
 def _student_cfg(config: str, backbone_overrides: dict) -> dict:
@@ -63,15 +49,12 @@ def _student_cfg(config: str, backbone_overrides: dict) -> dict:
 
 def student_complexity(size: int = 224, config: str = DEFAULT_CONFIG, backbone_overrides: dict | None = None) -> dict:
     """``{'params_M', 'flops_G', 'size'}`` of the config's student at ``size`` x ``size``."""
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
     from mmpretrain.registry import MODELS
 
-    MMLogger.get_current_instance().setLevel(logging.ERROR)
-    model = MODELS.build(_student_cfg(config, backbone_overrides or {}))
-    model.eval()
-    info = get_model_complexity_info(_Logits(model), input_shape=(3, size, size), show_table=False, show_arch=False)
-    return {"params_M": info["params"] / 1e6, "flops_G": info["flops"] / 1e9, "size": size}
+    from defect_plugins.cls.complexity import classifier_complexity
+
+    counts = classifier_complexity(MODELS.build(_student_cfg(config, backbone_overrides or {})), size)
+    return {"params_M": counts["params"] / 1e6, "flops_G": counts["macs"] / 1e9, "size": size}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import defect_plugins.cls  # noqa: F401
+from defect_plugins.cls.complexity import classifier_complexity
 from defect_plugins.deploy.export import export_model, load_model, parity
 from defect_plugins.deploy.families import classifier as classifier_family
 from defect_plugins.deploy.families.classifier import load_network
@@ -63,7 +64,6 @@ def torch_latency(model, size: int, runs: int = 30, warmup: int = 3) -> float:
 
 
 def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: int) -> dict:
-    from mmengine.analysis import get_model_complexity_info
     from mmengine.config import Config
     from mmpretrain.evaluation import ConfusionMatrix
     from mmpretrain.registry import MODELS
@@ -80,18 +80,9 @@ def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: 
         model = MODELS.build(model_cfg)
         model.init_weights()
         model.eval()
-    row["params_M"] = sum(p.numel() for p in model.parameters()) / 1e6
-
-    class _Tensor(torch.nn.Module):
-        def __init__(self, m):
-            super().__init__()
-            self.m = m
-
-        def forward(self, x):
-            return self.m(x, mode="tensor")
-
-    info = get_model_complexity_info(_Tensor(model), inputs=(torch.randn(1, 3, size, size),), show_table=False, show_arch=False)
-    row["gflops"] = info["flops"] / 1e9
+    counts = classifier_complexity(model, size)
+    row["params_M"] = counts["params"] / 1e6
+    row["gflops"] = counts["macs"] / 1e9
     torch.set_num_threads(threads)
     row["torch_cpu_ms"] = torch_latency(model, size)
     if checkpoint:

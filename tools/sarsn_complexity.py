@@ -19,13 +19,11 @@ is printed as markdown and written as JSON (atomically).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from torch import nn
 
 DEFAULT_JSON = "work_dirs/cls/sarsn_complexity_64.json"
 
@@ -51,37 +49,24 @@ MODELS_TABLE: dict[str, tuple[dict, int]] = {
 }
 
 
-class _Logits(nn.Module):
-    """backbone -> neck -> head logits (what is deployed)."""
-
-    def __init__(self, classifier: nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(x, mode="tensor")
-
-
 def model_complexity(name: str, size: int = 64) -> dict[str, Any]:
     """``{'model', 'backbone', 'params_M', 'macs_G', 'size', 'last_stage'}`` of one row of :data:`MODELS_TABLE`."""
     import defect_plugins.cls  # noqa: F401  (registers SARSN, SEResNetBasic)
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
     from mmpretrain.registry import MODELS
+
+    from defect_plugins.cls.complexity import classifier_complexity
 
     if name not in MODELS_TABLE:
         raise KeyError(f"unknown model {name!r}: expected one of {list(MODELS_TABLE)}")
     backbone, channels = MODELS_TABLE[name]
-    MMLogger.get_current_instance().setLevel(logging.ERROR)
     model = MODELS.build(dict(type="ImageClassifier", backbone=dict(backbone, out_indices=(3, )),
                               neck=dict(type="GlobalAveragePooling"),
                               head=dict(type="LinearClsHead", num_classes=6, in_channels=channels)))
     model.eval()
     with torch.no_grad():
         last = model.backbone(torch.zeros(1, 3, size, size))[-1]
-    info = get_model_complexity_info(_Logits(model), input_shape=(3, size, size), show_table=False, show_arch=False)
-    params = sum(p.numel() for p in model.parameters())
-    return {"model": name, "backbone": dict(backbone), "params_M": params / 1e6, "macs_G": info["flops"] / 1e9,
+    counts = classifier_complexity(model, size)
+    return {"model": name, "backbone": dict(backbone), "params_M": counts["params"] / 1e6, "macs_G": counts["macs"] / 1e9,
             "size": size, "last_stage": list(last.shape[1:])}
 
 
