@@ -167,20 +167,12 @@ def write_config(path: Path, *, backbone: str, classes: Sequence[str], data: Pat
 
 def read_accuracy(work_dir: Path) -> float:
     """Last ``accuracy/top1`` (percent -> fraction) mmengine logged under ``work_dir/*/vis_data/scalars.json``."""
-    logs = sorted(work_dir.glob("*/vis_data/scalars.json"))
-    if not logs:
-        raise TeacherError(f"no mmengine scalars.json under {work_dir}: did validation run?")
-    value = None
-    for line in logs[-1].read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "accuracy/top1" in record:
-            value = float(record["accuracy/top1"]) / 100.0
-    if value is None:
-        raise TeacherError(f"{logs[-1]} holds no accuracy/top1 record")
-    return value
+    from defect_plugins.launcher import LauncherError, read_logged_scalars
+
+    try:
+        return read_logged_scalars(work_dir, "accuracy/top1")["accuracy/top1"] / 100.0
+    except LauncherError as error:
+        raise TeacherError(str(error)) from None
 
 
 def convert_checkpoint(checkpoint: Path, backbone: str, num_classes: int) -> dict[str, Any]:

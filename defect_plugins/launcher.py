@@ -25,6 +25,7 @@ One process, no GPUS handling (what each ``torch.distributed.run`` worker runs):
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import runpy
@@ -174,6 +175,29 @@ def _launch_parser(script: str, prog: str) -> argparse.ArgumentParser:
     if checkpoint:
         parser.add_argument("checkpoint", help="checkpoint (.pth) to evaluate")
     return parser
+
+
+def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[str] = ()) -> dict[str, float]:
+    """``key`` (and ``extra`` keys) of the last record holding ``key`` in the newest run's ``scalars.json``.
+
+    mmengine's ``LocalVisBackend`` writes one JSON line per logged step under
+    ``work_dir/<timestamp>/vis_data/scalars.json``; a resumed run starts a new timestamp folder, so
+    the newest folder holds the final validation. Missing ``extra`` keys are NaN.
+    """
+    logs = sorted(Path(work_dir).glob("*/vis_data/scalars.json"))
+    if not logs:
+        raise LauncherError(f"no mmengine scalars.json under {work_dir}: did validation run?")
+    found: dict[str, float] | None = None
+    for line in logs[-1].read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if key in record:
+            found = {k: float(record.get(k, float("nan"))) for k in (key, *extra)}
+    if found is None:
+        raise LauncherError(f"{logs[-1]} holds no {key} record")
+    return found
 
 
 def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

@@ -216,20 +216,13 @@ def classifier_config(condition: str, seed: int, neu: Path, split: Path, few: Pa
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
     """Top-1 and macro F1 (fractions) of the final validation mmengine logged in ``run_dir``."""
-    logs = sorted(run_dir.glob("*/vis_data/scalars.json"))
-    found: dict[str, float] = {}
-    for log in logs:
-        for line in log.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if "accuracy/top1" in record:
-                found = {"top1": record["accuracy/top1"] / 100.0,
-                         "macro_f1": record.get("macro/f1-score", float("nan")) / 100.0}
-    if not found:
-        raise ExperimentError(f"no accuracy/top1 in {run_dir}/*/vis_data/scalars.json: did the test run?")
-    return found
+    from defect_plugins.launcher import LauncherError, read_logged_scalars
+
+    try:
+        logged = read_logged_scalars(run_dir, "accuracy/top1", extra=("macro/f1-score", ))
+    except LauncherError as error:
+        raise ExperimentError(f"{error} (the test runs at the last iteration)") from None
+    return {"top1": logged["accuracy/top1"] / 100.0, "macro_f1": logged["macro/f1-score"] / 100.0}
 
 
 def train_classifier(condition: str, seed: int, config_text: str, work: Path) -> dict:
