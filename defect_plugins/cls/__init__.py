@@ -25,5 +25,6 @@ subpackage and is imported here too: :mod:`defect_plugins.cls.mgjr` (MGJR, see i
 from defect_plugins.compat import apply_all
 
 apply_all()  # compatibility fixes first (mmcv.ops fallbacks for mmseg, checkpoint loading)
+from defect_plugins import engine  # noqa: F401,E402  (AutocastOptimWrapper)
 from defect_plugins.cls import backbones, datasets, distill, hooks, losses, transforms  # noqa: F401
 from defect_plugins.cls import mgjr  # noqa: F401,E402  (MGJR: IEMA, GL-Attention, ViT teacher, AGTS)

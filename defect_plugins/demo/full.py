@@ -107,7 +107,8 @@ def run_classification(runner: StepRunner, out: Path, args: argparse.Namespace) 
                f"randomness.seed={args.seed}"]
     # the configs' cosine schedule ends with training: keep it so when the demo changes the epochs
     epochs = args.cls_epochs
-    options += [f"train_cfg.max_epochs={epochs}", f"train_cfg.val_interval={epochs}",
+    options += [f"optim_wrapper.enabled={args.bf16}",
+                f"train_cfg.max_epochs={epochs}", f"train_cfg.val_interval={epochs}",
                 f"param_scheduler.1.T_max={max(1, epochs - 1)}", f"param_scheduler.1.end={epochs}",
                 f"default_hooks.checkpoint.interval={epochs}"]
     teacher_dir, student_dir = out / "sarsn18_teacher", out / "rkd_resnet18_student"
@@ -158,7 +159,8 @@ def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher
     command += ["--config", _config(ANOMALY_CONFIG), "--data.root", str(data_root), "--data.category", category,
                 "--model.image_size", f"[{size},{size}]", "--trainer.max_epochs", str(args.anomaly_epochs),
                 "--default_root_dir", str(out / "anomalib"), "--seed_everything", str(args.seed),
-                "--model.anomaly_map_level_weights", ANOMALY_MAP_LEVEL_WEIGHTS]
+                "--model.anomaly_map_level_weights", ANOMALY_MAP_LEVEL_WEIGHTS,
+                "--trainer.precision", "bf16-mixed" if args.bf16 else "32-true"]
     if teacher is not None:
         command += ["--model.backbone", STUDENT_BACKBONE, "--model.teacher_weights", str(teacher)]
     with runner.step("anomaly-train", "anomalib train: AKF reverse distillation"
@@ -198,11 +200,13 @@ def run_segmentation(runner: StepRunner, out: Path, args: argparse.Namespace) ->
     stage1, stage2 = out / "arcd_stage1", out / "arcd_stage2"
     with runner.step("seg-stage1", "mmseg ARCD stage 1: reconstruction of normal strips with Perlin anomalies"):
         runner.run("seg-stage1", _train("mmseg", SEG_STAGE1_CONFIG, stage1,
-                                        [*common, f"train_cfg.max_iters={args.seg_stage1_iters}",
+                                        [*common, f"optim_wrapper.enabled={args.bf16}",
+                                         f"train_cfg.max_iters={args.seg_stage1_iters}",
                                          f"randomness.seed={args.seed}"]))
     with runner.step("seg-stage2", "mmseg ARCD stage 2: U-Net discrimination on image + reconstruction, bed head"):
         runner.run("seg-stage2", _train("mmseg", SEG_STAGE2_CONFIG, stage2,
-                                        [*common, f"train_cfg.max_iters={args.seg_stage2_iters}",
+                                        [*common, f"optim_wrapper.enabled={args.bf16}",
+                                         f"train_cfg.max_iters={args.seg_stage2_iters}",
                                          f"param_scheduler.0.end={args.seg_stage2_iters}",
                                          f"model.reconstructor_checkpoint={stage1}", f"randomness.seed={args.seed}"]))
     checkpoint = latest(stage2, "iter_*.pth")
@@ -278,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seg-normal", type=int, default=40)
     parser.add_argument("--seg-stage1-iters", type=int, default=150)
     parser.add_argument("--seg-stage2-iters", type=int, default=600)
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                        help="training precision: bf16 autocast (weights stay float32) or float32; auto = bf16 "
+                             "where the CPU computes it natively (defect_plugins.engine.native_bf16)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines (logs are written anyway)")
     parser.add_argument("--sequential", action="store_true",
                         help="one family after another with every thread each (default: ARCD beside the others)")
@@ -288,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         parser.error(f"output folder {args.out} exists and is not empty")
+    from defect_plugins.engine.autocast import native_bf16
     from defect_plugins.fileio import atomic_write_json
+
+    args.bf16 = args.precision == "bf16" or (args.precision == "auto" and native_bf16("cpu"))
 
     out = args.out.resolve()
     runner = StepRunner(out / "logs", cwd=out, echo=not args.quiet)
@@ -322,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["steps"] = runner.seconds
     summary["lanes"] = [[n for n in name if n in args.only] for name, _ in lanes]
     summary["threads"] = runner.threads
+    summary["training_precision"] = "bf16 autocast" if args.bf16 else "float32"
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["targets"] = _targets(summary)
     summary["all_targets_met"] = all(check["met"] for check in summary["targets"].values())

@@ -19,6 +19,7 @@ apply_all()  # compatibility fixes first (mmcv.ops fallbacks for mmseg, checkpoi
 import mmseg.datasets  # noqa: F401
 import mmseg.models  # noqa: F401
 
+from defect_plugins import engine  # noqa: F401,E402  (AutocastOptimWrapper)
 from . import datasets, losses, metrics, models, transforms
 
 __all__ = ["datasets", "losses", "metrics", "models", "transforms"]

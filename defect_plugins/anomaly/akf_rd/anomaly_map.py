@@ -63,6 +63,9 @@ class LevelWeightedAnomalyMapGenerator(AnomalyMapGenerator):
         if len(self.level_weights) != len(student_features):
             msg = f"level_weights has {len(self.level_weights)} entries for {len(student_features)} feature levels."
             raise ValueError(msg)
+        # float32 even under bf16 autocast (Lightning's "bf16-mixed"): 1 - cos needs more than 8 bits near 1
+        student_features = [f.float() for f in student_features]
+        teacher_features = [f.float() for f in teacher_features]
         if all(w == 1.0 for w in self.level_weights):
             return super().forward(student_features, teacher_features)
         anomaly_map: torch.Tensor | None = None

@@ -47,6 +47,8 @@ class AkfReverseDistillationLoss(nn.Module):
         if len(teacher) != len(student):
             msg = f"loss needs as many student levels as teacher levels, got {len(student)} and {len(teacher)}."
             raise ValueError(msg)
+        # float32 even under bf16 autocast: 1 - cos of well-distilled features is ~1e-2, below bf16's resolution near 1
+        teacher, student = [t.float() for t in teacher], [s.float() for s in student]
         if self.mode == "flat":
             return self._flat(list(teacher), list(student))
         total = teacher[0].new_zeros(())

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 
 def _flatten(embedding: torch.Tensor) -> torch.Tensor:
+    # float32 even under bf16 autocast: normalised distances and angles need more than bf16's 8 bits
+    embedding = embedding.float()
     if embedding.dim() == 4:  # (N, C, H, W) feature map: global average pooling
         embedding = embedding.mean(dim=(2, 3))
     return embedding.flatten(1)

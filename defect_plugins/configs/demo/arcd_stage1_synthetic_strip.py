@@ -30,3 +30,5 @@ param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
 train_cfg = dict(max_iters=150, val_interval=1000000)
 default_hooks = dict(checkpoint=dict(interval=1000000, save_last=True, max_keep_ckpts=1),
                      logger=dict(interval=25))
+# bf16 autocast where the CPU computes bf16 natively (defect_plugins.engine.autocast), float32 elsewhere
+optim_wrapper = dict(type='AutocastOptimWrapper', enabled='auto')

@@ -36,3 +36,5 @@ param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=max
 train_cfg = dict(max_iters=max_iters, val_interval=1000000)
 default_hooks = dict(checkpoint=dict(interval=1000000, save_last=True, max_keep_ckpts=1, save_best=None),
                      logger=dict(interval=25))
+# bf16 autocast where the CPU computes bf16 natively (defect_plugins.engine.autocast), float32 elsewhere
+optim_wrapper = dict(type='AutocastOptimWrapper', enabled='auto')

@@ -274,7 +274,7 @@ class ARCDReconstructionModel(BaseModel):
 
     def loss(self, inputs: Tensor, data_samples: list[SegDataSample]) -> dict[str, Tensor]:
         target = self.normalise_clean(data_samples, inputs)
-        rec = self.reconstructor(inputs)
+        rec = self.reconstructor(inputs).float()  # the loss in float32 even under bf16 autocast
         rec_u, tgt_u = self.to_unit_unclamped(rec), self.to_unit(target)
         losses = {"loss_l2": F.mse_loss(rec_u, tgt_u),
                   # kornia's ssim_loss is (1 - SSIM) / 2
