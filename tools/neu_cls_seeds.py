@@ -1,0 +1,154 @@
+"""Train NEU-CLS classifiers over several seeds and report mean +- sd with paired per-seed differences.
+
+Each ``NAME=CONFIG`` is trained once per seed through ``defect-train mmpretrain`` (mmpretrain's own
+``tools/train.py``) with ``randomness.seed=SEED`` and the same split, recipe and ``--cfg-options``
+for every config, so that the only difference between two rows is the model. The test split is
+evaluated after the last epoch by the configs' own evaluator (mmpretrain ``Accuracy`` and
+``SingleLabelMetric``); the figures are read back from mmengine's ``scalars.json``.
+
+    python tools/neu_cls_seeds.py --work-dir work_dirs/cls/ablation34 --reference resnet34 \\
+        --split work_dirs/cls/neu_cls_split --data ../shared/data/neu_cls --seeds 0 1 2 \\
+        resnet34=configs/neu_cls/resnet34_neu_cls_64.py seresnet34=configs/neu_cls/seresnet34_neu_cls_64.py \\
+        drsn34=configs/neu_cls/drsn34_neu_cls_64.py sarsn34=configs/neu_cls/sarsn34_neu_cls_64.py
+
+Runs go seed by seed (all configs for seed 0, then seed 1, ...), so an experiment cut short still
+holds complete pairs. A finished run (``result.json``) is kept; a cut-off run resumes from its
+last checkpoint (``--resume``). ``OUT/results.json`` and the markdown table on stdout hold top-1
+and macro F1 (mean +- sd) and the paired differences ``NAME - REFERENCE`` per seed
+(:mod:`defect_plugins.stats`). Configs are paths or packaged names (``defect-configs list``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from defect_plugins.fileio import atomic_write_json
+from defect_plugins.launcher import LauncherError, read_logged_scalars
+from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
+
+
+class SeedsError(RuntimeError):
+    """A bad argument or a failed training; the message names it."""
+
+
+def parse_runs(items: list[str]) -> dict[str, str]:
+    runs: dict[str, str] = {}
+    for item in items:
+        name, sep, config = item.partition("=")
+        if not sep or not name or not config:
+            raise SeedsError(f"expected NAME=CONFIG, got {item!r}")
+        if name in runs:
+            raise SeedsError(f"run name {name!r} given twice")
+        runs[name] = config
+    return runs
+
+
+def train_one(name: str, config: str, seed: int, work: Path, options: list[str]) -> dict:
+    """Train ``config`` with ``seed`` under ``work/seedS/NAME`` (kept when finished, resumed when cut off)."""
+    run_dir = work / f"seed{seed}" / name
+    result_path = run_dir / "result.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", config,
+               "--work-dir", str(run_dir)]
+    if any(run_dir.glob("epoch_*.pth")):
+        command.append("--resume")
+    command += ["--cfg-options", f"randomness.seed={seed}", *options]
+    start = time.perf_counter()
+    with (run_dir / "train.log").open("a") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise SeedsError(f"{name} seed {seed} failed (exit {code}); log {run_dir / 'train.log'}")
+    try:
+        logged = read_logged_scalars(run_dir, "accuracy/top1", extra=("macro/f1-score", ))
+    except LauncherError as error:
+        raise SeedsError(f"{name} seed {seed}: {error}") from None
+    result = {"name": name, "config": config, "seed": seed, "top1": logged["accuracy/top1"] / 100.0,
+              "macro_f1": logged["macro/f1-score"] / 100.0, "seconds": round(time.perf_counter() - start, 1)}
+    atomic_write_json(result_path, result, indent=2)
+    return result
+
+
+def summarise(runs: list[dict], names: list[str], reference: str | None) -> dict:
+    top1 = {n: {r["seed"]: r["top1"] for r in runs if r["name"] == n} for n in names}
+    f1 = {n: [r["macro_f1"] for r in runs if r["name"] == n] for n in names}
+    report = {"runs": runs, "top1": {n: mean_sd(list(v.values())) for n, v in top1.items() if v},
+              "macro_f1": {n: mean_sd(v) for n, v in f1.items() if v}, "paired": {}}
+    if reference is not None and top1.get(reference):
+        report["paired"] = {f"{n} - {reference}": paired_differences(top1[n], top1[reference])
+                            for n in names if n != reference and top1[n]}
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = ["| model | top-1 % (mean +- sd) | macro F1 % | seeds | s per run |", "|---|---|---|---|---|"]
+    for name, summary in report["top1"].items():
+        seconds = [r["seconds"] for r in report["runs"] if r["name"] == name]
+        lines.append(f"| {name} | {format_mean_sd(summary, 100)} | {format_mean_sd(report['macro_f1'][name], 100)} "
+                     f"| {summary['n']} | {sum(seconds) / len(seconds):.0f} |")
+    if report["paired"]:
+        lines += ["", "| paired difference | per seed (points) | mean +- sd |", "|---|---|---|"]
+        for name, pair in report["paired"].items():
+            per_seed = ", ".join(f"{d * 100:+.2f}" for d in pair["differences"].values())
+            lines.append(f"| {name} | {per_seed} | {format_mean_sd(pair, 100)} |")
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", metavar="NAME=CONFIG")
+    p.add_argument("--work-dir", required=True, type=Path)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--reference", help="NAME the paired differences are taken against")
+    p.add_argument("--data", type=Path, help="NEU-CLS class folders (the configs' data_prefix)")
+    p.add_argument("--split", type=Path, help="folder with train.txt and test.txt (defect-cls-split)")
+    p.add_argument("--cfg-options", nargs="*", default=[], help="passed to every run, after the data options")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        runs = parse_runs(args.runs)
+        if args.reference is not None and args.reference not in runs:
+            raise SeedsError(f"--reference {args.reference!r} is not one of the runs {list(runs)}")
+        options = []
+        if args.data is not None:
+            if not args.data.is_dir():
+                raise SeedsError(f"--data {args.data}: not a folder (expected NEU-CLS class folders)")
+            prefix = args.data.resolve()
+            options += [f"train_dataloader.dataset.data_prefix={prefix}", f"val_dataloader.dataset.data_prefix={prefix}",
+                        f"test_dataloader.dataset.data_prefix={prefix}"]
+        if args.split is not None:
+            for part in ("train", "test"):
+                if not (args.split / f"{part}.txt").is_file():
+                    raise SeedsError(f"--split {args.split}: {part}.txt not found (write it with defect-cls-split)")
+            split = args.split.resolve()
+            options += [f"train_dataloader.dataset.ann_file={split}/train.txt",
+                        f"val_dataloader.dataset.ann_file={split}/test.txt",
+                        f"test_dataloader.dataset.ann_file={split}/test.txt"]
+        options += args.cfg_options
+        work = args.work_dir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(work / "settings.json", {"runs": runs, "seeds": args.seeds, "options": options}, indent=2)
+        results = []
+        for seed in args.seeds:
+            for name, config in runs.items():
+                results.append(train_one(name, config, seed, work, options))
+                print(f"{name} seed {seed}: top-1 {results[-1]['top1']:.4f} ({results[-1]['seconds']} s)", flush=True)
+        report = summarise(results, list(runs), args.reference)
+        atomic_write_json(work / "results.json", report, indent=2)
+        print(markdown(report))
+    except SeedsError as error:
+        print(f"neu_cls_seeds: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
