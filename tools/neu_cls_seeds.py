@@ -6,10 +6,13 @@ for every config, so that the only difference between two rows is the model. The
 evaluated after the last epoch by the configs' own evaluator (mmpretrain ``Accuracy`` and
 ``SingleLabelMetric``); the figures are read back from mmengine's ``scalars.json``.
 
-    python tools/neu_cls_seeds.py --work-dir work_dirs/cls/ablation34 --reference resnet34 \\
-        --split work_dirs/cls/neu_cls_split --data ../shared/data/neu_cls --seeds 0 1 2 \\
+    python tools/neu_cls_seeds.py \\
         resnet34=configs/neu_cls/resnet34_neu_cls_64.py seresnet34=configs/neu_cls/seresnet34_neu_cls_64.py \\
-        drsn34=configs/neu_cls/drsn34_neu_cls_64.py sarsn34=configs/neu_cls/sarsn34_neu_cls_64.py
+        drsn34=configs/neu_cls/drsn34_neu_cls_64.py sarsn34=configs/neu_cls/sarsn34_neu_cls_64.py \\
+        --work-dir work_dirs/cls/ablation34 --reference resnet34 \\
+        --split work_dirs/cls/neu_cls_split --data ../shared/data/neu_cls --seeds 0 1 2
+
+(the runs first: ``--seeds`` and ``--cfg-options`` take several values).
 
 Runs go seed by seed (all configs for seed 0, then seed 1, ...), so an experiment cut short still
 holds complete pairs. A finished run (``result.json``) is kept; a cut-off run resumes from its
