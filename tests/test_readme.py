@@ -38,8 +38,9 @@ def test_ci_runs_both_readme_commands_verbatim_in_a_fresh_venv():
     venv_line = next(line for line in lines if "-m venv" in line)
     assert "system-site-packages" not in venv_line
     assert lines.index(venv_line) < lines.index(demo_command)
-    # the demo's figures are checked right after it ran
-    assert lines[lines.index(demo_command) + 1].startswith("python -m defect_plugins.demo.check")
+    # the demo's figures are checked right after it ran, quality targets included
+    check_line = lines[lines.index(demo_command) + 1]
+    assert check_line.startswith("python -m defect_plugins.demo.check") and "--figures-only" not in check_line
     assert "pip wheel" in CI and "defect-demo --out" in CI.split("pip wheel", 1)[1], "wheel demo outside the clone"
 
 
@@ -173,6 +174,20 @@ def test_summary_check_passes_met_targets_and_names_a_missed_one(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps(_summary()))
     assert check.main([str(good)]) == 0
+
+
+def test_time_target_is_reported_not_checked(tmp_path, capsys):
+    slow = _summary()
+    slow["seconds"] = 900.0
+    slow["targets"] = full._targets(slow)
+    assert slow["targets"]["time.seconds"] == {"value": 900.0, "target": 480.0, "met": False, "checked": False}
+    assert check.problems(slow) == []  # a slow machine does not fail the check
+    path = tmp_path / "slow.json"
+    path.write_text(json.dumps(slow))
+    assert check.main([str(path)]) == 0
+    assert "demo wall time 900.0 s (target 480 s missed; not checked)" in capsys.readouterr().out
+    partial = {key: value for key, value in _summary().items() if key != "seg"}
+    assert "time.seconds" not in full._targets(partial)  # the 8 minutes are for the whole demo
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
     python -m defect_plugins.demo.check demo_output/summary.json [--figures-only]
 
 Exit status 0 when all is well, 1 with one line per problem otherwise. ``--figures-only`` checks
-presence and range but not the targets (for deliberately short runs).
+presence and range but not the targets (for deliberately short runs). The demo's wall time and its
+8-minute target are printed, never checked: a time is a figure of the machine and its load.
 """
 from __future__ import annotations
 
@@ -49,9 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     for line in found:
         print(f"{args.summary}: {line}", file=sys.stderr)
     if not found:
-        figures = ", ".join(f"{key} {check['value']}" for key, check in summary["targets"].items())
+        figures = ", ".join(f"{key} {check['value']}" for key, check in summary["targets"].items()
+                            if check.get("checked", True))
+        time_check = summary["targets"].get("time.seconds", {})
+        time_text = (f"{summary.get('seconds')} s (target {time_check['target']:.0f} s "
+                     f"{'met' if time_check['met'] else 'missed'}; not checked)" if time_check
+                     else f"{summary.get('seconds')} s")
         print(f"{args.summary}: all figures present{'' if args.figures_only else ' and targets met'}: {figures}; "
-              f"demo wall time {summary.get('seconds')} s")
+              f"demo wall time {time_text}")
     return 1 if found else 0
 
 

@@ -45,6 +45,10 @@ TARGETS = {
     "seg.defect_miou": 0.50,
     "seg.bed_iou": 0.90,
 }
+# ... and in time: the whole demo within 8 minutes on the 2-core machine of docs/RESULTS.md. A wall time
+# is a figure of the machine and its load, so it is reported in summary.json, never checked by
+# ``defect_plugins.demo.check`` (CI checks the quality targets only).
+TIME_TARGET_SECONDS = 480.0
 CLS_TEACHER_CONFIG = "demo/sarsn18_synthetic_cls.py"
 CLS_STUDENT_CONFIG = "demo/rkd_sarsn18_resnet18_synthetic_cls.py"
 STUDENT_BACKBONE = "resnet18"  # the timm name of the student's architecture (AKF-RD teacher)
@@ -234,6 +238,9 @@ def _targets(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
             continue
         value = summary[family].get(figure)
         checks[key] = {"value": value, "target": target, "met": value is not None and value >= target}
+    if all(family in summary for family in ("cls", "anomaly", "seg")):  # the target is for the whole demo
+        checks["time.seconds"] = {"value": summary["seconds"], "target": TIME_TARGET_SECONDS,
+                                  "met": summary["seconds"] <= TIME_TARGET_SECONDS, "checked": False}
     if "cls" in summary:
         checks["cls.int8_accepted"] = {"value": summary["cls"]["int8"]["accepted"], "target": True,
                                        "met": bool(summary["cls"]["int8"]["accepted"])}
