@@ -19,11 +19,17 @@ holds complete pairs. A finished run (``result.json``) is kept; a cut-off run re
 last checkpoint (``--resume``). ``OUT/results.json`` and the markdown table on stdout hold top-1
 and macro F1 (mean +- sd) and the paired differences ``NAME - REFERENCE`` per seed
 (:mod:`defect_plugins.stats`). Configs are paths or packaged names (``defect-configs list``).
+
+``--per-class`` also tests each final checkpoint with ``defect-test mmpretrain ... --out-item metrics``
+(mmpretrain's ``SingleLabelMetric`` with ``average=None``) and adds the per-class recall, their
+geometric mean (G-mean) and the smallest class recall: the figures of an imbalanced benchmark. Runs
+finished without it get it added from their checkpoint, without training again.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -77,11 +83,43 @@ def train_one(name: str, config: str, seed: int, work: Path, options: list[str])
     return result
 
 
+def per_class_recall(name: str, config: str, seed: int, work: Path, options: list[str]) -> dict:
+    """Per-class recall, G-mean and minimum recall of the run's last checkpoint (``defect-test``)."""
+    run_dir = work / f"seed{seed}" / name
+    checkpoints = sorted(run_dir.glob("epoch_*.pth"), key=lambda p: int(p.stem.split("_")[1]))
+    if not checkpoints:
+        raise SeedsError(f"{name} seed {seed}: no epoch_*.pth under {run_dir} to test")
+    # a pickle: the metrics hold the confusion matrix as a tensor, which JSON cannot take
+    metrics_path = run_dir / "test_metrics.pkl"
+    metrics_path.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "test", "mmpretrain", config,
+               str(checkpoints[-1]), "--work-dir", str(run_dir / "test"), "--out", str(metrics_path),
+               "--out-item", "metrics", "--cfg-options", *options]
+    with (run_dir / "test.log").open("w") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0 or not metrics_path.is_file():
+        raise SeedsError(f"{name} seed {seed}: test failed (exit {code}); log {run_dir / 'test.log'}")
+    import mmengine
+
+    metrics = mmengine.load(metrics_path)
+    key = "single-label/recall_classwise"
+    if key not in metrics:
+        raise SeedsError(f"{metrics_path}: no {key!r}; the config's test_evaluator needs "
+                         "dict(type='SingleLabelMetric', average=None)")
+    recall = [float(r) / 100.0 for r in metrics[key]]
+    g_mean = math.prod(recall) ** (1.0 / len(recall)) if recall else float("nan")
+    return {"recall": recall, "g_mean": g_mean, "min_recall": min(recall)}
+
+
 def summarise(runs: list[dict], names: list[str], reference: str | None) -> dict:
     top1 = {n: {r["seed"]: r["top1"] for r in runs if r["name"] == n} for n in names}
     f1 = {n: [r["macro_f1"] for r in runs if r["name"] == n] for n in names}
     report = {"runs": runs, "top1": {n: mean_sd(list(v.values())) for n, v in top1.items() if v},
               "macro_f1": {n: mean_sd(v) for n, v in f1.items() if v}, "paired": {}}
+    for figure in ("g_mean", "min_recall"):
+        values = {n: [r[figure] for r in runs if r["name"] == n and figure in r] for n in names}
+        if any(values.values()):
+            report[figure] = {n: mean_sd(v) for n, v in values.items() if v}
     if reference is not None and top1.get(reference):
         report["paired"] = {f"{n} - {reference}": paired_differences(top1[n], top1[reference])
                             for n in names if n != reference and top1[n]}
@@ -89,11 +127,16 @@ def summarise(runs: list[dict], names: list[str], reference: str | None) -> dict
 
 
 def markdown(report: dict) -> str:
-    lines = ["| model | top-1 % (mean +- sd) | macro F1 % | seeds | s per run |", "|---|---|---|---|---|"]
+    per_class = "g_mean" in report
+    head = "| model | top-1 % (mean +- sd) | macro F1 % |" + (" G-mean % | min class recall % |" if per_class else "")
+    lines = [head + " seeds | s per run |", "|---|---|---|" + ("---|---|" if per_class else "") + "---|---|"]
     for name, summary in report["top1"].items():
         seconds = [r["seconds"] for r in report["runs"] if r["name"] == name]
-        lines.append(f"| {name} | {format_mean_sd(summary, 100)} | {format_mean_sd(report['macro_f1'][name], 100)} "
-                     f"| {summary['n']} | {sum(seconds) / len(seconds):.0f} |")
+        row = f"| {name} | {format_mean_sd(summary, 100)} | {format_mean_sd(report['macro_f1'][name], 100)} |"
+        if per_class:
+            row += "".join(f" {format_mean_sd(report[f][name], 100) if name in report[f] else '-'} |"
+                           for f in ("g_mean", "min_recall"))
+        lines.append(f"{row} {summary['n']} | {sum(seconds) / len(seconds):.0f} |")
     if report["paired"]:
         lines += ["", "| paired difference | per seed (points) | mean +- sd |", "|---|---|---|"]
         for name, pair in report["paired"].items():
@@ -110,6 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="NAME the paired differences are taken against")
     p.add_argument("--data", type=Path, help="NEU-CLS class folders (the configs' data_prefix)")
     p.add_argument("--split", type=Path, help="folder with train.txt and test.txt (defect-cls-split)")
+    p.add_argument("--per-class", action="store_true",
+                   help="also test each final checkpoint for per-class recall, G-mean and minimum recall")
     p.add_argument("--cfg-options", nargs="*", default=[], help="passed to every run, after the data options")
     return p
 
@@ -142,7 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for seed in args.seeds:
             for name, config in runs.items():
-                results.append(train_one(name, config, seed, work, options))
+                result = train_one(name, config, seed, work, options)
+                if args.per_class and "g_mean" not in result:
+                    result.update(per_class_recall(name, config, seed, work, options))
+                    atomic_write_json(work / f"seed{seed}" / name / "result.json", result, indent=2)
+                results.append(result)
                 print(f"{name} seed {seed}: top-1 {results[-1]['top1']:.4f} ({results[-1]['seconds']} s)", flush=True)
         report = summarise(results, list(runs), args.reference)
         atomic_write_json(work / "results.json", report, indent=2)

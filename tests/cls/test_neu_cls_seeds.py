@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,17 @@ def test_two_configs_paired_and_kept(data, tmp_path, capsys):
     assert tool.main(argv) == 0
     assert (work / "seed3" / "other" / "result.json").stat().st_mtime_ns == stamp
     assert json.loads((work / "results.json").read_text())["runs"] == report["runs"]
+    # --per-class adds recall per class, G-mean and the minimum from the kept checkpoints, training nothing
+    train_log = (work / "seed3" / "base" / "train.log").stat().st_mtime_ns
+    assert tool.main([*argv[:-len(FAST) - 1], "--per-class", "--cfg-options", *FAST]) == 0
+    assert (work / "seed3" / "base" / "train.log").stat().st_mtime_ns == train_log
+    report = json.loads((work / "results.json").read_text())
+    for run in report["runs"]:
+        assert len(run["recall"]) == 6 and all(0.0 <= r <= 1.0 for r in run["recall"])
+        assert run["min_recall"] == min(run["recall"])
+        assert run["g_mean"] == pytest.approx(math.prod(run["recall"]) ** (1 / 6))
+    assert set(report["g_mean"]) == {"base", "other"}
+    assert "G-mean %" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -63,7 +63,7 @@ def test_bad_enabled_value_names_the_key():
 
 def test_found_from_the_mmpretrain_and_mmseg_scopes():
     import defect_plugins.cls  # noqa: F401
-    import defect_plugins.seg  # noqa: F401
+    import defect_plugins.seg  # noqa: F401  (registers the mmseg side too)
     from mmpretrain.registry import OPTIM_WRAPPERS as PRETRAIN
     from mmseg.registry import OPTIM_WRAPPERS as SEG
 
