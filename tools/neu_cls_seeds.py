@@ -14,6 +14,18 @@ evaluated after the last epoch by the configs' own evaluator (mmpretrain ``Accur
 
 (the runs first: ``--seeds`` and ``--cfg-options`` take several values).
 
+Runs go in command-line order within a seed, so a run can use an earlier run's checkpoint of the
+same seed: ``{seed}`` in an option becomes the run's seed, and ``--run-options NAME:KEY=VALUE`` gives
+an option to one run only. Relational knowledge distillation, each student against itself alone:
+
+    python tools/neu_cls_seeds.py sarsn34=neu_cls/sarsn34_neu_cls_64.py \
+        resnet34=neu_cls/resnet34_neu_cls_64.py rkd34=neu_cls/rkd_sarsn34_resnet34_neu_cls_64.py \
+        --work-dir W --compare rkd34:resnet34 --split S --data D \
+        --run-options rkd34:model.teacher_checkpoint=W/seed{seed}/sarsn34/epoch_30.pth
+
+A training set wrapped in a dataset wrapper (``SameClassMosaicDataset`` around ``NEUCLSDataset``,
+possibly twice) gets ``--data`` and ``--split`` on its innermost dataset.
+
 Runs go seed by seed (all configs for seed 0, then seed 1, ...), so an experiment cut short still
 holds complete pairs. A finished run (``result.json``) is kept; a cut-off run resumes from its
 last checkpoint (``--resume``). ``OUT/results.json`` and the markdown table on stdout hold top-1
@@ -36,7 +48,7 @@ import time
 from pathlib import Path
 
 from defect_plugins.fileio import atomic_write_json
-from defect_plugins.launcher import LauncherError, read_logged_scalars
+from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars
 from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
 
 
@@ -54,6 +66,45 @@ def parse_runs(items: list[str]) -> dict[str, str]:
             raise SeedsError(f"run name {name!r} given twice")
         runs[name] = config
     return runs
+
+
+def parse_pairs(items: list[str], runs: dict[str, str], what: str) -> list[tuple[str, str]]:
+    """``NAME:REST`` items as ``(NAME, REST)``, NAME one of the runs (``what`` names the option)."""
+    pairs = []
+    for item in items:
+        name, sep, rest = item.partition(":")
+        if not sep or not rest:
+            raise SeedsError(f"{what}: expected NAME:{'REFERENCE' if what == '--compare' else 'KEY=VALUE'}, "
+                             f"got {item!r}")
+        for part in (name, rest) if what == "--compare" else (name, ):
+            if part not in runs:
+                raise SeedsError(f"{what} {item!r}: {part!r} is not one of the runs {list(runs)}")
+        pairs.append((name, rest))
+    return pairs
+
+
+def data_options(config: str, data: Path | None, split: Path | None) -> list[str]:
+    """``--cfg-options`` pointing ``config`` at the images and the split files.
+
+    The training set may sit inside dataset wrappers (the paper's mosaic and fusion): its keys go
+    to the innermost ``dataset``, where the annotation file is read.
+    """
+    from mmengine.config import Config
+
+    try:
+        cfg = Config.fromfile(str(find_config(config)))
+    except LauncherError as error:
+        raise SeedsError(str(error)) from None
+    train_key, node = "train_dataloader.dataset", cfg.train_dataloader.dataset
+    while isinstance(node.get("dataset"), dict):
+        train_key, node = f"{train_key}.dataset", node["dataset"]
+    options = []
+    if data is not None:
+        options += [f"{key}.data_prefix={data}" for key in (train_key, "val_dataloader.dataset", "test_dataloader.dataset")]
+    if split is not None:
+        options += [f"{train_key}.ann_file={split}/train.txt", f"val_dataloader.dataset.ann_file={split}/test.txt",
+                    f"test_dataloader.dataset.ann_file={split}/test.txt"]
+    return options
 
 
 def train_one(name: str, config: str, seed: int, work: Path, options: list[str]) -> dict:
@@ -111,7 +162,8 @@ def per_class_recall(name: str, config: str, seed: int, work: Path, options: lis
     return {"recall": recall, "g_mean": g_mean, "min_recall": min(recall)}
 
 
-def summarise(runs: list[dict], names: list[str], reference: str | None) -> dict:
+def summarise(runs: list[dict], names: list[str], reference: str | None,
+              compare: list[tuple[str, str]] = ()) -> dict:
     top1 = {n: {r["seed"]: r["top1"] for r in runs if r["name"] == n} for n in names}
     f1 = {n: [r["macro_f1"] for r in runs if r["name"] == n] for n in names}
     report = {"runs": runs, "top1": {n: mean_sd(list(v.values())) for n, v in top1.items() if v},
@@ -120,9 +172,9 @@ def summarise(runs: list[dict], names: list[str], reference: str | None) -> dict
         values = {n: [r[figure] for r in runs if r["name"] == n and figure in r] for n in names}
         if any(values.values()):
             report[figure] = {n: mean_sd(v) for n, v in values.items() if v}
-    if reference is not None and top1.get(reference):
-        report["paired"] = {f"{n} - {reference}": paired_differences(top1[n], top1[reference])
-                            for n in names if n != reference and top1[n]}
+    pairs = [(n, reference) for n in names if reference is not None and n != reference] + list(compare)
+    report["paired"] = {f"{n} - {ref}": paired_differences(top1[n], top1[ref])
+                        for n, ref in dict.fromkeys(pairs) if top1.get(n) and top1.get(ref)}
     return report
 
 
@@ -150,7 +202,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="NAME=CONFIG")
     p.add_argument("--work-dir", required=True, type=Path)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--reference", help="NAME the paired differences are taken against")
+    p.add_argument("--reference", help="NAME the paired differences of every other run are taken against")
+    p.add_argument("--compare", nargs="+", default=[], metavar="NAME:REFERENCE",
+                   help="paired differences of NAME against REFERENCE only (besides --reference)")
+    p.add_argument("--run-options", nargs="+", default=[], metavar="NAME:KEY=VALUE",
+                   help="a --cfg-options item for run NAME only; {seed} becomes the run's seed")
     p.add_argument("--data", type=Path, help="NEU-CLS class folders (the configs' data_prefix)")
     p.add_argument("--split", type=Path, help="folder with train.txt and test.txt (defect-cls-split)")
     p.add_argument("--per-class", action="store_true",
@@ -165,35 +221,33 @@ def main(argv: list[str] | None = None) -> int:
         runs = parse_runs(args.runs)
         if args.reference is not None and args.reference not in runs:
             raise SeedsError(f"--reference {args.reference!r} is not one of the runs {list(runs)}")
-        options = []
-        if args.data is not None:
-            if not args.data.is_dir():
-                raise SeedsError(f"--data {args.data}: not a folder (expected NEU-CLS class folders)")
-            prefix = args.data.resolve()
-            options += [f"train_dataloader.dataset.data_prefix={prefix}", f"val_dataloader.dataset.data_prefix={prefix}",
-                        f"test_dataloader.dataset.data_prefix={prefix}"]
+        compare = parse_pairs(args.compare, runs, "--compare")
+        run_options = parse_pairs(args.run_options, runs, "--run-options")
+        if args.data is not None and not args.data.is_dir():
+            raise SeedsError(f"--data {args.data}: not a folder (expected NEU-CLS class folders)")
         if args.split is not None:
             for part in ("train", "test"):
                 if not (args.split / f"{part}.txt").is_file():
                     raise SeedsError(f"--split {args.split}: {part}.txt not found (write it with defect-cls-split)")
-            split = args.split.resolve()
-            options += [f"train_dataloader.dataset.ann_file={split}/train.txt",
-                        f"val_dataloader.dataset.ann_file={split}/test.txt",
-                        f"test_dataloader.dataset.ann_file={split}/test.txt"]
-        options += args.cfg_options
+        data = args.data.resolve() if args.data is not None else None
+        split = args.split.resolve() if args.split is not None else None
+        options = {name: [*data_options(config, data, split), *args.cfg_options,
+                          *(item for run, item in run_options if run == name)]
+                   for name, config in runs.items()}
         work = args.work_dir.resolve()
         work.mkdir(parents=True, exist_ok=True)
         atomic_write_json(work / "settings.json", {"runs": runs, "seeds": args.seeds, "options": options}, indent=2)
         results = []
         for seed in args.seeds:
             for name, config in runs.items():
-                result = train_one(name, config, seed, work, options)
+                seeded = [item.replace("{seed}", str(seed)) for item in options[name]]
+                result = train_one(name, config, seed, work, seeded)
                 if args.per_class and "g_mean" not in result:
-                    result.update(per_class_recall(name, config, seed, work, options))
+                    result.update(per_class_recall(name, config, seed, work, seeded))
                     atomic_write_json(work / f"seed{seed}" / name / "result.json", result, indent=2)
                 results.append(result)
                 print(f"{name} seed {seed}: top-1 {results[-1]['top1']:.4f} ({results[-1]['seconds']} s)", flush=True)
-        report = summarise(results, list(runs), args.reference)
+        report = summarise(results, list(runs), args.reference, compare)
         atomic_write_json(work / "results.json", report, indent=2)
         print(markdown(report))
     except SeedsError as error:
