@@ -83,3 +83,25 @@ def test_imbalance_benchmark_configs_differ_from_the_baseline_in_the_loss_only(b
         assert cfg.model.backbone == base.model.backbone
         assert cfg.optim_wrapper == base.optim_wrapper and cfg.train_cfg == base.train_cfg
         assert cfg.train_dataloader == base.train_dataloader
+
+
+def test_paper_augmentation_config_differs_from_sarsn34_in_the_data_only():
+    """Issue 13 point 6 compares the paper's enhancement on / off: model and recipe are SARSN-34's."""
+    base = Config.fromfile(str(CONFIG_DIR / "sarsn34_neu_cls_64.py"))
+    cfg = Config.fromfile(str(CONFIG_DIR / "sarsn34_paperaug_neu_cls_64.py"))
+    assert cfg.model == base.model and cfg.optim_wrapper == base.optim_wrapper and cfg.train_cfg == base.train_cfg
+    fusion = cfg.train_dataloader.dataset
+    assert fusion.type == "SameClassFusionDataset" and fusion.dataset.type == "SameClassMosaicDataset"
+    assert fusion.dataset.dataset.type == "NEUCLSDataset" and fusion.dataset.pipeline == []
+    loads = [t["type"] for t in fusion.dataset.dataset.pipeline]
+    assert loads == ["CheckedLoadImageFromFile", "SteelBilateralFilter", "HistogramContrastStretch"]
+    assert [t["type"] for t in cfg.test_dataloader.dataset.pipeline][:3] == loads  # test images preprocessed alike
+
+
+def test_rkd_students_name_their_teacher_and_student():
+    for student, depth in (("resnet34", 34), ("resnet18", 18)):
+        cfg = Config.fromfile(str(CONFIG_DIR / f"rkd_sarsn34_{student}_neu_cls_64.py"))
+        alone = Config.fromfile(str(CONFIG_DIR / f"{student}_neu_cls_64.py"))
+        assert cfg.model.backbone == alone.model.backbone and cfg.model.backbone.depth == depth
+        assert cfg.model.teacher_config.endswith("sarsn34_neu_cls_64.py")
+        assert cfg.optim_wrapper == alone.optim_wrapper and cfg.train_dataloader == alone.train_dataloader

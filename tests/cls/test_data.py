@@ -94,6 +94,20 @@ def test_same_class_mixing_keeps_labels_and_only_mixes_one_class(constant_class_
         assert (sample["inputs"] == 30 * (label + 1)).all()
 
 
+def test_fusion_around_mosaic_keeps_labels(constant_class_data):
+    """The paper-augmentation config nests the wrappers: the inner one passes its images on unpacked."""
+    np.random.seed(1)
+    inner = dict(type='NEUCLSDataset', data_prefix=str(constant_class_data), pipeline=[dict(type='CheckedLoadImageFromFile')])
+    mosaic = dict(type='SameClassMosaicDataset', prob=1.0, seam_width=4, blur_kernel=3, pipeline=[], dataset=inner)
+    dataset = DATASETS.build(dict(type='SameClassFusionDataset', prob=1.0, dataset=mosaic,
+                                  pipeline=[dict(type='PackInputs')]))
+    assert len(dataset) == 18 and list(dataset.get_gt_labels()) == list(DATASETS.build(inner).get_gt_labels())
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        label = int(sample["data_samples"].gt_label)
+        assert label == dataset.get_gt_labels()[index] and (sample["inputs"] == 30 * (label + 1)).all()
+
+
 def test_split_command_writes_the_split_and_reports_bad_input(tiny_cls_data, tmp_path, capsys):
     """``defect-cls-split`` (and ``python tools/neu_cls_split.py``, a thin wrapper of it)."""
     from defect_plugins.cls.datasets.split import main

@@ -37,6 +37,7 @@ def test_two_configs_paired_and_kept(data, tmp_path, capsys):
     images, split = data
     work = tmp_path / "work"
     argv = [f"base={CONFIG}", f"other={CONFIG}", "--work-dir", str(work), "--reference", "base", "--seeds", "3",
+            "--compare", "base:other", "--run-options", "other:seed_marker=s{seed}",
             "--data", str(images), "--split", str(split), "--cfg-options", *FAST]
     assert tool.main(argv) == 0
     report = json.loads((work / "results.json").read_text())
@@ -51,6 +52,10 @@ def test_two_configs_paired_and_kept(data, tmp_path, capsys):
     # the run saw its seed and the given split
     log = (work / "seed3" / "other" / "train.log").read_text()
     assert "randomness = dict(deterministic=False, seed=3)" in log and f"{split}/train.txt" in log
+    # a --run-options item reaches its run only, with {seed} replaced; --compare adds its pair
+    assert "seed_marker = 's3'" in log
+    assert "seed_marker" not in (work / "seed3" / "base" / "train.log").read_text()
+    assert report["paired"]["base - other"]["differences"]["3"] == pytest.approx(-pair["differences"]["3"])
     # finished runs are kept: a second call trains nothing and gives the same figures
     stamp = (work / "seed3" / "other" / "result.json").stat().st_mtime_ns
     assert tool.main(argv) == 0
@@ -73,6 +78,11 @@ def test_two_configs_paired_and_kept(data, tmp_path, capsys):
     (["resnet18"], "expected NAME=CONFIG, got 'resnet18'"),
     (["a=x.py", "a=y.py"], "run name 'a' given twice"),
     (["a=x.py", "--reference", "b"], "--reference 'b' is not one of the runs ['a']"),
+    (["a=x.py", "--compare", "a"], "--compare: expected NAME:REFERENCE, got 'a'"),
+    (["a=x.py", "--compare", "a:b"], "--compare 'a:b': 'b' is not one of the runs ['a']"),
+    (["a=x.py", "--run-options", "b:k=1"], "--run-options 'b:k=1': 'b' is not one of the runs ['a']"),
+    (["a=x.py", "--run-options", "a"], "--run-options: expected NAME:KEY=VALUE, got 'a'"),
+    (["a=nowhere/x.py"], "nowhere/x.py"),
 ])
 def test_bad_arguments_are_named(argv, message, tmp_path, capsys):
     assert _tool().main([*argv, "--work-dir", str(tmp_path / "w")]) == 2
@@ -86,3 +96,14 @@ def test_missing_split_file_is_named(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "test.txt not found" in err and str(tmp_path / "split") in err
     assert not (tmp_path / "w").exists()  # nothing written before the arguments are known to be good
+
+
+def test_wrapped_training_set_gets_data_and_split_on_its_innermost_dataset(tmp_path):
+    """The paper-augmentation config wraps NEUCLSDataset twice (fusion around mosaic)."""
+    options = _tool().data_options("neu_cls/sarsn34_paperaug_neu_cls_64.py", tmp_path / "images", tmp_path / "split")
+    inner = "train_dataloader.dataset.dataset.dataset"
+    assert f"{inner}.data_prefix={tmp_path / 'images'}" in options
+    assert f"{inner}.ann_file={tmp_path / 'split'}/train.txt" in options
+    assert f"test_dataloader.dataset.ann_file={tmp_path / 'split'}/test.txt" in options
+    plain = _tool().data_options(CONFIG, tmp_path / "images", None)
+    assert plain[0] == f"train_dataloader.dataset.data_prefix={tmp_path / 'images'}" and len(plain) == 3
