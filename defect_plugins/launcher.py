@@ -31,6 +31,7 @@ import re
 import runpy
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
@@ -198,6 +199,34 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
     if found is None:
         raise LauncherError(f"{logs[-1]} holds no {key} record")
     return found
+
+
+def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
+                    cfg_options: Sequence[str] = ()) -> float:
+    """Train ``config`` into ``work_dir`` in a child process, as ``defect-train`` would; return the seconds.
+
+    The child's output is appended to ``work_dir/train.log`` (after the command line). A training cut
+    off earlier resumes from the checkpoint mmengine recorded in ``work_dir/last_checkpoint``: the
+    experiment tools built on this one (``tools/neu_cls_seeds.py``, ``tools/few_label_migration.py``)
+    can be killed and started again. A failure raises :class:`LauncherError` naming the log.
+    """
+    run_dir = Path(work_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", toolkit, str(config),
+               "--work-dir", str(run_dir)]
+    if (run_dir / "last_checkpoint").is_file():
+        command.append("--resume")
+    if cfg_options:
+        command += ["--cfg-options", *cfg_options]
+    log = run_dir / "train.log"
+    start = time.perf_counter()
+    with log.open("a") as stream:
+        stream.write(f"$ {' '.join(command)}\n")
+        stream.flush()
+        code = subprocess.call(command, stdout=stream, stderr=subprocess.STDOUT)
+    if code != 0:
+        raise LauncherError(f"training {config} failed (exit {code}); log {log}")
+    return round(time.perf_counter() - start, 1)
 
 
 def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:

@@ -124,3 +124,26 @@ def test_tools_wrappers_exec_the_launcher(tmp_path, script, args, expected):
     result = subprocess.run(["bash", str(REPO_ROOT / "tools" / script), *args], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
+
+
+def test_train_resumable_resumes_logs_and_names_the_log_on_failure(monkeypatch, tmp_path):
+    """The experiment tools' training step: a child process, resumed from mmengine's last_checkpoint."""
+    calls = []
+
+    def fake_call(command, stdout, stderr):
+        calls.append(command)
+        stdout.write("child output\n")
+        return 0 if len(calls) < 3 else 1
+
+    monkeypatch.setattr(launcher.subprocess, "call", fake_call)
+    run_dir = tmp_path / "run"
+    assert launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir, ["randomness.seed=2"]) >= 0.0
+    assert calls[0][1:] == ["-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", "neu_cls/x.py",
+                            "--work-dir", str(run_dir), "--cfg-options", "randomness.seed=2"]
+    (run_dir / "last_checkpoint").write_text(str(run_dir / "epoch_3.pth"))
+    launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir)
+    assert "--resume" in calls[1] and "--cfg-options" not in calls[1]
+    log = (run_dir / "train.log").read_text()
+    assert log.count("child output") == 2 and log.startswith("$ ")
+    with pytest.raises(LauncherError, match=f"training neu_cls/x.py failed \\(exit 1\\); log {run_dir}/train.log"):
+        launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir)

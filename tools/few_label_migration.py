@@ -32,7 +32,6 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from defect_plugins.cls.datasets.split import write_split
@@ -226,6 +225,8 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def train_classifier(condition: str, seed: int, config_text: str, work: Path) -> dict:
+    from defect_plugins.launcher import LauncherError, train_resumable
+
     run_dir = work / f"seed{seed}" / condition
     result_path = run_dir / "result.json"
     if result_path.is_file():
@@ -233,14 +234,11 @@ def train_classifier(condition: str, seed: int, config_text: str, work: Path) ->
     run_dir.mkdir(parents=True, exist_ok=True)
     config = run_dir / "config.py"
     atomic_write_text(config, config_text)
-    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", str(config),
-               "--work-dir", str(run_dir)]
-    if last_checkpoint(run_dir) is not None:
-        command.append("--resume")
-    start = time.perf_counter()
-    _run(command, run_dir / "train.log")
-    result = {"condition": condition, "seed": seed, **read_metrics(run_dir),
-              "seconds": round(time.perf_counter() - start, 1)}
+    try:
+        seconds = train_resumable("mmpretrain", config, run_dir)
+    except LauncherError as error:
+        raise ExperimentError(str(error)) from None
+    result = {"condition": condition, "seed": seed, **read_metrics(run_dir), "seconds": seconds}
     atomic_write_json(result_path, result, indent=2)
     return result
 

@@ -44,11 +44,10 @@ import json
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from defect_plugins.fileio import atomic_write_json
-from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars
+from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars, train_resumable
 from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
 
 
@@ -113,23 +112,13 @@ def train_one(name: str, config: str, seed: int, work: Path, options: list[str])
     result_path = run_dir / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", config,
-               "--work-dir", str(run_dir)]
-    if any(run_dir.glob("epoch_*.pth")):
-        command.append("--resume")
-    command += ["--cfg-options", f"randomness.seed={seed}", *options]
-    start = time.perf_counter()
-    with (run_dir / "train.log").open("a") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
-    if code != 0:
-        raise SeedsError(f"{name} seed {seed} failed (exit {code}); log {run_dir / 'train.log'}")
     try:
+        seconds = train_resumable("mmpretrain", config, run_dir, [f"randomness.seed={seed}", *options])
         logged = read_logged_scalars(run_dir, "accuracy/top1", extra=("macro/f1-score", ))
     except LauncherError as error:
         raise SeedsError(f"{name} seed {seed}: {error}") from None
     result = {"name": name, "config": config, "seed": seed, "top1": logged["accuracy/top1"] / 100.0,
-              "macro_f1": logged["macro/f1-score"] / 100.0, "seconds": round(time.perf_counter() - start, 1)}
+              "macro_f1": logged["macro/f1-score"] / 100.0, "seconds": seconds}
     atomic_write_json(result_path, result, indent=2)
     return result
 
