@@ -201,6 +201,20 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
     return found
 
 
+def run_logged(command: Sequence[str], log: str | os.PathLike) -> int:
+    """Run ``command`` as a child process, its command line and output appended to ``log``; its exit code.
+
+    The experiment tools run each step like this (as a user would, one process per step, the log
+    kept beside the results) and name the log in their own error when the code is not 0.
+    """
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as stream:
+        stream.write(f"$ {' '.join(map(str, command))}\n")
+        stream.flush()
+        return subprocess.call(list(command), stdout=stream, stderr=subprocess.STDOUT)
+
+
 def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
                     cfg_options: Sequence[str] = ()) -> float:
     """Train ``config`` into ``work_dir`` in a child process, as ``defect-train`` would; return the seconds.
@@ -211,7 +225,6 @@ def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.
     can be killed and started again. A failure raises :class:`LauncherError` naming the log.
     """
     run_dir = Path(work_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", toolkit, str(config),
                "--work-dir", str(run_dir)]
     if (run_dir / "last_checkpoint").is_file():
@@ -220,10 +233,7 @@ def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.
         command += ["--cfg-options", *cfg_options]
     log = run_dir / "train.log"
     start = time.perf_counter()
-    with log.open("a") as stream:
-        stream.write(f"$ {' '.join(command)}\n")
-        stream.flush()
-        code = subprocess.call(command, stdout=stream, stderr=subprocess.STDOUT)
+    code = run_logged(command, log)
     if code != 0:
         raise LauncherError(f"training {config} failed (exit {code}); log {log}")
     return round(time.perf_counter() - start, 1)

@@ -30,7 +30,6 @@ import argparse
 import json
 import random
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -60,11 +59,9 @@ class ExperimentError(RuntimeError):
 
 def _run(command: list[str], log: Path) -> None:
     """Run one step as its own process (as a user would), its output appended to ``log``."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as stream:
-        stream.write(f"$ {' '.join(command)}\n")
-        stream.flush()
-        code = subprocess.call(command, stdout=stream, stderr=subprocess.STDOUT)
+    from defect_plugins.launcher import run_logged
+
+    code = run_logged(command, log)
     if code != 0:
         raise ExperimentError(f"step failed with exit status {code}: {' '.join(command)} (log: {log})")
 

@@ -42,12 +42,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 from defect_plugins.fileio import atomic_write_json
-from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars, train_resumable
+from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars, run_logged, train_resumable
 from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
 
 
@@ -67,18 +66,18 @@ def parse_runs(items: list[str]) -> dict[str, str]:
     return runs
 
 
-def parse_pairs(items: list[str], runs: dict[str, str], what: str) -> list[tuple[str, str]]:
-    """``NAME:REST`` items as ``(NAME, REST)``, NAME one of the runs (``what`` names the option)."""
+def parse_pairs(items: list[str], runs: dict[str, str], what: str, rest: str) -> list[tuple[str, str]]:
+    """``NAME:REST`` items of option ``what`` as ``(NAME, REST)``; NAME (and REST when ``rest`` is
+    ``'REFERENCE'``) must be one of the runs."""
     pairs = []
     for item in items:
-        name, sep, rest = item.partition(":")
-        if not sep or not rest:
-            raise SeedsError(f"{what}: expected NAME:{'REFERENCE' if what == '--compare' else 'KEY=VALUE'}, "
-                             f"got {item!r}")
-        for part in (name, rest) if what == "--compare" else (name, ):
+        name, sep, value = item.partition(":")
+        if not sep or not value:
+            raise SeedsError(f"{what}: expected NAME:{rest}, got {item!r}")
+        for part in (name, value) if rest == "REFERENCE" else (name, ):
             if part not in runs:
                 raise SeedsError(f"{what} {item!r}: {part!r} is not one of the runs {list(runs)}")
-        pairs.append((name, rest))
+        pairs.append((name, value))
     return pairs
 
 
@@ -135,8 +134,7 @@ def per_class_recall(name: str, config: str, seed: int, work: Path, options: lis
     command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "test", "mmpretrain", config,
                str(checkpoints[-1]), "--work-dir", str(run_dir / "test"), "--out", str(metrics_path),
                "--out-item", "metrics", "--cfg-options", *options]
-    with (run_dir / "test.log").open("w") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    code = run_logged(command, run_dir / "test.log")
     if code != 0 or not metrics_path.is_file():
         raise SeedsError(f"{name} seed {seed}: test failed (exit {code}); log {run_dir / 'test.log'}")
     import mmengine
@@ -210,8 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = parse_runs(args.runs)
         if args.reference is not None and args.reference not in runs:
             raise SeedsError(f"--reference {args.reference!r} is not one of the runs {list(runs)}")
-        compare = parse_pairs(args.compare, runs, "--compare")
-        run_options = parse_pairs(args.run_options, runs, "--run-options")
+        compare = parse_pairs(args.compare, runs, "--compare", "REFERENCE")
+        run_options = parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
         if args.data is not None and not args.data.is_dir():
             raise SeedsError(f"--data {args.data}: not a folder (expected NEU-CLS class folders)")
         if args.split is not None:
