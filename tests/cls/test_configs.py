@@ -36,6 +36,7 @@ def test_config_parses_and_builds(path):
 
 
 ABLATION = {  # config stem -> (backbone type, depth, what else the backbone must say)
+    "resnet50_neu_cls_64": ("ResNet", 50, {}),
     "seresnet34_neu_cls_64": ("SEResNetBasic", 34, {}),
     "seresnet50_neu_cls_64": ("SEResNet", 50, {}),
     "drsn34_neu_cls_64": ("SARSN", 34, dict(shrinkage="drsn", stem="imagenet")),
