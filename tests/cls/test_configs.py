@@ -99,6 +99,19 @@ def test_paper_augmentation_config_differs_from_sarsn34_in_the_data_only():
     assert [t["type"] for t in cfg.test_dataloader.dataset.pipeline][:3] == loads  # test images preprocessed alike
 
 
+def test_paper_preprocessing_config_is_paperaug_without_the_mixing():
+    """Point 6 split in two: the preprocessing-only run differs from SARSN-34 in its load steps only."""
+    base = Config.fromfile(str(CONFIG_DIR / "sarsn34_neu_cls_64.py"))
+    pre = Config.fromfile(str(CONFIG_DIR / "sarsn34_paperpre_neu_cls_64.py"))
+    aug = Config.fromfile(str(CONFIG_DIR / "sarsn34_paperaug_neu_cls_64.py"))
+    assert pre.model == base.model and pre.optim_wrapper == base.optim_wrapper and pre.train_cfg == base.train_cfg
+    loads = aug.train_dataloader.dataset.dataset.dataset.pipeline
+    assert pre.train_dataloader.dataset.type == "NEUCLSDataset"
+    assert pre.train_dataloader.dataset.pipeline == loads + aug.train_dataloader.dataset.pipeline
+    assert pre.train_dataloader.dataset.pipeline[len(loads):] == base.train_dataloader.dataset.pipeline[1:]
+    assert pre.test_dataloader == aug.test_dataloader
+
+
 def test_rkd_students_name_their_teacher_and_student():
     for student, depth in (("resnet34", 34), ("resnet18", 18)):
         cfg = Config.fromfile(str(CONFIG_DIR / f"rkd_sarsn34_{student}_neu_cls_64.py"))

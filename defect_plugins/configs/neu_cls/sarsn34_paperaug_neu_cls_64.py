@@ -1,22 +1,17 @@
 # SARSN-34 with the paper's data enhancement and preprocessing (RKD-SARSN, Huang et al. 2023, Sec. 3.1),
 # NEU-CLS 64x64, otherwise the recipe of sarsn34_neu_cls_64.py (its "off" row):
-# - bilateral filter + histogram contrast stretch on every image (train and test);
+# - bilateral filter + histogram contrast stretch on every image (train and test), as sarsn34_paperpre_neu_cls_64.py;
 # - same-class image mosaic (2x2, median-blurred seams) on half of the training samples,
 #   then same-class image fusion (lam in [0.3, 0.7]) on half of what that gives.
 # The paper states neither probability; 0.5 each is this project's choice.
-_base_ = ['./sarsn34_neu_cls_64.py']
-load_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='SteelBilateralFilter', diameter=5, sigma_color=50.0, sigma_space=50.0),
-    dict(type='HistogramContrastStretch', low=1.0, high=99.0),
-]
+_base_ = ['./sarsn34_paperpre_neu_cls_64.py']
+load_pipeline = {{_base_.load_pipeline}}
 train_pipeline = [
     dict(type='Resize', scale=(64, 64)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackInputs'),
 ]
-test_pipeline = load_pipeline + [dict(type='Resize', scale=(64, 64)), dict(type='PackInputs')]
 train_dataloader = dict(dataset=dict(
     _delete_=True,
     type='SameClassFusionDataset',
@@ -32,5 +27,3 @@ train_dataloader = dict(dataset=dict(
     ),
     pipeline=train_pipeline,
 ))
-val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-test_dataloader = val_dataloader
