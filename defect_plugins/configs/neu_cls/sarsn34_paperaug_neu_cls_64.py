@@ -6,12 +6,7 @@
 # The paper states neither probability; 0.5 each is this project's choice.
 _base_ = ['./sarsn34_paperpre_neu_cls_64.py']
 load_pipeline = {{_base_.load_pipeline}}
-train_pipeline = [
-    dict(type='Resize', scale=(64, 64)),
-    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-    dict(type='RandomFlip', prob=0.5, direction='vertical'),
-    dict(type='PackInputs'),
-]
+train_pipeline = {{_base_.augment_pipeline}}
 train_dataloader = dict(dataset=dict(
     _delete_=True,
     type='SameClassFusionDataset',

@@ -8,12 +8,14 @@ load_pipeline = [
     dict(type='SteelBilateralFilter', diameter=5, sigma_color=50.0, sigma_space=50.0),
     dict(type='HistogramContrastStretch', low=1.0, high=99.0),
 ]
-train_pipeline = load_pipeline + [
+# what follows loading in sarsn34_neu_cls_64.py's training pipeline (the paperaug config applies it after mixing)
+augment_pipeline = [
     dict(type='Resize', scale=(64, 64)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
     dict(type='PackInputs'),
 ]
+train_pipeline = load_pipeline + augment_pipeline
 test_pipeline = load_pipeline + [dict(type='Resize', scale=(64, 64)), dict(type='PackInputs')]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,4 +1,4 @@
-# RKD student (RKD-SARSN, Huang et al. 2023, Sec. 3.3): mmpretrain's ResNet34 of resnet34.py, distilled from a
+# RKD student (RKD-SARSN, Huang et al. 2023): mmpretrain's ResNet34 of resnet34.py, distilled from a
 # frozen trained teacher with the RKD distance and angle losses of Park et al. 2019 (weights 25 and 50, as there).
 # Each config names its teacher (model.teacher_config + model.teacher_checkpoint). Checkpoints of this model
 # hold the student only (keys as a plain ResNet34 ImageClassifier).
