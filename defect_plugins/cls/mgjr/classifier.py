@@ -76,16 +76,22 @@ def pooled_embedding(feats) -> torch.Tensor:
     return last.flatten(1)
 
 
-def cosine_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Mean of ``1 - cos(a_i, b_i)`` over the batch."""
-    return (1.0 - F.cosine_similarity(a, b, dim=1)).mean()
+# The teacher terms are computed in float32 even under bf16 autocast (AutocastOptimWrapper): 1 - cos of
+# near-aligned embeddings and the KL of softened distributions are small differences of numbers near 1,
+# which bf16's 8 mantissa bits would round to 0 or to steps of 0.004.
+
+
+def cosine_distance_per_sample(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``1 - cos(a_i, b_i)`` per sample, shape ``(B,)``, in float32."""
+    return 1.0 - F.cosine_similarity(a.float(), b.float(), dim=1)
 
 
 def kd_per_sample(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T^2 KL(softmax(t/T) || softmax(s/T))`` per sample, shape ``(B,)`` (its mean is Hinton's batchmean KD)."""
+    """``T^2 KL(softmax(t/T) || softmax(s/T))`` per sample, shape ``(B,)`` (its mean is Hinton's batchmean KD),
+    in float32."""
     t = float(temperature)
-    kl = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits.detach() / t, dim=1),
-                  reduction="none")
+    kl = F.kl_div(F.log_softmax(student_logits.float() / t, dim=1),
+                  F.softmax(teacher_logits.detach().float() / t, dim=1), reduction="none")
     return kl.sum(dim=1) * (t * t)
 
 
@@ -225,16 +231,15 @@ class MGJRClassifier(NoisyViewMixin, RKDClassifier):
         mask = self.distill_mask(t_logits, data_samples)
         parts = {
             "task": self.head.loss(clean_feats, data_samples)["loss"],
-            "coarse_feat": masked_mean(1.0 - F.cosine_similarity(self.project(pooled_embedding(clean_feats)), t_emb,
-                                                                 dim=1), mask),
+            "coarse_feat": masked_mean(cosine_distance_per_sample(self.project(pooled_embedding(clean_feats)), t_emb),
+                                       mask),
             "coarse_logit": masked_mean(kd_per_sample(self.head(clean_feats), t_logits, self.temperature), mask),
         }
         if use_agts:
             n_noisy = noisy.shape[0]  # the noisy views are of the first n_noisy images
             noisy_mask = None if mask is None else mask[:n_noisy]
             projected = self.project(pooled_embedding(noisy_feats))
-            parts["anchor_feat"] = masked_mean(1.0 - F.cosine_similarity(projected, t_emb[:n_noisy], dim=1),
-                                               noisy_mask)
+            parts["anchor_feat"] = masked_mean(cosine_distance_per_sample(projected, t_emb[:n_noisy]), noisy_mask)
             parts["anchor_logit"] = masked_mean(kd_per_sample(self.head(noisy_feats), t_logits[:n_noisy],
                                                               self.temperature), noisy_mask)
         if mask is not None:

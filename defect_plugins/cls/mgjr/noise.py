@@ -191,11 +191,17 @@ class AGTSNoise(nn.Module):
 
     def forward(self, inputs: torch.Tensor, mean: torch.Tensor | None = None, std: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Corrupt a batch normalised as ``(x - mean) / std`` (None: already 0-255)."""
-        if mean is None or std is None:
-            return self.corrupt(inputs, generator)
-        pixels = inputs * std + mean
-        return (self.corrupt(pixels, generator) - mean) / std
+        """Corrupt a batch normalised as ``(x - mean) / std`` (None: already 0-255).
+
+        The corruption is input synthesis, not part of the network: it runs in the inputs' dtype with
+        autocast off, so that under bf16 mixed precision (``AutocastOptimWrapper``) the blur's
+        convolution neither quantises the images to 8 mantissa bits nor returns another dtype.
+        """
+        with torch.autocast(device_type=inputs.device.type, enabled=False):
+            if mean is None or std is None:
+                return self.corrupt(inputs, generator)
+            pixels = inputs * std + mean
+            return (self.corrupt(pixels, generator) - mean) / std
 
 
 class _ImageNoise(BaseTransform):

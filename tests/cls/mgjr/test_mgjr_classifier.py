@@ -55,6 +55,17 @@ def test_unified_loss_is_the_weighted_sum_of_independently_computed_parts(mgjr):
     assert parts["anchor_feat"] > 0 and not torch.equal(noisy, inputs)
 
 
+def test_under_bf16_autocast_every_term_is_float32_and_finite(mgjr):
+    # the runs train under AutocastOptimWrapper: the noisy view is synthesised in float32 and the teacher
+    # terms are computed in float32 (bf16 would round 1 - cos of aligned embeddings to steps of 0.004)
+    inputs, samples = _batch()
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        losses = mgjr.loss(inputs, samples)
+    for name in ("coarse_feat", "coarse_logit", "anchor_feat", "anchor_logit"):
+        assert losses[f"loss_{name}"].dtype == torch.float32, name
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
 def test_zero_anchor_weights_turn_agts_off(teacher_checkpoint):
     model = MODELS.build(dict(type='MGJRClassifier', teacher_config=TINY_TEACHER,
                               teacher_checkpoint=str(teacher_checkpoint), **TINY_STUDENT,

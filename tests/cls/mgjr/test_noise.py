@@ -71,6 +71,18 @@ def test_agts_noise_mixes_kinds_per_sample():
     assert (extremes > 0.02).sum() > 5 and (extremes == 0).sum() > 20  # some s&p, others Gaussian/blur
 
 
+def test_agts_noise_under_bf16_autocast_stays_float32_and_matches_full_precision():
+    # AutocastOptimWrapper trains under bf16 autocast; the blur's convolution would otherwise return bf16
+    # (and fail to write back into the float32 batch) and quantise the images
+    noise = MODELS.build(dict(type='AGTSNoise', kinds=('blur', 'gaussian'), blur_sigma=(1.0, 1.0)))
+    x = (torch.rand(16, 3, 16, 16) * 200 + 20 - MEAN) / STD
+    reference = noise(x, MEAN, STD, generator=torch.Generator().manual_seed(0))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = noise(x, MEAN, STD, generator=torch.Generator().manual_seed(0))
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, reference)
+
+
 @pytest.mark.parametrize("cfg", [dict(type='AddGaussianNoise', sigma=(0.05, 0.1)),
                                  dict(type='AddSaltPepperNoise', amount=0.05),
                                  dict(type='AddGaussianBlur', sigma=1.0)])
