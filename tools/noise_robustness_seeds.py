@@ -84,6 +84,8 @@ def summarise(runs: dict[int, dict], compare: list[tuple[str, str]]) -> dict:
     first = runs[seeds[0]]
     levels, held_out = first["levels"], first.get("held_out", [])
     models = [name for name in first["models"] if all(name in runs[s]["models"] for s in seeds)]
+    if not models:
+        raise NoiseSeedsError(f"no model is in every seed's file (seed {seeds[0]} has {list(first['models'])})")
     for a, b in compare:
         for name in (a, b):
             if name not in models:
@@ -91,8 +93,8 @@ def summarise(runs: dict[int, dict], compare: list[tuple[str, str]]) -> dict:
     per_seed = {name: {seed: {"clean": runs[seed]["models"][name]["clean"],
                               **group_means(runs[seed]["models"][name], levels, held_out)} for seed in seeds}
                 for name in models}
-    figures = sorted({key for name in models for seed in seeds for key in per_seed[name][seed]},
-                     key=["clean", "training_kinds", "held_out"].index)
+    # every seed has the same levels (load_runs), so every model and seed has the same groups
+    figures = [fig for fig in ("clean", "training_kinds", "held_out") if fig in per_seed[models[0]][seeds[0]]]
     curves = {name: {kind: [mean_sd([runs[s]["models"][name][kind][i] for s in seeds])
                             for i in range(len(kind_levels))]
                      for kind, kind_levels in levels.items()} for name in models}
