@@ -42,18 +42,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from anomalib.data import Folder, MVTecAD  # noqa: E402
 from anomalib.deploy import CompressionType, ExportType  # noqa: E402
 from anomalib.engine import Engine  # noqa: E402
 from anomalib.models import ReverseDistillation  # noqa: E402
 
 from defect_plugins.anomaly import AkfReverseDistillation, load_teacher_weights  # noqa: E402
+from defect_plugins.anomaly.callbacks import EpochTimer  # noqa: E402
+from defect_plugins.anomaly.datamodule import mvtec_layout_datamodule  # noqa: E402
 from defect_plugins.deploy.benchmark import count_gflops  # noqa: E402
 from defect_plugins.deploy.export import export_model, load_model, parity  # noqa: E402
 from defect_plugins.deploy.families.anomaly import adopt_anomalib_ir  # noqa: E402
@@ -72,48 +72,6 @@ VARIANTS = {  # name -> (fusion, oce, akf_lateral): the AKF paper's Table 3 sett
     "akf_literal_oce": ("akf", True, False),  # no lateral conv on the deeper level (components/fusion.py)
     "akf_literal": ("akf", False, False),
 }
-
-
-class EpochTimer(Callback):
-    """Seconds of each training epoch, validation time (if any ran inside the epoch) subtracted."""
-
-    def __init__(self) -> None:
-        self.seconds: list[float] = []
-        self._start = 0.0
-        self._val_start = 0.0
-        self._val_seconds = 0.0
-
-    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
-        self._start = time.perf_counter()
-        self._val_seconds = 0.0
-
-    def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
-        self._val_start = time.perf_counter()
-
-    def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
-        self._val_seconds += time.perf_counter() - self._val_start
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401, ARG002
-        self.seconds.append(time.perf_counter() - self._start - self._val_seconds)
-
-
-def make_datamodule(root: Path, batch_size: int, seed: int) -> MVTecAD | Folder:
-    """MVTecAD layout with masks -> ``MVTecAD``; without ``ground_truth`` -> ``Folder`` (image level only)."""
-    if not (root / "train" / "good").is_dir() or not any((root / "train" / "good").iterdir()):
-        msg = f"{root}: expected an MVTec AD layout with images in train/good."
-        raise FileNotFoundError(msg)
-    common = {"train_batch_size": batch_size, "eval_batch_size": batch_size, "num_workers": 0, "seed": seed}
-    if (root / "ground_truth").is_dir():
-        return MVTecAD(root=root.parent, category=root.name, **common)
-    abnormal = sorted(p.name for p in (root / "test").iterdir() if p.is_dir() and p.name != "good")
-    return Folder(
-        name=root.name,
-        root=root,
-        normal_dir="train/good",
-        normal_test_dir="test/good",
-        abnormal_dir=[f"test/{name}" for name in abnormal],
-        **common,
-    )
 
 
 def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
@@ -213,7 +171,7 @@ def openvino_figures(model: Any, size: int, repeats: int, threads: int, seconds:
 def run_one(name: str, args: argparse.Namespace, data_root: Path, work: Path) -> dict:
     torch.manual_seed(args.seed)
     model = build_model(name, args)
-    datamodule = make_datamodule(data_root, args.batch_size, args.seed)
+    datamodule = mvtec_layout_datamodule(data_root, batch_size=args.batch_size, seed=args.seed)
     timer = EpochTimer()
     engine = Engine(
         callbacks=[timer],

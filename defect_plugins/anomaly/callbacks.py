@@ -4,6 +4,9 @@
 torchvision / timm ResNet state dict) into the timm feature extractor of an anomalib model, from
 the command line; see its docstring.
 
+:class:`EpochTimer` keeps the seconds of every training epoch (validation inside the epoch not counted),
+for the benchmarks' "training s/epoch".
+
 :class:`EpochProgress` prints one plain line per training epoch (epoch, mean training loss,
 seconds). Lightning's own progress bar redraws one terminal line with carriage returns, which
 turns into thousands of lines in a log file or a CI job; anomalib configs for unattended runs
@@ -23,7 +26,7 @@ from typing import Any
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import nn
 
-__all__ = ["EpochProgress", "LoadTeacherWeights", "find_feature_extractors"]
+__all__ = ["EpochProgress", "EpochTimer", "LoadTeacherWeights", "find_feature_extractors"]
 
 
 class EpochProgress(Callback):
@@ -44,6 +47,34 @@ class EpochProgress(Callback):
         loss = f"{self.metric} {float(value):.4f}" if value is not None else f"{self.metric} n/a"
         print(f"[progress] epoch {trainer.current_epoch + 1}/{trainer.max_epochs} {loss} "
               f"({time.perf_counter() - self._start:.1f} s)", flush=True)
+
+
+class EpochTimer(Callback):
+    """Seconds of each training epoch in ``seconds``; a validation pass inside the epoch is subtracted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+        self._start = 0.0
+        self._val_start = 0.0
+        self._val_seconds = 0.0
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        del trainer, pl_module
+        self._start = time.perf_counter()
+        self._val_seconds = 0.0
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        del trainer, pl_module
+        self._val_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        del trainer, pl_module
+        self._val_seconds += time.perf_counter() - self._val_start
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        del trainer, pl_module
+        self.seconds.append(time.perf_counter() - self._start - self._val_seconds)
 
 
 def find_feature_extractors(model: nn.Module) -> dict[str, nn.Module]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,47 +23,98 @@ def _tool():  # noqa: ANN202
     return module
 
 
-def test_two_categories_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_two_categories_two_seeds_end_to_end_and_resume(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     tool = _tool()
     root = tmp_path / "mvtec"
     for seed, category in enumerate(("steel_a", "steel_b")):
         make_anomaly_dataset(root / category, num_train=4, num_test_good=2, num_test_defect=1, image_size=32,
                              seed=seed)
+    shutil.rmtree(root / "steel_b" / "ground_truth")  # no masks: read by anomalib's Folder, image metrics only
     teacher = tmp_path / "resnet18.pth"  # offline teacher: a torchvision state dict
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), teacher)
     out = tmp_path / "out"
     common = ["--root", str(root), "--out", str(out), "--models", "akf_rd", "rd", "--backbone", "resnet18",
               "--teacher-weights", str(teacher), "--image-size", "32", "--epochs", "1", "--batch-size", "4",
-              "--num-workers", "0", "--accelerator", "cpu", "--lr", "0.005"]
+              "--num-workers", "0", "--accelerator", "cpu", "--lr", "0.005", "--reference", "rd"]
 
-    assert tool.main([*common, "--categories", "steel_a"]) == 0
+    # seed 0 on one category, with the export of both models and their OpenVINO latency
+    assert tool.main([*common, "--categories", "steel_a", "--seeds", "0", "--latency", "--latency-runs", "2"]) == 0
     first = json.loads((out / "results.json").read_text())
-    assert sorted(first["runs"]) == ["akf_rd:akf_oce/steel_a", "rd/steel_a"]
+    assert sorted(first["runs"]) == ["akf_rd:akf_oce/steel_a/seed0", "rd/steel_a/seed0"]
+    for name in ("akf_rd:akf_oce", "rd"):
+        run = first["runs"][f"{name}/steel_a/seed0"]
+        assert Path(run["ir"]).is_file() and Path(run["ir"]).with_suffix(".bin").is_file()
+        assert run["train_s_per_epoch"] > 0
+        assert first["latency_ms"]["steel_a"][name] > 0
 
     capsys.readouterr()
-    assert tool.main([*common, "--categories", "steel_a", "steel_b"]) == 0
+    assert tool.main([*common, "--categories", "steel_a", "steel_b", "--seeds", "0", "1"]) == 0
     log = capsys.readouterr().out
-    assert "akf_rd:akf_oce/steel_a: done before, kept" in log and "rd/steel_a: done before, kept" in log
+    assert "akf_rd:akf_oce/steel_a/seed0: done before, kept" in log and "rd/steel_a/seed0: done before, kept" in log
     second = json.loads((out / "results.json").read_text())
-    assert sorted(second["runs"]) == ["akf_rd:akf_oce/steel_a", "akf_rd:akf_oce/steel_b", "rd/steel_a", "rd/steel_b"]
-    assert second["runs"]["rd/steel_a"] == first["runs"]["rd/steel_a"]  # not re-run
-    for run in second["runs"].values():
-        assert {"image_AUROC", "pixel_AUROC", "pixel_AUPRO"} <= set(run["metrics"])
+    assert sorted(second["runs"]) == sorted(f"{n}/{c}/seed{s}" for n in ("akf_rd:akf_oce", "rd")
+                                            for c in ("steel_a", "steel_b") for s in (0, 1))
+    assert second["runs"]["rd/steel_a/seed0"] == first["runs"]["rd/steel_a/seed0"]  # not re-run
+    for key, run in second["runs"].items():
         assert 0.0 <= run["metrics"]["image_AUROC"] <= 1.0
+        pixel = {"pixel_AUROC", "pixel_AUPRO"} & set(run["metrics"])
+        assert pixel == (set() if "/steel_b/" in key else {"pixel_AUROC", "pixel_AUPRO"})
 
     table = (out / "table.md").read_text()
     assert "| steel_a |" in table and "| steel_b |" in table and "| **mean** |" in table
     assert "paper's AKF-RD (akf_oce): 99.0 / 97.9 / 94.8" in table and "no per-category paper column" in table
     mean_rd = [line for line in table.splitlines() if line.startswith("| **mean** |")][0].split("|")[3]
-    expected = sum(second["runs"][f"rd/{c}"]["metrics"]["image_AUROC"] for c in ("steel_a", "steel_b")) / 2
+    expected = sum(run["metrics"]["image_AUROC"] for key, run in second["runs"].items() if key.startswith("rd/")) / 4
     assert mean_rd.strip().startswith(f"{100 * expected:.1f} /")
+    # the paired difference on the category mean, seed by seed, as the table prints it
+    diffs = []
+    for seed in (0, 1):
+        akf, rd = ([second["runs"][f"{n}/{c}/seed{seed}"]["metrics"]["image_AUROC"] for c in ("steel_a", "steel_b")]
+                   for n in ("akf_rd:akf_oce", "rd"))
+        diffs.append(100 * (sum(akf) - sum(rd)) / 2)
+    row = [line for line in table.splitlines() if line.startswith("| mean | AKF-RD (akf_oce) |") and "[" in line][0]
+    assert f"[{diffs[0]:+.1f}, {diffs[1]:+.1f}]" in row
+    assert "| steel_a | RD | 2 |" in table and "| steel_b | RD | 2 |" in table
 
     # other settings in the same folder are refused, naming the key; nothing is rewritten
     before = (out / "results.json").read_bytes()
     assert tool.main([*[a if a != "1" else "2" for a in common], "--categories", "steel_a"]) == 2
     assert "settings.epochs" in capsys.readouterr().err
     assert (out / "results.json").read_bytes() == before
+
+
+def test_run_names_and_labels_of_the_optimizer_choice() -> None:
+    tool = _tool()
+    names = tool.run_names(["akf_rd", "rd", "patchcore"], ["akf_oce", "akf_literal"], ["paper", "rd"])
+    assert names == ["akf_rd:akf_oce", "akf_rd:akf_literal", "akf_rd:akf_oce@rd", "akf_rd:akf_literal@rd", "rd",
+                     "patchcore"]
+    assert tool.label("akf_rd:akf_oce@rd") == "AKF-RD (akf_oce, RD's Adam)"
+    assert tool.label("akf_rd:akf_oce") == "AKF-RD (akf_oce)" and tool.label("patchcore") == "PatchCore"
+
+
+def test_bad_arguments_are_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tool = _tool()
+    (tmp_path / "r" / "c").mkdir(parents=True)
+    base = ["--root", str(tmp_path / "r"), "--categories", "c", "--out", str(tmp_path / "out")]
+    with pytest.raises(SystemExit):
+        tool.main([*base, "--reference", "patchcore"])
+    assert "--reference ['patchcore']: not among this run's models" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.main([*base, "--seeds", "0", "0"])
+    assert "--seeds must be distinct" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_of_the_older_layout_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    tool = _tool()
+    (tmp_path / "r" / "c").mkdir(parents=True)
+    args = ["--root", str(tmp_path / "r"), "--categories", "c", "--out", str(tmp_path / "out")]
+    settings = tool.settings_of(tool.parse_args(args))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.json").write_text(json.dumps({"settings": settings, "runs": {"rd/c": {}}}))
+    assert tool.main(args) == 2
+    assert "run keys must read MODEL/CATEGORY/seedN" in capsys.readouterr().err
 
 
 def test_corrupt_results_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -101,8 +101,6 @@ def to_uint8_bgr(ov_model: Any, size: tuple[int, int] | None) -> Any:
 def load(*, checkpoint: str | Path | None, input_size: tuple[int, int] | None = None,
          anomalib_model: str = DEFAULT_ANOMALIB_MODEL, **_: Any) -> LoadedModel:
     """anomalib Lightning checkpoint -> :class:`.base.LoadedModel` (uint8 BGR -> score, label, map, mask)."""
-    import torch
-
     checkpoint = check_file(checkpoint, "checkpoint")
     cls = _import_class(anomalib_model)
     overrides = {k: v for k, v in (("pre_trained", False), ("teacher_weights", None))
@@ -111,6 +109,18 @@ def load(*, checkpoint: str | Path | None, input_size: tuple[int, int] | None = 
         lightning = cls.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=False, **overrides)
     except TypeError:
         lightning = cls.load_from_checkpoint(str(checkpoint), map_location="cpu", **overrides)
+    return from_module(lightning, input_size=input_size,
+                       source={"framework": "anomalib", "checkpoint": str(checkpoint), "model": anomalib_model})
+
+
+def from_module(lightning: Any, *, input_size: tuple[int, int] | None = None,  # noqa: ANN401
+                source: dict[str, str] | None = None) -> LoadedModel:
+    """A trained anomalib module in memory -> :class:`.base.LoadedModel` (what :func:`load` gives from a file).
+
+    For tools that export right after ``Engine.fit`` without a checkpoint round trip.
+    """
+    import torch
+
     lightning.eval()
     if input_size is None:
         hp_size = lightning.hparams.get("image_size") if hasattr(lightning, "hparams") else None
@@ -128,7 +138,7 @@ def load(*, checkpoint: str | Path | None, input_size: tuple[int, int] | None = 
         thresholds={"image": 0.5, "pixel": 0.5, **raw},
         normalisation={"inside_graph": "anomalib pre-processor (resize + ImageNet mean/std on RGB [0, 1])",
                        "input_adapter": "uint8 BGR NHWC -> RGB float [0, 1] NCHW (OpenVINO PrePostProcessor)"},
-        source={"framework": "anomalib", "checkpoint": str(checkpoint), "model": anomalib_model})
+        source=source or {"framework": "anomalib", "model": f"{type(lightning).__module__}.{type(lightning).__name__}"})
 
     def convert(dynamic: bool):
         import openvino as ov
