@@ -201,9 +201,12 @@ def run_one(name: str, category: str, seed: int, args: argparse.Namespace, *, ex
                                          num_workers=args.num_workers)
     run_dir = args.out / "runs" / name.replace(":", "_").replace("@", "_") / category / f"seed{seed}"
     timer = EpochTimer()
-    engine = Engine(logger=False, default_root_dir=run_dir, max_epochs=args.epochs, accelerator=args.accelerator,
+    # PatchCore makes one pass (its trainer_arguments set max_epochs 1, which the Engine applies); the one
+    # validation pass, which sets the post-processor's thresholds, must come after the last epoch it runs
+    epochs = int(model.trainer_arguments.get("max_epochs", args.epochs))
+    engine = Engine(logger=False, default_root_dir=run_dir, max_epochs=epochs, accelerator=args.accelerator,
                     devices=1, enable_progress_bar=False, enable_model_summary=False,
-                    check_val_every_n_epoch=args.epochs, callbacks=[EpochProgress(), timer])
+                    check_val_every_n_epoch=epochs, callbacks=[EpochProgress(), timer])
     start = time.perf_counter()
     engine.fit(model=model, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start

@@ -38,11 +38,14 @@ def test_two_categories_two_seeds_end_to_end_and_resume(tmp_path: Path, capsys: 
               "--teacher-weights", str(teacher), "--image-size", "32", "--epochs", "1", "--batch-size", "4",
               "--num-workers", "0", "--accelerator", "cpu", "--lr", "0.005", "--reference", "rd"]
 
-    # seed 0 on one category, with the export of both models and their OpenVINO latency
-    assert tool.main([*common, "--categories", "steel_a", "--seeds", "0", "--latency", "--latency-runs", "2"]) == 0
+    # seed 0 on one category, with PatchCore, the export of every model and their OpenVINO latency
+    assert tool.main([*common, "--categories", "steel_a", "--seeds", "0", "--latency", "--latency-runs", "2",
+                      "--models", "akf_rd", "rd", "patchcore"]) == 0
     first = json.loads((out / "results.json").read_text())
-    assert sorted(first["runs"]) == ["akf_rd:akf_oce/steel_a/seed0", "rd/steel_a/seed0"]
-    for name in ("akf_rd:akf_oce", "rd"):
+    assert sorted(first["runs"]) == ["akf_rd:akf_oce/steel_a/seed0", "patchcore/steel_a/seed0", "rd/steel_a/seed0"]
+    assert first["runs"]["patchcore/steel_a/seed0"]["epochs_run"] == 1  # one pass, then validation
+    assert first["runs"]["rd/steel_a/seed0"]["epochs_run"] == 1
+    for name in ("akf_rd:akf_oce", "rd", "patchcore"):
         run = first["runs"][f"{name}/steel_a/seed0"]
         assert Path(run["ir"]).is_file() and Path(run["ir"]).with_suffix(".bin").is_file()
         assert run["train_s_per_epoch"] > 0
@@ -53,10 +56,11 @@ def test_two_categories_two_seeds_end_to_end_and_resume(tmp_path: Path, capsys: 
     log = capsys.readouterr().out
     assert "akf_rd:akf_oce/steel_a/seed0: done before, kept" in log and "rd/steel_a/seed0: done before, kept" in log
     second = json.loads((out / "results.json").read_text())
-    assert sorted(second["runs"]) == sorted(f"{n}/{c}/seed{s}" for n in ("akf_rd:akf_oce", "rd")
-                                            for c in ("steel_a", "steel_b") for s in (0, 1))
+    assert sorted(second["runs"]) == sorted(["patchcore/steel_a/seed0", *(f"{n}/{c}/seed{s}" for n in ("akf_rd:akf_oce", "rd")
+                                            for c in ("steel_a", "steel_b") for s in (0, 1))])
     assert second["runs"]["rd/steel_a/seed0"] == first["runs"]["rd/steel_a/seed0"]  # not re-run
     for key, run in second["runs"].items():
+        assert run["train_s_per_epoch"] > 0
         assert 0.0 <= run["metrics"]["image_AUROC"] <= 1.0
         pixel = {"pixel_AUROC", "pixel_AUPRO"} & set(run["metrics"])
         assert pixel == (set() if "/steel_b/" in key else {"pixel_AUROC", "pixel_AUPRO"})
