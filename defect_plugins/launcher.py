@@ -178,8 +178,10 @@ def _launch_parser(script: str, prog: str) -> argparse.ArgumentParser:
     return parser
 
 
-def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[str] = ()) -> dict[str, float]:
+def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[str] | None = ()) -> dict[str, float]:
     """``key`` (and ``extra`` keys) of the last record holding ``key`` in the newest run's ``scalars.json``.
+
+    ``extra=None`` returns every figure of that record (the numeric ones).
 
     mmengine's ``LocalVisBackend`` writes one JSON line per logged step under
     ``work_dir/<timestamp>/vis_data/scalars.json``; a resumed run starts a new timestamp folder, so
@@ -194,7 +196,9 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if key in record:
+        if key in record and extra is None:
+            found = {k: float(v) for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        elif key in record:
             found = {k: float(record.get(k, float("nan"))) for k in (key, *extra)}
     if found is None:
         raise LauncherError(f"{logs[-1]} holds no {key} record")

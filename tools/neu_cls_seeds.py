@@ -47,38 +47,8 @@ from pathlib import Path
 
 from defect_plugins.fileio import atomic_write_json
 from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars, run_logged, train_resumable
+from defect_plugins.seeds import SeedsError, parse_pairs, parse_runs
 from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
-
-
-class SeedsError(RuntimeError):
-    """A bad argument or a failed training; the message names it."""
-
-
-def parse_runs(items: list[str]) -> dict[str, str]:
-    runs: dict[str, str] = {}
-    for item in items:
-        name, sep, config = item.partition("=")
-        if not sep or not name or not config:
-            raise SeedsError(f"expected NAME=CONFIG, got {item!r}")
-        if name in runs:
-            raise SeedsError(f"run name {name!r} given twice")
-        runs[name] = config
-    return runs
-
-
-def parse_pairs(items: list[str], runs: dict[str, str], what: str, rest: str) -> list[tuple[str, str]]:
-    """``NAME:REST`` items of option ``what`` as ``(NAME, REST)``; NAME (and REST when ``rest`` is
-    ``'REFERENCE'``) must be one of the runs."""
-    pairs = []
-    for item in items:
-        name, sep, value = item.partition(":")
-        if not sep or not value:
-            raise SeedsError(f"{what}: expected NAME:{rest}, got {item!r}")
-        for part in (name, value) if rest == "REFERENCE" else (name, ):
-            if part not in runs:
-                raise SeedsError(f"{what} {item!r}: {part!r} is not one of the runs {list(runs)}")
-        pairs.append((name, value))
-    return pairs
 
 
 def data_options(config: str, data: Path | None, split: Path | None) -> list[str]:

@@ -42,7 +42,7 @@ val_dataloader = dict(
     dataset=dict(type='NEUSegDataset', data_root=data_root,
                  data_prefix=dict(img_path='img_dir/test', seg_map_path='ann_dir/test'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']), dict(type='PixelAUROC')]
+val_evaluator = [dict(type='ClassIoUMetric', iou_metrics=['mIoU']), dict(type='PixelAUROC')]
 test_evaluator = val_evaluator
 optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=0, end=400, by_epoch=False)]

@@ -52,7 +52,7 @@ val_dataloader = dict(
     dataset=dict(dataset, data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val',
                                            region_path='region_dir/val'), pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = [dict(type='IoUMetric', iou_metrics=['mIoU']), dict(type='PixelAUROC'),
+val_evaluator = [dict(type='ClassIoUMetric', iou_metrics=['mIoU']), dict(type='PixelAUROC'),
                  dict(type='RegionIoUMetric', iou_metrics=['mIoU']),
                  dict(type='PixelAUROC', pred_key='region_logits', gt_key='gt_region_map',
                       class_names=('not_bed', 'machine_bed'), prefix='region')]
