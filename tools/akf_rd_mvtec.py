@@ -32,6 +32,11 @@ one export path (:func:`defect_plugins.deploy.export.export_model`, what ``defec
 ``OUT/ir/<run>/<category>.xml`` and times the IRs of a category interleaved (OpenVINO, f32 hint,
 batch 1, :func:`defect_plugins.deploy.runtime.time_interleaved`).
 
+Teachers: ``--teacher-weights FILE`` (a local torchvision/timm state dict, e.g. from ``defect-teacher``)
+for every model, ``--random-teacher`` for a randomly initialised one (the floor), neither for
+timm's ImageNet download. ``--against LABEL=OTHER_OUT`` pairs every model, seed by seed, with the same
+model in another results folder of the same protocol (another teacher): how much the teacher matters.
+
 Resumable: every finished (model, category, seed) run is kept in ``OUT/results.json`` (written
 atomically after each run); a second invocation with the same settings skips them, so an
 interrupted protocol continues where it stopped. Different settings (epochs, size, teacher,
@@ -86,6 +91,7 @@ RD_ADAM = (0.005, (0.5, 0.99))  # anomalib ReverseDistillation.configure_optimiz
 METRICS = (("image_AUROC", "image AUROC"), ("pixel_AUROC", "pixel AUROC"), ("pixel_AUPRO", "AUPRO"))
 # The paper's 15-category means as quoted in docs/RESULTS.md ("Paper's figures"), percent.
 PAPER_MEANS = {"AKF-RD (akf_oce)": (99.0, 97.9, 94.8), "RD": (98.5, 97.8, 93.9)}
+RANDOM_TEACHER = "random init"  # settings.teacher_weights of --random-teacher
 SETTING_KEYS = ("backbone", "image_size", "epochs", "batch_size", "lr", "betas", "teacher_weights", "pre_trained")
 
 
@@ -124,8 +130,9 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """What must match between a run and the results it resumes (seeds may be added)."""
     return {"backbone": args.backbone, "image_size": args.image_size, "epochs": args.epochs,
             "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas),
-            "teacher_weights": str(args.teacher_weights.resolve()) if args.teacher_weights else None,
-            "pre_trained": args.teacher_weights is None}
+            "teacher_weights": RANDOM_TEACHER if args.random_teacher else
+            str(args.teacher_weights.resolve()) if args.teacher_weights else None,
+            "pre_trained": args.teacher_weights is None and not args.random_teacher}
 
 
 def load_results(path: Path, settings: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +170,7 @@ def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
     size = (args.image_size, args.image_size)
     common = {"pre_processor": AkfReverseDistillation.configure_pre_processor(size),
               "evaluator": AkfReverseDistillation.configure_evaluator(), "visualizer": False}
-    pre_trained = args.teacher_weights is None
+    pre_trained = args.teacher_weights is None and not args.random_teacher
     if name.startswith("akf_rd:"):
         variant, _, optimizer = name.split(":", 1)[1].partition("@")
         lr, betas = RD_ADAM if optimizer == "rd" else (args.lr, tuple(args.betas))
@@ -272,10 +279,36 @@ def category_mean_per_seed(results: dict[str, Any], name: str, categories: Seque
     return {s: statistics.fmean(p[s] for p in per_category) for s in sorted(seeds)}
 
 
+def paired_rows(results: dict[str, Any], other: dict[str, Any], pairs: Sequence[tuple[str, str]],
+                categories: Sequence[str]) -> list[str]:
+    """Markdown rows of ``A - B`` per seed (A from ``results``, B from ``other``), per category and on the mean."""
+    from defect_plugins.stats import format_mean_sd, paired_differences
+
+    lines = ["| category | model | " + " | ".join(t for _, t in METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for category in [*categories, "mean"]:
+        cats = categories if category == "mean" else [category]
+        for name, reference in pairs:
+            cells = []
+            for key, _ in METRICS:
+                a = category_mean_per_seed(results, name, cats, key)
+                b = category_mean_per_seed(other, reference, cats, key)
+                if not set(a) & set(b):
+                    cells.append("n/a")
+                    continue
+                diff = paired_differences(a, b)
+                each = ", ".join(f"{100 * d:+.1f}" for d in diff["differences"].values())
+                sign = "+" if diff["mean"] >= 0 else ""
+                cells.append(f"{sign}{format_mean_sd(diff, scale=100, digits=1)} [{each}]")
+            if any(c != "n/a" for c in cells):
+                lines.append(f"| {category} | {label(name)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequence[str],
-                 references: Sequence[str] = ()) -> str:
-    """Markdown: the paper's Table 2 layout (means over seeds), then mean +- sd and paired differences."""
-    from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
+                 references: Sequence[str] = (), against: dict[str, dict[str, Any]] | None = None) -> str:
+    """Markdown: the paper's Table 2 layout (means over seeds), then mean +- sd and paired differences
+    (against ``references`` here, and against the same models in the ``against`` results)."""
+    from defect_plugins.stats import format_mean_sd, mean_sd
 
     seeds_done = sorted({int(k.rsplit("/seed", 1)[1]) for k in results["runs"]})
     head = "| category | " + " | ".join(label(n) for n in names) + " |"
@@ -319,30 +352,14 @@ def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequ
                              + " |")
 
     for reference in references:
-        if reference not in names:
-            continue
-        lines += ["", f"Paired per-seed differences against {label(reference)} (model - reference, percent points; "
-                  "mean +- sd over seeds; per-seed values in brackets):", "",
-                  "| category | model | " + " | ".join(t for _, t in METRICS) + " |",
-                  "|---|---|" + "---|" * len(METRICS)]
-        for category in [*categories, "mean"]:
-            cats = categories if category == "mean" else [category]
-            for name in names:
-                if name == reference:
-                    continue
-                cells = []
-                for key, _ in METRICS:
-                    a = category_mean_per_seed(results, name, cats, key)
-                    b = category_mean_per_seed(results, reference, cats, key)
-                    if not set(a) & set(b):
-                        cells.append("n/a")
-                        continue
-                    diff = paired_differences(a, b)
-                    each = ", ".join(f"{100 * d:+.1f}" for d in diff["differences"].values())
-                    sign = "+" if diff["mean"] >= 0 else ""
-                    cells.append(f"{sign}{format_mean_sd(diff, scale=100, digits=1)} [{each}]")
-                if any(c != "n/a" for c in cells):
-                    lines.append(f"| {category} | {label(name)} | " + " | ".join(cells) + " |")
+        if reference in names:
+            lines += ["", f"Paired per-seed differences against {label(reference)} (model - reference, percent "
+                      "points; mean +- sd over seeds; per-seed values in brackets):", ""]
+            lines += paired_rows(results, results, [(n, reference) for n in names if n != reference], categories)
+    for other_label, other in (against or {}).items():
+        lines += ["", f"Paired per-seed differences against the same model in {other_label!r} (teacher "
+                  f"{other['settings']['teacher_weights'] or 'ImageNet'}; here - there, percent points):", ""]
+        lines += paired_rows(results, other, [(n, n) for n in names], categories)
 
     s = results["settings"]
     teacher = s["teacher_weights"] or "ImageNet weights from timm's hub"
@@ -376,6 +393,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--teacher-weights", type=Path,
                         help="local torchvision/timm state dict for every model's teacher (offline); "
                              "without it the teacher comes from timm's hub")
+    parser.add_argument("--random-teacher", action="store_true",
+                        help="every model's teacher randomly initialised (the floor a trained teacher must beat)")
+    parser.add_argument("--against", nargs="+", default=[], metavar="LABEL=OUT",
+                        help="also pair each model with the same model in another results folder OUT (e.g. the "
+                             "same protocol with another teacher); the settings must match but for the teacher")
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -389,6 +411,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-workers", type=int, default=4)
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (auto, cpu, gpu)")
     args = parser.parse_args(argv)
+    if args.teacher_weights is not None and args.random_teacher:
+        parser.error("--teacher-weights and --random-teacher exclude each other")
+    for item in args.against:
+        label_, sep, folder = item.partition("=")
+        if not sep or not label_ or not (Path(folder) / "results.json").is_file():
+            parser.error(f"--against {item!r}: expected LABEL=OUT with OUT/results.json")
     if args.teacher_weights is not None and not args.teacher_weights.is_file():
         parser.error(f"--teacher-weights {args.teacher_weights}: file not found")
     if args.epochs < 1 or args.image_size < 1 or args.batch_size < 1 or args.latency_runs < 1:
@@ -400,7 +428,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"--reference {unknown}: not among this run's models {names}")
     missing = [c for c in args.categories if not (args.root / c).is_dir()]
-    if missing and args.teacher_weights is not None:
+    if missing and (args.teacher_weights is not None or args.random_teacher):
         parser.error(f"category folders not found under {args.root}: {missing} (offline run: no download)")
     return args
 
@@ -418,9 +446,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"akf_rd_mvtec: error: {error}", file=sys.stderr)
         return 2
 
+    against = {}
+    for item in args.against:
+        other_label, _, folder = item.partition("=")
+        other_path = Path(folder) / "results.json"
+        other = json.loads(other_path.read_text())
+        for key in SETTING_KEYS:
+            if key not in ("teacher_weights", "pre_trained") and other["settings"].get(key) != results["settings"][key]:
+                print(f"akf_rd_mvtec: error: {other_path}: settings.{key} is {other['settings'].get(key)!r} there but "
+                      f"{results['settings'][key]!r} here; --against pairs runs that differ in the teacher only",
+                      file=sys.stderr)
+                return 2
+        against[other_label] = other
+
     def save() -> None:
         atomic_write_json(results_path, results, indent=2)
-        atomic_write_text(table_path, render_table(results, names, args.categories, args.reference))
+        atomic_write_text(table_path, render_table(results, names, args.categories, args.reference, against))
 
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:

@@ -87,6 +87,23 @@ def test_two_categories_two_seeds_end_to_end_and_resume(tmp_path: Path, capsys: 
     assert "settings.epochs" in capsys.readouterr().err
     assert (out / "results.json").read_bytes() == before
 
+    # the same protocol with a random-init teacher, paired with the given teacher's runs (--against)
+    random_out = tmp_path / "random"
+    other = ["--root", str(root), "--backbone", "resnet18", "--image-size", "32", "--batch-size", "4",
+             "--num-workers", "0", "--accelerator", "cpu", "--lr", "0.005", "--random-teacher", "--models", "rd",
+             "--categories", "steel_a", "--seeds", "0", "--against", f"given={out}"]
+    assert tool.main([*other, "--epochs", "1", "--out", str(random_out)]) == 0
+    random_run = json.loads((random_out / "results.json").read_text())
+    assert random_run["settings"]["teacher_weights"] == "random init" and not random_run["settings"]["pre_trained"]
+    row = [line for line in (random_out / "table.md").read_text().split("against the same model in 'given'")[1]
+           .splitlines() if line.startswith("| steel_a | RD |")][0]
+    expected = 100 * (random_run["runs"]["rd/steel_a/seed0"]["metrics"]["image_AUROC"]
+                      - second["runs"]["rd/steel_a/seed0"]["metrics"]["image_AUROC"])
+    assert f"[{expected:+.1f}]" in row
+    # --against refuses a folder whose protocol differs in more than the teacher
+    assert tool.main([*other, "--epochs", "2", "--out", str(tmp_path / "r2")]) == 2
+    assert "settings.epochs" in capsys.readouterr().err
+
 
 def test_run_names_and_labels_of_the_optimizer_choice() -> None:
     tool = _tool()
