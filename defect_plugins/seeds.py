@@ -7,12 +7,15 @@ per-seed differences (:mod:`defect_plugins.stats`), :func:`markdown` the tables 
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import argparse
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
 
-__all__ = ["SeedsError", "markdown", "parse_pairs", "parse_runs", "summarise"]
+__all__ = ["SeedsError", "add_run_arguments", "markdown", "parse_pairs", "parse_run_arguments", "parse_runs",
+           "seeded_runs", "summarise"]
 
 
 class SeedsError(RuntimeError):
@@ -45,6 +48,49 @@ def parse_pairs(items: Sequence[str], runs: Mapping[str, str], what: str, rest: 
                 raise SeedsError(f"{what} {item!r}: {part!r} is not one of the runs {list(runs)}")
         pairs.append((name, value))
     return pairs
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The arguments every seed tool takes: runs, work folder, seeds, pairs and per-run options."""
+    parser.add_argument("runs", nargs="+", metavar="NAME=CONFIG")
+    parser.add_argument("--work-dir", required=True, type=Path)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--reference", help="NAME the paired differences of every other run are taken against")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="NAME:REFERENCE",
+                        help="paired differences of NAME against REFERENCE only (besides --reference)")
+    parser.add_argument("--run-options", nargs="+", default=[], metavar="NAME:KEY=VALUE",
+                        help="a --cfg-options item for run NAME only; {seed} becomes the run's seed")
+    parser.add_argument("--cfg-options", nargs="*", default=[],
+                        help="passed to every run (after the tool's own data options, before --run-options)")
+    return parser
+
+
+def parse_run_arguments(args: argparse.Namespace) -> tuple[dict[str, str], list[tuple[str, str]],
+                                                           list[tuple[str, str]]]:
+    """``(runs, pairs, run_options)`` from :func:`add_run_arguments`' values; :class:`SeedsError` names a bad one.
+
+    ``pairs`` are ``(NAME, REFERENCE)``: every run against ``--reference``, then the ``--compare`` pairs.
+    """
+    runs = parse_runs(args.runs)
+    if args.reference is not None and args.reference not in runs:
+        raise SeedsError(f"--reference {args.reference!r} is not one of the runs {list(runs)}")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise SeedsError(f"--seeds must be distinct, got {args.seeds}")
+    pairs = [(name, args.reference) for name in runs if args.reference is not None and name != args.reference]
+    pairs += parse_pairs(args.compare, runs, "--compare", "REFERENCE")
+    return runs, pairs, parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
+
+
+def seeded_runs(runs: Mapping[str, str], options: Mapping[str, Sequence[str]],
+                seeds: Sequence[int]) -> Iterator[tuple[int, str, str, list[str]]]:
+    """``(seed, name, config, options)`` seed by seed, runs in the order given, ``{seed}`` in options replaced.
+
+    Seed by seed, so that an experiment cut short still holds complete pairs, and a run may use an
+    earlier run's output of the same seed.
+    """
+    for seed in seeds:
+        for name, config in runs.items():
+            yield seed, name, config, [item.replace("{seed}", str(seed)) for item in options[name]]
 
 
 def summarise(results: Sequence[Mapping[str, Any]], names: Sequence[str], metrics: Sequence[str],

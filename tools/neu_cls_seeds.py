@@ -47,7 +47,7 @@ from pathlib import Path
 
 from defect_plugins.fileio import atomic_write_json
 from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars, run_logged, train_resumable
-from defect_plugins.seeds import SeedsError, parse_pairs, parse_runs
+from defect_plugins.seeds import SeedsError, add_run_arguments, parse_run_arguments, seeded_runs
 from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
 
 
@@ -119,8 +119,8 @@ def per_class_recall(name: str, config: str, seed: int, work: Path, options: lis
     return {"recall": recall, "g_mean": g_mean, "min_recall": min(recall)}
 
 
-def summarise(runs: list[dict], names: list[str], reference: str | None,
-              compare: list[tuple[str, str]] = ()) -> dict:
+def summarise(runs: list[dict], names: list[str], pairs: list[tuple[str, str]] = ()) -> dict:
+    """Top-1 / macro F1 (and G-mean / minimum recall) mean +- sd per run; top-1 paired per ``(NAME, REFERENCE)``."""
     top1 = {n: {r["seed"]: r["top1"] for r in runs if r["name"] == n} for n in names}
     f1 = {n: [r["macro_f1"] for r in runs if r["name"] == n] for n in names}
     report = {"runs": runs, "top1": {n: mean_sd(list(v.values())) for n, v in top1.items() if v},
@@ -129,7 +129,6 @@ def summarise(runs: list[dict], names: list[str], reference: str | None,
         values = {n: [r[figure] for r in runs if r["name"] == n and figure in r] for n in names}
         if any(values.values()):
             report[figure] = {n: mean_sd(v) for n, v in values.items() if v}
-    pairs = [(n, reference) for n in names if reference is not None and n != reference] + list(compare)
     report["paired"] = {f"{n} - {ref}": paired_differences(top1[n], top1[ref])
                         for n, ref in dict.fromkeys(pairs) if top1.get(n) and top1.get(ref)}
     return report
@@ -155,31 +154,18 @@ def markdown(report: dict) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", metavar="NAME=CONFIG")
-    p.add_argument("--work-dir", required=True, type=Path)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--reference", help="NAME the paired differences of every other run are taken against")
-    p.add_argument("--compare", nargs="+", default=[], metavar="NAME:REFERENCE",
-                   help="paired differences of NAME against REFERENCE only (besides --reference)")
-    p.add_argument("--run-options", nargs="+", default=[], metavar="NAME:KEY=VALUE",
-                   help="a --cfg-options item for run NAME only; {seed} becomes the run's seed")
+    p = add_run_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     p.add_argument("--data", type=Path, help="NEU-CLS class folders (the configs' data_prefix)")
     p.add_argument("--split", type=Path, help="folder with train.txt and test.txt (defect-cls-split)")
     p.add_argument("--per-class", action="store_true",
                    help="also test each final checkpoint for per-class recall, G-mean and minimum recall")
-    p.add_argument("--cfg-options", nargs="*", default=[], help="passed to every run, after the data options")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        runs = parse_runs(args.runs)
-        if args.reference is not None and args.reference not in runs:
-            raise SeedsError(f"--reference {args.reference!r} is not one of the runs {list(runs)}")
-        compare = parse_pairs(args.compare, runs, "--compare", "REFERENCE")
-        run_options = parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
+        runs, pairs, run_options = parse_run_arguments(args)
         if args.data is not None and not args.data.is_dir():
             raise SeedsError(f"--data {args.data}: not a folder (expected NEU-CLS class folders)")
         if args.split is not None:
@@ -195,16 +181,14 @@ def main(argv: list[str] | None = None) -> int:
         work.mkdir(parents=True, exist_ok=True)
         atomic_write_json(work / "settings.json", {"runs": runs, "seeds": args.seeds, "options": options}, indent=2)
         results = []
-        for seed in args.seeds:
-            for name, config in runs.items():
-                seeded = [item.replace("{seed}", str(seed)) for item in options[name]]
-                result = train_one(name, config, seed, work, seeded)
-                if args.per_class and "g_mean" not in result:
-                    result.update(per_class_recall(name, config, seed, work, seeded))
-                    atomic_write_json(work / f"seed{seed}" / name / "result.json", result, indent=2)
-                results.append(result)
-                print(f"{name} seed {seed}: top-1 {results[-1]['top1']:.4f} ({results[-1]['seconds']} s)", flush=True)
-        report = summarise(results, list(runs), args.reference, compare)
+        for seed, name, config, seeded in seeded_runs(runs, options, args.seeds):
+            result = train_one(name, config, seed, work, seeded)
+            if args.per_class and "g_mean" not in result:
+                result.update(per_class_recall(name, config, seed, work, seeded))
+                atomic_write_json(work / f"seed{seed}" / name / "result.json", result, indent=2)
+            results.append(result)
+            print(f"{name} seed {seed}: top-1 {results[-1]['top1']:.4f} ({results[-1]['seconds']} s)", flush=True)
+        report = summarise(results, list(runs), pairs)
         atomic_write_json(work / "results.json", report, indent=2)
         print(markdown(report))
     except SeedsError as error:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from defect_plugins.fileio import atomic_write_json, atomic_write_text
 from defect_plugins.launcher import LauncherError, read_logged_scalars, train_resumable
-from defect_plugins.seeds import SeedsError, markdown, parse_pairs, parse_runs, summarise
+from defect_plugins.seeds import (SeedsError, add_run_arguments, markdown, parse_run_arguments, seeded_runs,
+                                  summarise)
 
 STAGE2_METRICS = ("mIoU", "mAcc", "mAUROC")  # then IoU.<class> of every class found
 
@@ -64,46 +65,28 @@ def table_metrics(results: list[dict], key: str, asked: list[str] | None) -> lis
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="+", metavar="NAME=CONFIG")
-    p.add_argument("--work-dir", required=True, type=Path)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--reference", help="NAME the paired differences of every other run are taken against")
-    p.add_argument("--compare", nargs="+", default=[], metavar="NAME:REFERENCE",
-                   help="paired differences of NAME against REFERENCE only (besides --reference)")
-    p.add_argument("--run-options", nargs="+", default=[], metavar="NAME:KEY=VALUE",
-                   help="a --cfg-options item for run NAME only; {seed} becomes the run's seed")
+    p = add_run_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     p.add_argument("--key", default="mIoU",
                    help="figure that marks the final validation record (stage 1: recon_loss)")
     p.add_argument("--metrics", nargs="+", help="table columns (default: see the description)")
-    p.add_argument("--cfg-options", nargs="*", default=[], help="passed to every run")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        runs = parse_runs(args.runs)
-        if args.reference is not None and args.reference not in runs:
-            raise SeedsError(f"--reference {args.reference!r} is not one of the runs {list(runs)}")
-        if len(set(args.seeds)) != len(args.seeds):
-            raise SeedsError(f"--seeds must be distinct, got {args.seeds}")
-        compare = parse_pairs(args.compare, runs, "--compare", "REFERENCE")
-        run_options = parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
+        runs, pairs, run_options = parse_run_arguments(args)
         options = {name: [*args.cfg_options, *(item for run, item in run_options if run == name)] for name in runs}
         work = args.work_dir.resolve()
         work.mkdir(parents=True, exist_ok=True)
         atomic_write_json(work / "settings.json", {"runs": runs, "seeds": args.seeds, "options": options,
                                                    "key": args.key}, indent=2)
         results = []
-        for seed in args.seeds:
-            for name, config in runs.items():
-                seeded = [item.replace("{seed}", str(seed)) for item in options[name]]
-                results.append(train_one(name, config, seed, work, seeded, args.key))
-                print(f"{name} seed {seed}: {args.key} {results[-1]['metrics'][args.key]:.4g} "
-                      f"({results[-1]['seconds']} s)", flush=True)
+        for seed, name, config, seeded in seeded_runs(runs, options, args.seeds):
+            results.append(train_one(name, config, seed, work, seeded, args.key))
+            print(f"{name} seed {seed}: {args.key} {results[-1]['metrics'][args.key]:.4g} "
+                  f"({results[-1]['seconds']} s)", flush=True)
         metrics = table_metrics(results, args.key, args.metrics)
-        pairs = [(n, args.reference) for n in runs if args.reference is not None and n != args.reference] + compare
         report = {"runs": results, **summarise(results, list(runs), metrics, pairs)}
         atomic_write_json(work / "results.json", report, indent=2)
         table = markdown(report, metrics, digits=2 if args.key == "mIoU" else 5)
