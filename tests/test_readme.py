@@ -95,9 +95,12 @@ def test_step_failure_names_the_step_and_its_log(tmp_path):
         steps.run("boom", [sys.executable, "-c", "print('bad input'); raise SystemExit(3)"])
 
 
-def test_lanes_share_the_threads_and_hand_them_back(tmp_path):
+def test_lanes_share_the_threads_and_hand_them_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
     steps = runner.StepRunner(tmp_path / "logs", cwd=tmp_path, echo=False, threads=2)
-    report = [sys.executable, "-c", "import os; print('threads', os.environ['OMP_NUM_THREADS'])"]
+    # MKL's budget follows OMP's even when the caller set its own (an inherited 2 oversubscribed the cores)
+    report = [sys.executable, "-c", "import os; e = os.environ; "
+              "print('threads', e['OMP_NUM_THREADS'] if e['MKL_NUM_THREADS'] == e['OMP_NUM_THREADS'] else 'mkl-differs')"]
     seg_done = threading.Event()
 
     def long_lane():
