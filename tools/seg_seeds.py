@@ -23,6 +23,7 @@ the paired per-seed differences ``NAME - REFERENCE`` (:mod:`defect_plugins.seeds
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -36,8 +37,6 @@ STAGE2_METRICS = ("mIoU", "mAcc", "mAUROC")  # then IoU.<class> of every class f
 
 def train_one(name: str, config: str, seed: int, work: Path, options: list[str], key: str) -> dict:
     """Train ``config`` with ``seed`` under ``work/seedS/NAME`` (kept when finished, resumed when cut off)."""
-    import json
-
     run_dir = work / f"seed{seed}" / name
     result_path = run_dir / "result.json"
     if result_path.is_file():
