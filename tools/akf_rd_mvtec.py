@@ -16,8 +16,11 @@ anomalib's ``Engine`` (``fit`` then ``test``, one fresh model per category and s
 * ``rd``: anomalib's ``ReverseDistillation`` (its own hard-coded Adam(0.005, (0.5, 0.99)));
 * ``patchcore``: anomalib's ``Patchcore`` (no training; its default coreset ratio 0.1, layers 2-3).
 
-Every model gets the same teacher, input size, pre-processor (resize to ``--image-size``) and
-evaluator (AKF-RD's: image AUROC and F1, pixel AUROC and AUPRO). A "category" is any folder
+Every model gets the same teacher, input size, pre-processor (resize to ``--image-size``),
+evaluator (AKF-RD's: image AUROC and F1, pixel AUROC and AUPRO) and post-processor:
+:class:`defect_plugins.anomaly.RankPreservingPostProcessor`, anomalib's with a strictly increasing
+normalisation, because anomalib's clamps scores to [0, 1] before the evaluator sees them and the
+resulting ties change each model's AUROC / AUPRO by a different amount (see that module). A "category" is any folder
 ``ROOT/<category>`` in the MVTec AD layout (:func:`defect_plugins.anomaly.datamodule.mvtec_layout_datamodule`):
 with ``ground_truth`` it is read by anomalib's ``MVTecAD``, without it by ``Folder`` (image
 metrics only), so DeepPCB or a single MVTec category linked into one folder run the same way.
@@ -92,7 +95,9 @@ METRICS = (("image_AUROC", "image AUROC"), ("pixel_AUROC", "pixel AUROC"), ("pix
 # The paper's 15-category means as quoted in docs/RESULTS.md ("Paper's figures"), percent.
 PAPER_MEANS = {"AKF-RD (akf_oce)": (99.0, 97.9, 94.8), "RD": (98.5, 97.8, 93.9)}
 RANDOM_TEACHER = "random init"  # settings.teacher_weights of --random-teacher
-SETTING_KEYS = ("backbone", "image_size", "epochs", "batch_size", "lr", "betas", "teacher_weights", "pre_trained")
+SCORES = "rank-preserving"  # settings.scores: metrics on RankPreservingPostProcessor's scores (not anomalib's clamp)
+SETTING_KEYS = ("root", "scores", "backbone", "image_size", "epochs", "batch_size", "lr", "betas", "teacher_weights",
+                "pre_trained")
 
 
 class ProtocolError(ValueError):
@@ -128,7 +133,7 @@ def run_key(name: str, category: str, seed: int) -> str:
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """What must match between a run and the results it resumes (seeds may be added)."""
-    return {"backbone": args.backbone, "image_size": args.image_size, "epochs": args.epochs,
+    return {"root": str(args.root.resolve()), "scores": SCORES, "backbone": args.backbone, "image_size": args.image_size, "epochs": args.epochs,
             "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas),
             "teacher_weights": RANDOM_TEACHER if args.random_teacher else
             str(args.teacher_weights.resolve()) if args.teacher_weights else None,
@@ -165,10 +170,11 @@ def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
     """A fresh model of run ``name`` with the shared teacher, pre-processor and evaluator."""
     from anomalib.models import Patchcore, ReverseDistillation
 
-    from defect_plugins.anomaly import AkfReverseDistillation, load_teacher_weights
+    from defect_plugins.anomaly import AkfReverseDistillation, RankPreservingPostProcessor, load_teacher_weights
 
     size = (args.image_size, args.image_size)
     common = {"pre_processor": AkfReverseDistillation.configure_pre_processor(size),
+              "post_processor": RankPreservingPostProcessor(),
               "evaluator": AkfReverseDistillation.configure_evaluator(), "visualizer": False}
     pre_trained = args.teacher_weights is None and not args.random_teacher
     if name.startswith("akf_rd:"):
@@ -317,9 +323,10 @@ def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequ
 
     def mean_cell(name: str, cats: Sequence[str]) -> str:
         values = []
-        for key, _ in METRICS:
-            got = [v for c in cats for v in per_seed(results, name, c, key).values()]
-            values.append(f"{100 * statistics.fmean(got):.1f}" if got else "n/a")
+        for key, _ in METRICS:  # a metric some category lacks (no masks) has no mean over the categories
+            per_category = [per_seed(results, name, c, key).values() for c in cats]
+            got = [v for values_of_category in per_category for v in values_of_category]
+            values.append(f"{100 * statistics.fmean(got):.1f}" if got and all(per_category) else "n/a")
         return "-" if all(v == "n/a" for v in values) else " / ".join(values)
 
     for category in categories:

@@ -51,7 +51,7 @@ from anomalib.deploy import CompressionType, ExportType  # noqa: E402
 from anomalib.engine import Engine  # noqa: E402
 from anomalib.models import ReverseDistillation  # noqa: E402
 
-from defect_plugins.anomaly import AkfReverseDistillation, load_teacher_weights  # noqa: E402
+from defect_plugins.anomaly import AkfReverseDistillation, RankPreservingPostProcessor, load_teacher_weights  # noqa: E402
 from defect_plugins.anomaly.callbacks import EpochTimer  # noqa: E402
 from defect_plugins.anomaly.datamodule import mvtec_layout_datamodule  # noqa: E402
 from defect_plugins.deploy.benchmark import count_gflops  # noqa: E402
@@ -75,7 +75,11 @@ VARIANTS = {  # name -> (fusion, oce, akf_lateral): the AKF paper's Table 3 sett
 
 
 def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
-    """RD or an AKF-RD variant with the same teacher, size and evaluator, no visualiser."""
+    """RD or an AKF-RD variant with the same teacher, size, evaluator and post-processor, no visualiser.
+
+    The post-processor keeps the scores' order (:class:`defect_plugins.anomaly.RankPreservingPostProcessor`):
+    anomalib's default clamps them before the evaluator, and the ties change AUROC / AUPRO.
+    """
     size = (args.image_size, args.image_size)
     pre_processor = AkfReverseDistillation.configure_pre_processor(size)
     evaluator = AkfReverseDistillation.configure_evaluator()
@@ -84,6 +88,7 @@ def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
             backbone=args.backbone,
             pre_trained=args.pre_trained,
             pre_processor=pre_processor,
+            post_processor=RankPreservingPostProcessor(),
             evaluator=evaluator,
             visualizer=False,
         )
@@ -102,6 +107,7 @@ def build_model(name: str, args: argparse.Namespace) -> Any:  # noqa: ANN401
         teacher_weights=args.teacher_weights,
         lr=args.akf_lr,
         betas=tuple(args.akf_betas),
+        post_processor=RankPreservingPostProcessor(),
         evaluator=evaluator,
         visualizer=False,
     )

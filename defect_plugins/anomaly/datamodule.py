@@ -5,6 +5,10 @@
 ``../shared/data/deeppcb_ad`` hold). With ``ground_truth`` this is anomalib's ``MVTecAD`` (category =
 the folder's name, so any name works); without it anomalib's ``Folder`` with every ``test/*``
 folder but ``good`` as abnormal, which gives image-level metrics only (``mvtec_bottle_256``).
+
+Both score the whole test folder and set thresholds and normalisation on it (anomalib's
+``same_as_test`` validation, ``MVTecAD``'s default; ``Folder``'s default would take half of the test
+images away for validation, a different half per seed).
 """
 from __future__ import annotations
 
@@ -32,4 +36,4 @@ def mvtec_layout_datamodule(root: str | Path, *, batch_size: int, seed: int, num
     if not abnormal:
         raise FileNotFoundError(f"{root}/test: expected at least one defect folder next to test/good")
     return Folder(name=root.name, root=root, normal_dir="train/good", normal_test_dir="test/good",
-                  abnormal_dir=[f"test/{name}" for name in abnormal], **common)
+                  abnormal_dir=[f"test/{name}" for name in abnormal], val_split_mode="same_as_test", **common)

@@ -65,12 +65,13 @@ def test_two_categories_two_seeds_end_to_end_and_resume(tmp_path: Path, capsys: 
         pixel = {"pixel_AUROC", "pixel_AUPRO"} & set(run["metrics"])
         assert pixel == (set() if "/steel_b/" in key else {"pixel_AUROC", "pixel_AUPRO"})
 
+    assert second["settings"]["scores"] == "rank-preserving" and second["settings"]["root"] == str(root.resolve())
     table = (out / "table.md").read_text()
     assert "| steel_a |" in table and "| steel_b |" in table and "| **mean** |" in table
     assert "paper's AKF-RD (akf_oce): 99.0 / 97.9 / 94.8" in table and "no per-category paper column" in table
     mean_rd = [line for line in table.splitlines() if line.startswith("| **mean** |")][0].split("|")[3]
     expected = sum(run["metrics"]["image_AUROC"] for key, run in second["runs"].items() if key.startswith("rd/")) / 4
-    assert mean_rd.strip().startswith(f"{100 * expected:.1f} /")
+    assert mean_rd.strip() == f"{100 * expected:.1f} / n/a / n/a"  # steel_b has no masks: no pixel mean
     # the paired difference on the category mean, seed by seed, as the table prints it
     diffs = []
     for seed in (0, 1):
@@ -145,3 +146,21 @@ def test_corrupt_results_file_is_named(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "r" / "c").mkdir(parents=True)
     assert tool.main(["--root", str(tmp_path / "r"), "--categories", "c", "--out", str(tmp_path / "out")]) == 2
     assert "results.json: not JSON" in capsys.readouterr().err
+
+
+def test_every_model_scores_with_the_rank_preserving_post_processor(tmp_path: Path) -> None:
+    from defect_plugins.anomaly import RankPreservingPostProcessor
+    from defect_plugins.anomaly.datamodule import mvtec_layout_datamodule
+
+    tool = _tool()
+    make_anomaly_dataset(tmp_path / "c", num_train=2, num_test_good=2, num_test_defect=2, image_size=32, seed=0)
+    shutil.rmtree(tmp_path / "c" / "ground_truth")
+    args = tool.parse_args(["--root", str(tmp_path), "--categories", "c", "--out", str(tmp_path / "out"),
+                            "--backbone", "resnet18", "--random-teacher", "--image-size", "32"])
+    for name in ("akf_rd:akf_oce", "rd", "patchcore"):
+        assert type(tool.build_model(name, args).post_processor) is RankPreservingPostProcessor
+    # without masks (anomalib's Folder) the whole test folder is scored and validates, as MVTecAD's default
+    datamodule = mvtec_layout_datamodule(tmp_path / "c", batch_size=2, seed=3)
+    datamodule.setup()
+    test_images = [f for f in (tmp_path / "c" / "test").rglob("*") if f.is_file()]
+    assert len(datamodule.test_data) == len(datamodule.val_data) == len(test_images)
