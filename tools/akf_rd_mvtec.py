@@ -20,10 +20,11 @@ Every model gets the same teacher, input size, pre-processor (resize to ``--imag
 evaluator (AKF-RD's: image AUROC and F1, pixel AUROC and AUPRO) and post-processor:
 :class:`defect_plugins.anomaly.RankPreservingPostProcessor`, anomalib's with a strictly increasing
 normalisation, because anomalib's clamps scores to [0, 1] before the evaluator sees them and the
-resulting ties change each model's AUROC / AUPRO by a different amount (see that module). A "category" is any folder
-``ROOT/<category>`` in the MVTec AD layout (:func:`defect_plugins.anomaly.datamodule.mvtec_layout_datamodule`):
-with ``ground_truth`` it is read by anomalib's ``MVTecAD``, without it by ``Folder`` (image
-metrics only), so DeepPCB or a single MVTec category linked into one folder run the same way.
+resulting ties change each model's AUROC / AUPRO by a different amount (see that module).
+
+A "category" is any folder ``ROOT/<category>`` in the MVTec AD layout
+(:func:`defect_plugins.anomaly.datamodule.mvtec_layout_datamodule`): with ``ground_truth`` it is read
+by anomalib's ``MVTecAD``, without it by ``Folder`` (image metrics only), so DeepPCB or a single MVTec category linked into one folder run the same way.
 
 Seeds (``--seeds 0 1 2``) run one after another, each seed over every category and model, so
 a protocol cut short still holds complete pairs. With several seeds ``OUT/table.md`` adds mean
@@ -95,7 +96,7 @@ METRICS = (("image_AUROC", "image AUROC"), ("pixel_AUROC", "pixel AUROC"), ("pix
 # The paper's 15-category means as quoted in docs/RESULTS.md ("Paper's figures"), percent.
 PAPER_MEANS = {"AKF-RD (akf_oce)": (99.0, 97.9, 94.8), "RD": (98.5, 97.8, 93.9)}
 RANDOM_TEACHER = "random init"  # settings.teacher_weights of --random-teacher
-SCORES = "rank-preserving"  # settings.scores: metrics on RankPreservingPostProcessor's scores (not anomalib's clamp)
+SCORES = "rank-preserving"  # settings.scores: metrics on RankPreservingPostProcessor's scores, not clamped ones
 SETTING_KEYS = ("root", "scores", "backbone", "image_size", "epochs", "batch_size", "lr", "betas", "teacher_weights",
                 "pre_trained")
 
@@ -133,8 +134,8 @@ def run_key(name: str, category: str, seed: int) -> str:
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """What must match between a run and the results it resumes (seeds may be added)."""
-    return {"root": str(args.root.resolve()), "scores": SCORES, "backbone": args.backbone, "image_size": args.image_size, "epochs": args.epochs,
-            "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas),
+    return {"root": str(args.root.resolve()), "scores": SCORES, "backbone": args.backbone,
+            "image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas),
             "teacher_weights": RANDOM_TEACHER if args.random_teacher else
             str(args.teacher_weights.resolve()) if args.teacher_weights else None,
             "pre_trained": args.teacher_weights is None and not args.random_teacher}

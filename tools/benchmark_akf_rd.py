@@ -51,7 +51,8 @@ from anomalib.deploy import CompressionType, ExportType  # noqa: E402
 from anomalib.engine import Engine  # noqa: E402
 from anomalib.models import ReverseDistillation  # noqa: E402
 
-from defect_plugins.anomaly import AkfReverseDistillation, RankPreservingPostProcessor, load_teacher_weights  # noqa: E402
+from defect_plugins.anomaly import (AkfReverseDistillation, RankPreservingPostProcessor,  # noqa: E402
+                                     load_teacher_weights)
 from defect_plugins.anomaly.callbacks import EpochTimer  # noqa: E402
 from defect_plugins.anomaly.datamodule import mvtec_layout_datamodule  # noqa: E402
 from defect_plugins.deploy.benchmark import count_gflops  # noqa: E402
