@@ -24,13 +24,17 @@ resulting ties change each model's AUROC / AUPRO by a different amount (see that
 
 A "category" is any folder ``ROOT/<category>`` in the MVTec AD layout
 (:func:`defect_plugins.anomaly.datamodule.mvtec_layout_datamodule`): with ``ground_truth`` it is read
-by anomalib's ``MVTecAD``, without it by ``Folder`` (image metrics only), so DeepPCB or a single MVTec category linked into one folder run the same way.
+by anomalib's ``MVTecAD``, without it by ``Folder`` (image metrics only), so DeepPCB or a single MVTec
+category linked into one folder run the same way.
 
 Seeds (``--seeds 0 1 2``) run one after another, each seed over every category and model, so
 a protocol cut short still holds complete pairs. With several seeds ``OUT/table.md`` adds mean
 +- sd per model and category and the paired per-seed differences against each ``--reference``
 model (:mod:`defect_plugins.stats`), per category and on the mean over categories.
 Training seconds per epoch (median over epochs, validation excluded) are kept per run.
+``--once patchcore`` runs a model for the first seed only: PatchCore has no training (its one random
+step is the coreset's start point), so further seeds cost CPU and measure almost nothing; differences
+against such a model take its one run for every seed (said so above that table).
 ``--latency`` also exports each model of the first seed, right after its training, through the package's
 one export path (:func:`defect_plugins.deploy.export.export_model`, what ``defect-export anomaly`` runs; FP32) to
 ``OUT/ir/<run>/<category>.xml`` and times the IRs of a category interleaved (OpenVINO, f32 hint,
@@ -60,8 +64,8 @@ Examples::
     # the issue-17 comparison: DeepPCB and MVTec bottle linked into one folder, 3 seeds, paired against RD
     python tools/akf_rd_mvtec.py --root work_dirs/ad --categories deeppcb bottle --backbone resnet18 \\
         --teacher-weights steel_resnet18.pth --image-size 128 --epochs 40 --batch-size 16 \\
-        --models akf_rd rd patchcore --akf-optimizers paper rd --seeds 0 1 2 --reference rd --latency \\
-        --out work_dirs/akf/compare
+        --models akf_rd rd patchcore --akf-optimizers paper rd --seeds 0 1 2 --once patchcore \\
+        --reference rd patchcore --latency --out work_dirs/akf/compare
 """
 from __future__ import annotations
 
@@ -135,7 +139,8 @@ def run_key(name: str, category: str, seed: int) -> str:
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     """What must match between a run and the results it resumes (seeds may be added)."""
     return {"root": str(args.root.resolve()), "scores": SCORES, "backbone": args.backbone,
-            "image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "betas": list(args.betas),
+            "image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+            "betas": list(args.betas),
             "teacher_weights": RANDOM_TEACHER if args.random_teacher else
             str(args.teacher_weights.resolve()) if args.teacher_weights else None,
             "pre_trained": args.teacher_weights is None and not args.random_teacher}
@@ -234,7 +239,8 @@ def run_one(name: str, category: str, seed: int, args: argparse.Namespace, *, ex
         from defect_plugins.deploy.families.anomaly import from_module
 
         size = (args.image_size, args.image_size)
-        loaded = from_module(model, input_size=size, source={"framework": "anomalib", "run": run_key(name, category, seed)})
+        loaded = from_module(model, input_size=size,
+                             source={"framework": "anomalib", "run": run_key(name, category, seed)})
         xml, _ = export_model("anomaly", ir_path(args.out, name, category), input_size=size, loaded=loaded)
         result["ir"] = str(xml)
     return result
@@ -287,8 +293,10 @@ def category_mean_per_seed(results: dict[str, Any], name: str, categories: Seque
 
 
 def paired_rows(results: dict[str, Any], other: dict[str, Any], pairs: Sequence[tuple[str, str]],
-                categories: Sequence[str]) -> list[str]:
-    """Markdown rows of ``A - B`` per seed (A from ``results``, B from ``other``), per category and on the mean."""
+                categories: Sequence[str], once: Sequence[str] = ()) -> list[str]:
+    """Markdown rows of ``A - B`` per seed (A from ``results``, B from ``other``), per category and on the mean.
+
+    A reference in ``once`` ran for one seed only: its one value stands for every seed of A."""
     from defect_plugins.stats import format_mean_sd, paired_differences
 
     lines = ["| category | model | " + " | ".join(t for _, t in METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
@@ -299,6 +307,8 @@ def paired_rows(results: dict[str, Any], other: dict[str, Any], pairs: Sequence[
             for key, _ in METRICS:
                 a = category_mean_per_seed(results, name, cats, key)
                 b = category_mean_per_seed(other, reference, cats, key)
+                if reference in once and b:
+                    b = dict.fromkeys(a, b[min(b)])
                 if not set(a) & set(b):
                     cells.append("n/a")
                     continue
@@ -312,7 +322,8 @@ def paired_rows(results: dict[str, Any], other: dict[str, Any], pairs: Sequence[
 
 
 def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequence[str],
-                 references: Sequence[str] = (), against: dict[str, dict[str, Any]] | None = None) -> str:
+                 references: Sequence[str] = (), against: dict[str, dict[str, Any]] | None = None,
+                 once: Sequence[str] = ()) -> str:
     """Markdown: the paper's Table 2 layout (means over seeds), then mean +- sd and paired differences
     (against ``references`` here, and against the same models in the ``against`` results)."""
     from defect_plugins.stats import format_mean_sd, mean_sd
@@ -361,9 +372,15 @@ def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequ
 
     for reference in references:
         if reference in names:
-            lines += ["", f"Paired per-seed differences against {label(reference)} (model - reference, percent "
-                      "points; mean +- sd over seeds; per-seed values in brackets):", ""]
-            lines += paired_rows(results, results, [(n, reference) for n in names if n != reference], categories)
+            if reference in once:
+                lines += ["", f"Differences against {label(reference)}, which ran once (first seed; no training): "
+                          "each seed's model - that one run, percent points; mean +- sd over seeds (the sd is the "
+                          "model's alone); per-seed values in brackets:", ""]
+            else:
+                lines += ["", f"Paired per-seed differences against {label(reference)} (model - reference, percent "
+                          "points; mean +- sd over seeds; per-seed values in brackets):", ""]
+            lines += paired_rows(results, results, [(n, reference) for n in names if n != reference], categories,
+                                 once)
     for other_label, other in (against or {}).items():
         lines += ["", f"Paired per-seed differences against the same model in {other_label!r} (teacher "
                   f"{other['settings']['teacher_weights'] or 'ImageNet'}; here - there, percent points):", ""]
@@ -413,6 +430,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--betas", type=float, nargs=2, default=[0.9, 0.999], help="AKF-RD Adam betas")
     parser.add_argument("--seeds", "--seed", type=int, nargs="+", default=[0], help="run seed by seed")
     parser.add_argument("--reference", nargs="+", default=[], help="models the others are paired against (run names)")
+    parser.add_argument("--once", nargs="+", default=[], metavar="NAME",
+                        help="run these models for the first seed only (patchcore: no training)")
     parser.add_argument("--latency", action="store_true",
                         help="export the first seed's models (FP32 IR) and time them with OpenVINO")
     parser.add_argument("--latency-runs", type=int, default=50, help="timed rounds per IR (after 3 warm-up rounds)")
@@ -432,9 +451,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if len(set(args.seeds)) != len(args.seeds) or min(args.seeds) < 0:
         parser.error(f"--seeds must be distinct non-negative integers, got {args.seeds}")
     names = run_names(args.models, args.variants, args.akf_optimizers)
-    unknown = [r for r in args.reference if r not in names]
-    if unknown:
-        parser.error(f"--reference {unknown}: not among this run's models {names}")
+    for option in ("reference", "once"):
+        unknown = [r for r in getattr(args, option) if r not in names]
+        if unknown:
+            parser.error(f"--{option} {unknown}: not among this run's models {names}")
     missing = [c for c in args.categories if not (args.root / c).is_dir()]
     if missing and (args.teacher_weights is not None or args.random_teacher):
         parser.error(f"category folders not found under {args.root}: {missing} (offline run: no download)")
@@ -469,7 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def save() -> None:
         atomic_write_json(results_path, results, indent=2)
-        atomic_write_text(table_path, render_table(results, names, args.categories, args.reference, against))
+        atomic_write_text(table_path, render_table(results, names, args.categories, args.reference, against, args.once))
 
     args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
@@ -479,8 +499,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if key in results["runs"]:
                     print(f"[mvtec] {key}: done before, kept", flush=True)
                     continue
+                if name in args.once and seed != args.seeds[0]:
+                    continue
                 print(f"[mvtec] {key}: training and testing", flush=True)
-                results["runs"][key] = run_one(name, category, seed, args, export=args.latency and seed == args.seeds[0])
+                export = args.latency and seed == args.seeds[0]
+                results["runs"][key] = run_one(name, category, seed, args, export=export)
                 save()
                 print(f"[mvtec] {key}: {_cell(results['runs'][key])}", flush=True)
     if args.latency:

@@ -33,15 +33,12 @@ class RankPreservingPostProcessor(PostProcessor):
     @staticmethod
     def _normalize(preds: torch.Tensor | None, norm_min: torch.Tensor, norm_max: torch.Tensor,
                    threshold: torch.Tensor) -> torch.Tensor | None:
+        # anomalib's own result where its fallbacks apply (no statistics yet, zero range); only the line differs
+        upstream = PostProcessor._normalize(preds, norm_min, norm_max, threshold)
         if preds is None:
-            return preds
-        # the same fallbacks as anomalib's: no threshold -> mid-range; no range -> 0 / 0.5 / 1 around it
+            return upstream
         threshold = torch.where(torch.isnan(threshold), (norm_max + norm_min) / 2, threshold)
         value_range = norm_max - norm_min
-        zero_range = value_range == 0
-        safe_range = torch.where(zero_range, torch.ones_like(value_range), value_range)
-        normalized = torch.sigmoid(SLOPE * (preds - threshold) / safe_range)
-        degenerate = torch.where(preds > threshold, 1.0, torch.where(preds < threshold, 0.0, 0.5))
-        normalized = torch.where(zero_range, degenerate, normalized)
-        has_range = ~torch.isnan(norm_min) & ~torch.isnan(norm_max)
-        return torch.where(has_range, normalized, preds)
+        usable = (value_range > 0) & ~torch.isnan(norm_min) & ~torch.isnan(norm_max)
+        safe_range = torch.where(usable, value_range, torch.ones_like(value_range))
+        return torch.where(usable, torch.sigmoid(SLOPE * (preds - threshold) / safe_range), upstream)

@@ -56,8 +56,9 @@ def test_two_categories_two_seeds_end_to_end_and_resume(tmp_path: Path, capsys: 
     log = capsys.readouterr().out
     assert "akf_rd:akf_oce/steel_a/seed0: done before, kept" in log and "rd/steel_a/seed0: done before, kept" in log
     second = json.loads((out / "results.json").read_text())
-    assert sorted(second["runs"]) == sorted(["patchcore/steel_a/seed0", *(f"{n}/{c}/seed{s}" for n in ("akf_rd:akf_oce", "rd")
-                                            for c in ("steel_a", "steel_b") for s in (0, 1))])
+    expected = ["patchcore/steel_a/seed0", *(f"{n}/{c}/seed{s}" for n in ("akf_rd:akf_oce", "rd")
+                                             for c in ("steel_a", "steel_b") for s in (0, 1))]
+    assert sorted(second["runs"]) == sorted(expected)
     assert second["runs"]["rd/steel_a/seed0"] == first["runs"]["rd/steel_a/seed0"]  # not re-run
     for key, run in second["runs"].items():
         assert run["train_s_per_epoch"] > 0
@@ -164,3 +165,25 @@ def test_every_model_scores_with_the_rank_preserving_post_processor(tmp_path: Pa
     datamodule.setup()
     test_images = [f for f in (tmp_path / "c" / "test").rglob("*") if f.is_file()]
     assert len(datamodule.test_data) == len(datamodule.val_data) == len(test_images)
+
+
+def test_a_model_run_once_is_not_rerun_and_stands_for_every_seed(tmp_path: Path) -> None:
+    tool = _tool()
+    (tmp_path / "r" / "c").mkdir(parents=True)
+    args = ["--root", str(tmp_path / "r"), "--categories", "c", "--models", "rd", "patchcore", "--seeds", "0", "1",
+            "2", "--once", "patchcore", "--reference", "patchcore", "--out", str(tmp_path / "out")]
+    settings = tool.settings_of(tool.parse_args(args))
+
+    def run(auroc: float) -> dict:
+        return {"metrics": {"image_AUROC": auroc}, "train_s_per_epoch": 1.0}
+
+    runs = {f"rd/c/seed{seed}": run(value) for seed, value in enumerate((0.70, 0.72, 0.74))}
+    runs["patchcore/c/seed0"] = run(0.60)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.json").write_text(json.dumps({"settings": settings, "runs": runs, "latency_ms": {}}))
+    assert tool.main(args) == 0  # every run it would train is there: PatchCore's seeds 1 and 2 are not asked for
+    assert set(json.loads((tmp_path / "out" / "results.json").read_text())["runs"]) == set(runs)
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "PatchCore, which ran once" in table
+    row = [line for line in table.splitlines() if line.startswith("| c | RD |") and "[" in line][0]
+    assert "+12.0 +- 2.0 [+10.0, +12.0, +14.0]" in row

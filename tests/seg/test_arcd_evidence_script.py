@@ -1,0 +1,96 @@
+"""tools/arcd_evidence.sh (issue 15, point 5): every seg_seeds call it makes parses, and every option it
+passes names a key that the run's config has (a typo would otherwise surface hours into a queue)."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mmengine.config import Config, DictAction
+
+from .conftest import REPO
+
+SCRIPT = REPO / "tools" / "arcd_evidence.sh"
+
+
+def _seg_seeds():  # noqa: ANN202
+    spec = importlib.util.spec_from_file_location("seg_seeds", REPO / "tools" / "seg_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _recorded_calls(tmp_path: Path, *steps: str) -> list[list[str]]:
+    log = tmp_path / "calls.jsonl"
+    recorder = tmp_path / "recorder"
+    recorder.write_text(f"#!{sys.executable}\nimport json, sys\n"
+                        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    recorder.chmod(0o755)
+    (tmp_path / "patches" / "train").mkdir(parents=True)  # present: the patch step writes nothing
+    env = {**os.environ, "PYTHON": str(recorder), "WORK": str(tmp_path / "work"), "PATCHES": str(tmp_path / "patches")}
+    subprocess.run(["bash", str(SCRIPT), *steps], check=True, env=env, cwd=tmp_path, capture_output=True)
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def _cfg_options(items: list[str]) -> dict:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction)
+    return parser.parse_args(["--cfg-options", *items]).cfg_options
+
+
+def _has_path(cfg: object, dotted: str) -> bool:
+    node = cfg
+    for part in dotted.split("."):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                return False
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True
+
+
+def test_every_call_parses_and_every_option_names_an_existing_key(tmp_path: Path) -> None:
+    from defect_plugins.compat import apply_all
+
+    apply_all()
+    tool = _seg_seeds()
+    calls = _recorded_calls(tmp_path, "all")
+    assert len(calls) == 6  # stage1, unet, label 0.3 and 0.5, cam, dlv3p
+    checked = 0
+    for call in calls:
+        assert call[0] == "tools/seg_seeds.py"
+        args = tool._parser().parse_args(call[1:])
+        runs, _pairs, run_options = tool.parse_run_arguments(args)
+        for name, config in runs.items():
+            items = [*args.cfg_options, *(item for run, item in run_options if run == name)]
+            items = [item.replace("{seed}", "0") for item in items]
+            cfg = Config.fromfile(str(REPO / config))
+            for item in items:
+                key = item.partition("=")[0]
+                assert _has_path(cfg._cfg_dict.to_dict(), key), f"{name} ({config}): no key {key}"
+            cfg.merge_from_dict(_cfg_options(items))  # the values parse as the launcher's --cfg-options
+            checked += 1
+    assert checked == 3 + 2 + 4 + 5 + 2
+
+
+def test_four_epoch_schedules_and_the_one_stage1_checkpoint(tmp_path: Path) -> None:
+    calls = {tuple(c[1:3]): c for c in _recorded_calls(tmp_path, "stage1", "unet")}
+    stage1, unet = calls.values()
+    assert "train_cfg.max_iters=2212" in stage1 and "param_scheduler.0.milestones=[1769]" in stage1
+    assert "val_dataloader.dataset.indices=None" in stage1  # all 975 held-out patches
+    assert "train_cfg.max_iters=3128" in unet and "param_scheduler.0.end=3128" in unet
+    assert f"arcd_unet:model.reconstructor_checkpoint={tmp_path / 'work'}/stage1/seed0/base" in unet
+
+
+def test_usage_and_unknown_step(tmp_path: Path) -> None:
+    usage = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True)
+    assert usage.returncode == 2 and "STEP" in usage.stdout
+    wrong = subprocess.run(["bash", str(SCRIPT), "stage3"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unknown step 'stage3'" in wrong.stderr
