@@ -337,8 +337,9 @@ def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequ
         values = []
         for key, _ in METRICS:  # a metric some category lacks (no masks) has no mean over the categories
             per_category = [per_seed(results, name, c, key).values() for c in cats]
-            got = [v for values_of_category in per_category for v in values_of_category]
-            values.append(f"{100 * statistics.fmean(got):.1f}" if got and all(per_category) else "n/a")
+            # the mean of the category means: a category with more seeds done does not weigh more
+            values.append(f"{100 * statistics.fmean(statistics.fmean(v) for v in per_category):.1f}"
+                          if per_category and all(per_category) else "n/a")
         return "-" if all(v == "n/a" for v in values) else " / ".join(values)
 
     for category in categories:

@@ -187,3 +187,12 @@ def test_a_model_run_once_is_not_rerun_and_stands_for_every_seed(tmp_path: Path)
     assert "PatchCore, which ran once" in table
     row = [line for line in table.splitlines() if line.startswith("| c | RD |") and "[" in line][0]
     assert "+12.0 +- 2.0 [+10.0, +12.0, +14.0]" in row
+
+
+def test_the_mean_over_categories_weighs_each_category_once(tmp_path: Path) -> None:
+    tool = _tool()
+    settings = tool.settings_of(tool.parse_args(["--root", str(tmp_path), "--categories", "a", "b", "--out", "o"]))
+    runs = {"rd/a/seed0": {"metrics": {"image_AUROC": 0.60}}, "rd/a/seed1": {"metrics": {"image_AUROC": 0.70}},
+            "rd/b/seed0": {"metrics": {"image_AUROC": 0.90}}}  # category b has one seed done so far
+    table = tool.render_table({"settings": settings, "runs": runs}, ["rd"], ["a", "b"]).splitlines()
+    assert "| **mean** | 77.5 / n/a / n/a |" in table  # (65 + 90) / 2, not (60 + 70 + 90) / 3
