@@ -74,7 +74,7 @@ def test_every_call_parses_and_every_option_names_an_existing_key(tmp_path: Path
             cfg = Config.fromfile(str(REPO / config))
             for item in items:
                 key = item.partition("=")[0]
-                assert _has_path(cfg._cfg_dict.to_dict(), key), f"{name} ({config}): no key {key}"
+                assert _has_path(cfg.to_dict(), key), f"{name} ({config}): no key {key}"
             cfg.merge_from_dict(_cfg_options(items))  # the values parse as the launcher's --cfg-options
             checked += 1
     assert checked == 3 + 2 + 4 + 5 + 2
