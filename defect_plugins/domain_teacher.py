@@ -26,6 +26,10 @@ Recipe defaults: the project's measured from-scratch recipe for NEU-CLS (``docs/
 ``configs/neu_cls/_base_/schedule_sgd_cosine_30e.py``): SGD lr 0.05, momentum 0.9, weight decay
 5e-4, linear warm-up then cosine, horizontal and vertical flips, ImageNet normalisation on RGB
 (what anomalib's pre-processor feeds the teacher).
+
+A run cut off (killed, machine stopped) goes on where it stopped when the same command is given
+again: mmengine keeps the last epoch's checkpoint and the launcher is called with ``--resume``; a
+finished training is only converted again.
 """
 from __future__ import annotations
 
@@ -33,7 +37,6 @@ import argparse
 import datetime as _dt
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -153,7 +156,8 @@ def write_config(path: Path, *, backbone: str, classes: Sequence[str], data: Pat
         "val_cfg": {},
         "test_cfg": {},
         "default_hooks": dict(logger=dict(type="LoggerHook", interval=10),
-                              checkpoint=dict(type="CheckpointHook", interval=epochs, max_keep_ckpts=1)),
+                              # every epoch, so that a run cut off resumes (train_teacher passes --resume)
+                              checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)),
         "env_cfg": dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
                         dist_cfg=dict(backend="nccl")),
         "randomness": dict(seed=seed, deterministic=False),
@@ -204,9 +208,16 @@ def convert_checkpoint(checkpoint: Path, backbone: str, num_classes: int) -> dic
 
 
 def _launcher_command(config: Path, work_dir: Path) -> list[str]:
-    """``defect-train mmpretrain CONFIG --work-dir W`` as the module form (works without the console script)."""
-    return [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", str(config),
-            "--work-dir", str(work_dir)]
+    """``defect-train mmpretrain CONFIG --work-dir W [--resume]`` as the module form (no console script needed).
+
+    ``--resume`` when mmengine recorded a checkpoint in ``W/last_checkpoint``: a teacher run that was
+    cut off goes on from its last epoch instead of starting again.
+    """
+    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", str(config),
+               "--work-dir", str(work_dir)]
+    if (work_dir / "last_checkpoint").is_file():
+        command.append("--resume")
+    return command
 
 
 def train_teacher(data: Path, out: Path, *, backbone: str = "resnet18", epochs: int = 30, image_size: int = 128,
@@ -243,12 +254,16 @@ def train_teacher(data: Path, out: Path, *, backbone: str = "resnet18", epochs: 
                           train_ann=train_ann, test_ann=test_ann, epochs=epochs, image_size=image_size,
                           batch_size=batch_size, lr=lr, seed=seed)
     train_dir = work_dir / "train"
-    command = _launcher_command(config, train_dir)
-    print(f"[defect-teacher] {' '.join(command)}", flush=True)
-    result = subprocess.run(command, check=False)
-    if result.returncode != 0:
-        raise TeacherError(f"mmpretrain training of {config} failed (exit {result.returncode}); log under {train_dir}")
     checkpoint = train_dir / f"epoch_{epochs}.pth"
+    if checkpoint.is_file():  # finished earlier (e.g. cut off while converting): convert, do not train again
+        print(f"[defect-teacher] {checkpoint} exists: training already finished", flush=True)
+    else:
+        command = _launcher_command(config, train_dir)
+        print(f"[defect-teacher] {' '.join(command)}", flush=True)
+        result = subprocess.run(command, check=False)
+        if result.returncode != 0:
+            raise TeacherError(f"mmpretrain training of {config} failed (exit {result.returncode}); "
+                               f"log under {train_dir}")
     if not checkpoint.is_file():
         raise TeacherError(f"{checkpoint} not found after training")
     state = convert_checkpoint(checkpoint, backbone, len(classes))

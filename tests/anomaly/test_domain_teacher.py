@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from defect_plugins.data import NEU_CLASSES, make_anomaly_dataset, make_classification_dataset
-from defect_plugins.domain_teacher import main as teacher_main
+from defect_plugins.domain_teacher import convert_checkpoint, main as teacher_main
 
 CALLBACK = "defect_plugins.anomaly.callbacks.LoadTeacherWeights"
 
@@ -24,7 +24,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> dict:
     code = teacher_main([str(data), "--out", str(out), "--backbone", "resnet18", "--epochs", "1",
                          "--image-size", "32", "--batch-size", "8"])
     assert code == 0
-    return {"root": root, "weights": out, "card": json.loads(out.with_suffix(".json").read_text())}
+    return {"root": root, "data": data, "weights": out, "card": json.loads(out.with_suffix(".json").read_text())}
 
 
 def test_teacher_writes_a_torchvision_state_dict_and_a_card(teacher: dict) -> None:
@@ -36,6 +36,27 @@ def test_teacher_writes_a_torchvision_state_dict_and_a_card(teacher: dict) -> No
     assert 0.0 <= card["accuracy"]["top1"] <= 1.0
     assert Path(card["mmpretrain_checkpoint"]).is_file()  # trained by mmpretrain's Runner
     assert not list(teacher["weights"].parent.glob(".*tmp*"))
+
+
+def test_teacher_resumes_a_run_cut_off_and_keeps_a_finished_one(teacher: dict, tmp_path: Path) -> None:
+    from defect_plugins.domain_teacher import _launcher_command
+
+    work = tmp_path / "train"
+    work.mkdir()
+    assert "--resume" not in _launcher_command(tmp_path / "c.py", work)
+    (work / "last_checkpoint").write_text(str(work / "epoch_1.pth"))  # what mmengine leaves after epoch 1
+    assert _launcher_command(tmp_path / "c.py", work)[-1] == "--resume"
+    # the same command again after a finished training converts the checkpoint, it does not train again
+    checkpoint = Path(teacher["card"]["mmpretrain_checkpoint"])
+    before = checkpoint.stat().st_mtime_ns
+    assert teacher_main([str(teacher["data"]), "--out", str(teacher["weights"]), "--backbone", "resnet18", "--epochs", "1",
+                         "--image-size", "32", "--batch-size", "8"]) == 0
+    assert checkpoint.stat().st_mtime_ns == before
+    card = json.loads(teacher["weights"].with_suffix(".json").read_text())
+    assert card["accuracy"] == teacher["card"]["accuracy"]  # read from the same finished run's log
+    state = torch.load(teacher["weights"], map_location="cpu", weights_only=True)
+    again = convert_checkpoint(checkpoint, "resnet18", len(NEU_CLASSES))
+    assert state.keys() == again.keys() and all(torch.equal(state[k], again[k]) for k in state)
 
 
 def test_teacher_bad_input_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
