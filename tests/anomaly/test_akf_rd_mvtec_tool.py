@@ -189,6 +189,26 @@ def test_a_model_run_once_is_not_rerun_and_stands_for_every_seed(tmp_path: Path)
     assert "+12.0 +- 2.0 [+10.0, +12.0, +14.0]" in row
 
 
+def test_latency_is_not_retimed_when_an_ir_is_missing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Results copied from another machine keep their interleaved latency; the missing IR is named."""
+    tool = _tool()
+    (tmp_path / "r" / "c").mkdir(parents=True)
+    args = ["--root", str(tmp_path / "r"), "--categories", "c", "--models", "rd", "patchcore", "--seeds", "0",
+            "--latency", "--out", str(tmp_path / "out")]
+    settings = tool.settings_of(tool.parse_args(args))
+    present = tmp_path / "patchcore.xml"
+    present.write_text("<net/>")  # never compiled: timing must not start with RD's IR gone
+    runs = {"rd/c/seed0": {"metrics": {"image_AUROC": 0.7}, "train_s_per_epoch": 1.0,
+                           "ir": str(tmp_path / "gone" / "rd.xml")},
+            "patchcore/c/seed0": {"metrics": {"image_AUROC": 0.6}, "train_s_per_epoch": 1.0, "ir": str(present)}}
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results.json").write_text(
+        json.dumps({"settings": settings, "runs": runs, "latency_ms": {"c": {"patchcore": 37.4}}}))
+    assert tool.main(args) == 0
+    assert "not timing c: no OpenVINO IR on disk for rd" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["latency_ms"] == {"c": {"patchcore": 37.4}}
+
+
 def test_the_mean_over_categories_weighs_each_category_once(tmp_path: Path) -> None:
     tool = _tool()
     settings = tool.settings_of(tool.parse_args(["--root", str(tmp_path), "--categories", "a", "b", "--out", "o"]))
