@@ -208,16 +208,10 @@ def convert_checkpoint(checkpoint: Path, backbone: str, num_classes: int) -> dic
 
 
 def _launcher_command(config: Path, work_dir: Path) -> list[str]:
-    """``defect-train mmpretrain CONFIG --work-dir W [--resume]`` as the module form (no console script needed).
+    """``defect-train mmpretrain CONFIG --work-dir W [--resume]``: a teacher run cut off goes on from its last epoch."""
+    from defect_plugins.launcher import resumable_train_command
 
-    ``--resume`` when mmengine recorded a checkpoint in ``W/last_checkpoint``: a teacher run that was
-    cut off goes on from its last epoch instead of starting again.
-    """
-    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", str(config),
-               "--work-dir", str(work_dir)]
-    if (work_dir / "last_checkpoint").is_file():
-        command.append("--resume")
-    return command
+    return resumable_train_command("mmpretrain", config, work_dir)
 
 
 def train_teacher(data: Path, out: Path, *, backbone: str = "resnet18", epochs: int = 30, image_size: int = 128,

@@ -219,6 +219,23 @@ def run_logged(command: Sequence[str], log: str | os.PathLike) -> int:
         return subprocess.call(list(command), stdout=stream, stderr=subprocess.STDOUT)
 
 
+def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
+                            cfg_options: Sequence[str] = ()) -> list[str]:
+    """``defect-train TOOLKIT CONFIG --work-dir W [--resume] [--cfg-options ...]`` as the module form.
+
+    ``--resume`` when mmengine recorded a checkpoint in ``W/last_checkpoint``, so a training cut off
+    goes on from its last checkpoint (the one place that decides it, for every tool that trains).
+    """
+    run_dir = Path(work_dir)
+    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", toolkit, str(config),
+               "--work-dir", str(run_dir)]
+    if (run_dir / "last_checkpoint").is_file():
+        command.append("--resume")
+    if cfg_options:
+        command += ["--cfg-options", *cfg_options]
+    return command
+
+
 def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
                     cfg_options: Sequence[str] = ()) -> float:
     """Train ``config`` into ``work_dir`` in a child process, as ``defect-train`` would; return the seconds.
@@ -229,12 +246,7 @@ def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.
     can be killed and started again. A failure raises :class:`LauncherError` naming the log.
     """
     run_dir = Path(work_dir)
-    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", toolkit, str(config),
-               "--work-dir", str(run_dir)]
-    if (run_dir / "last_checkpoint").is_file():
-        command.append("--resume")
-    if cfg_options:
-        command += ["--cfg-options", *cfg_options]
+    command = resumable_train_command(toolkit, config, run_dir, cfg_options)
     log = run_dir / "train.log"
     start = time.perf_counter()
     code = run_logged(command, log)
