@@ -94,3 +94,44 @@ def test_usage_and_unknown_step(tmp_path: Path) -> None:
     assert usage.returncode == 2 and "STEP" in usage.stdout
     wrong = subprocess.run(["bash", str(SCRIPT), "stage3"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "unknown step 'stage3'" in wrong.stderr
+
+
+PARALLEL = REPO / "tools" / "arcd_evidence_parallel.sh"
+
+
+def _run_parallel(tmp_path: Path, *chains: str, fail_seed: str | None = None) -> tuple[int, list[list[str]]]:
+    log = tmp_path / "calls.jsonl"
+    recorder = tmp_path / "recorder"
+    fail = f"if {fail_seed!r} in sys.argv and '--seeds' in sys.argv and len(sys.argv) > sys.argv.index('--seeds') + 2 " \
+           f"and sys.argv[sys.argv.index('--seeds') + 2].startswith('--'): sys.exit(3)\n" if fail_seed else ""
+    recorder.write_text(f"#!{sys.executable}\nimport json, sys\n{fail}"
+                        f"open({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    recorder.chmod(0o755)
+    (tmp_path / "patches" / "train").mkdir(parents=True)
+    env = {**os.environ, "PYTHON": str(recorder), "WORK": str(tmp_path / "work"), "PATCHES": str(tmp_path / "patches"),
+           "SEEDS": "0 1"}
+    done = subprocess.run(["bash", str(PARALLEL), *chains], env=env, cwd=tmp_path, capture_output=True, text=True)
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
+    return done.returncode, calls
+
+
+def _seeds(call: list[str]) -> list[str]:
+    rest = call[call.index("--seeds") + 1:]
+    return rest[:next((i for i, item in enumerate(rest) if item.startswith("--")), len(rest))]
+
+
+def test_parallel_runs_each_seed_alone_then_the_tables_over_all_seeds(tmp_path: Path) -> None:
+    code, calls = _run_parallel(tmp_path, "unet,cam", "label")
+    assert code == 0
+    single = [c for c in calls if len(_seeds(c)) == 1]
+    tables = [c for c in calls if _seeds(c) == ["0", "1"]]
+    # per seed: unet, cam, label 0.3, label 0.5 -> 4 calls; then the same 4 over both seeds, last
+    assert sorted(_seeds(c)[0] for c in single) == ["0"] * 4 + ["1"] * 4
+    assert len(tables) == 4 and calls[-4:] == tables
+    assert (tmp_path / "work" / "parallel_logs" / "unet_cam_seed1.log").is_file()
+
+
+def test_parallel_stops_before_the_tables_when_a_chain_fails(tmp_path: Path) -> None:
+    code, calls = _run_parallel(tmp_path, "unet", fail_seed="1")
+    assert code == 1
+    assert [_seeds(c) for c in calls] == [["0"]]  # seed 1 failed: no table over both seeds

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# tools/arcd_evidence.sh on a machine with many cores or a GPU: one process per seed and chain at once, then
+# the tables over all seeds (every run is finished by then, so that pass reads result.json files and trains
+# nothing). Each run is the same single-seed run the serial script makes (same configs, options and seed,
+# hence the same data order); only the order in which runs happen changes.
+#
+#   tools/arcd_evidence_parallel.sh [CHAIN ...]    CHAIN: steps of tools/arcd_evidence.sh joined by ','
+#
+# Default chains: cam label dlv3p. `cam` trains unet and arcd_unet first (it re-lists step unet's runs), so the
+# ARCD(U-Net)-vs-U-Net pair of every seed is among the first runs. Steps that share runs of one seed (unet and
+# cam) must sit in one chain, never in two: two processes would train the same run folder. The stage-1 base
+# checkpoint of seed 0 ($WORK/stage1/seed0/base) must exist before a chain that needs it starts.
+# SEEDS, WORK, PATCHES, S1, S2 as in tools/arcd_evidence.sh; OMP_NUM_THREADS defaults to 1 per process here.
+# Logs: $WORK/parallel_logs/<chain>_seed<S>.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS=${SEEDS:-0 1 2}
+WORK=${WORK:-work_dirs/seg/issue15}
+export WORK OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+[ $# -ge 1 ] || set -- cam label dlv3p
+logs="$WORK/parallel_logs"
+mkdir -p "$logs"
+pids=() names=()
+for seed in $SEEDS; do
+  for chain in "$@"; do
+    log="$logs/${chain//,/_}_seed$seed.log"
+    # shellcheck disable=SC2086
+    SEEDS=$seed bash tools/arcd_evidence.sh ${chain//,/ } > "$log" 2>&1 &
+    pids+=($!) names+=("$chain seed $seed ($log)")
+  done
+done
+failed=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { echo "arcd_evidence_parallel.sh: ${names[$i]} failed" >&2; failed=1; }
+done
+[ "$failed" = 0 ] || exit 1
+steps=$(printf '%s\n' "$@" | tr ',' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
+echo "[arcd_evidence_parallel] tables over seeds $SEEDS: $steps"
+# shellcheck disable=SC2086
+SEEDS="$SEEDS" bash tools/arcd_evidence.sh $steps
