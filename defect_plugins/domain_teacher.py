@@ -43,6 +43,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from defect_plugins.process import die_with_parent
+
 __all__ = ["BACKBONES", "TeacherError", "convert_checkpoint", "main", "read_accuracy", "train_teacher",
            "write_config"]
 
@@ -254,7 +256,7 @@ def train_teacher(data: Path, out: Path, *, backbone: str = "resnet18", epochs: 
     else:
         command = _launcher_command(config, train_dir)
         print(f"[defect-teacher] {' '.join(command)}", flush=True)
-        result = subprocess.run(command, check=False)
+        result = subprocess.run(command, check=False, preexec_fn=die_with_parent())
         if result.returncode != 0:
             raise TeacherError(f"mmpretrain training of {config} failed (exit {result.returncode}); "
                                f"log under {train_dir}")

@@ -39,6 +39,7 @@ from typing import Mapping, NoReturn, Sequence
 from defect_plugins.compat import apply_all
 from defect_plugins.compat.package_lookup import get_installed_path
 from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
+from defect_plugins.process import die_with_parent
 
 apply_all()  # before any config is parsed (``mmseg::`` bases need the package_lookup fix)
 
@@ -216,7 +217,7 @@ def run_logged(command: Sequence[str], log: str | os.PathLike) -> int:
     with log.open("a") as stream:
         stream.write(f"$ {' '.join(map(str, command))}\n")
         stream.flush()
-        return subprocess.call(list(command), stdout=stream, stderr=subprocess.STDOUT)
+        return subprocess.call(list(command), stdout=stream, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
 
 
 def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,

@@ -130,7 +130,8 @@ def test_train_resumable_resumes_logs_and_names_the_log_on_failure(monkeypatch, 
     """The experiment tools' training step: a child process, resumed from mmengine's last_checkpoint."""
     calls = []
 
-    def fake_call(command, stdout, stderr):
+    def fake_call(command, stdout, stderr, preexec_fn=None):
+        assert preexec_fn is not None or not sys.platform.startswith("linux")  # the child dies with the tool
         calls.append(command)
         stdout.write("child output\n")
         return 0 if len(calls) < 3 else 1

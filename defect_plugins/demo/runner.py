@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from defect_plugins.process import die_with_parent
+
 # "12/01 21:10:40 - mmengine - INFO - Epoch(train)  [2][14/14]  lr: 5.0e-02  eta: ...  loss: 1.9474"
 _MMENGINE = re.compile(r"(Epoch|Iter)\((train|val)\)\s*(\[[^\]]*\](?:\[[^\]]*\])?)(.*)")
 # the figures worth a terminal line; everything else stays in the log
@@ -168,7 +170,8 @@ class StepRunner:
                 if self._cancelled:
                     raise DemoError(f"step '{name}' not started: another step failed", cancelled=True)
                 process = subprocess.Popen(list(command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                           cwd=self.cwd, env=full_env, text=True, errors="replace", bufsize=1)
+                                           cwd=self.cwd, env=full_env, text=True, errors="replace", bufsize=1,
+                                           preexec_fn=die_with_parent())  # no orphan if the demo is killed
                 self._processes.add(process)
             assert process.stdout is not None
             try:
