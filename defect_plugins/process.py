@@ -21,6 +21,8 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 def die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` for :mod:`subprocess`: the child gets SIGKILL when the process that started it dies.
 
+    Strictly, the kernel sends the signal when the *thread* that started the child ends; every caller here waits
+    for its child in that thread (the demo's lanes too), so the two end together.
     ``None`` where that cannot be had (not Linux, no ``prctl`` in the C library). The function only calls
     ``prctl`` and ``getppid`` in the child, between ``fork`` and ``exec`` (nothing that takes a lock another
     thread could hold), so it is safe from the demo's lane threads.
