@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         if mask is None or image is None:
             print(f"arcd_residual_auroc: cannot read {path} or its mask {mask_path}", file=sys.stderr)
             return 2
+        if mask.shape != image.shape[:2]:
+            print(f"arcd_residual_auroc: {mask_path} is {mask.shape[1]}x{mask.shape[0]}, its image {path} "
+                  f"{image.shape[1]}x{image.shape[0]}: expected the same size", file=sys.stderr)
+            return 2
         scores.append(residual(net, mean, std, image).flatten())
         pixels = torch.from_numpy(image).float() / 255.0
         plain.append((pixels - pixels.flatten(0, 1).median(dim=0).values).abs().mean(dim=2).flatten())

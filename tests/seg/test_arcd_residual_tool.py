@@ -78,3 +78,6 @@ def test_missing_images_and_wrong_config_are_named(plates: Path, tmp_path: Path,
     plain.write_text("model = dict(type='EncoderDecoder')\n")
     with pytest.raises(SystemExit, match="has no model.reconstructor"):
         _tool().main([str(plain), str(checkpoint), "--data-root", str(plates)])
+    cv2.imwrite(str(plates / "ann_dir/test" / "p0.png"), np.zeros((16, 16), np.uint8))
+    assert _tool().main([str(config), str(checkpoint), "--data-root", str(plates)]) == 2
+    assert "expected the same size" in capsys.readouterr().err
