@@ -60,6 +60,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                         help="paired differences of NAME against REFERENCE only (besides --reference)")
     parser.add_argument("--run-options", nargs="+", default=[], metavar="NAME:KEY=VALUE",
                         help="a --cfg-options item for run NAME only; {seed} becomes the run's seed")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
+                        help="train and report these runs only (pairs and options of the others are dropped), "
+                             "so that several processes can share one experiment, a run each")
     parser.add_argument("--cfg-options", nargs="*", default=[],
                         help="passed to every run (after the tool's own data options, before --run-options)")
     return parser
@@ -70,6 +73,7 @@ def parse_run_arguments(args: argparse.Namespace) -> tuple[dict[str, str], list[
     """``(runs, pairs, run_options)`` from :func:`add_run_arguments`' values; :class:`SeedsError` names a bad one.
 
     ``pairs`` are ``(NAME, REFERENCE)``: every run against ``--reference``, then the ``--compare`` pairs.
+    With ``--only``, runs outside it are left out, with their pairs and options.
     """
     runs = parse_runs(args.runs)
     if args.reference is not None and args.reference not in runs:
@@ -78,7 +82,16 @@ def parse_run_arguments(args: argparse.Namespace) -> tuple[dict[str, str], list[
         raise SeedsError(f"--seeds must be distinct, got {args.seeds}")
     pairs = [(name, args.reference) for name in runs if args.reference is not None and name != args.reference]
     pairs += parse_pairs(args.compare, runs, "--compare", "REFERENCE")
-    return runs, pairs, parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
+    run_options = parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
+    if args.only is None:
+        return runs, pairs, run_options
+    for name in args.only:
+        if name not in runs:
+            raise SeedsError(f"--only {name!r} is not one of the runs {list(runs)}")
+    # The full command line is checked above, so a call restricted to one run still fails on a typo elsewhere.
+    kept = {name: config for name, config in runs.items() if name in args.only}
+    return (kept, [pair for pair in pairs if set(pair) <= kept.keys()],
+            [item for item in run_options if item[0] in kept])
 
 
 def seeded_runs(runs: Mapping[str, str], options: Mapping[str, Sequence[str]],

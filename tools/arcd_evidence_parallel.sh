@@ -4,12 +4,15 @@
 # nothing). Each run is the same single-seed run the serial script makes (same configs, options and seed,
 # hence the same data order); only the order in which runs happen changes.
 #
-#   tools/arcd_evidence_parallel.sh [CHAIN ...]    CHAIN: steps of tools/arcd_evidence.sh joined by ','
+#   tools/arcd_evidence_parallel.sh [CHAIN ...]    CHAIN: STEP[,STEP ...][:RUN[+RUN ...]]
 #
-# Default chains: cam label dlv3p. `cam` trains unet and arcd_unet first (it re-lists step unet's runs), so the
-# ARCD(U-Net)-vs-U-Net pair of every seed is among the first runs. Steps that share runs of one seed (unet and
-# cam) must sit in one chain, never in two: two processes would train the same run folder. The stage-1 base
-# checkpoint of seed 0 ($WORK/stage1/seed0/base) must exist before a chain that needs it starts.
+# A chain is steps of tools/arcd_evidence.sh run one after another in one process per seed; ':RUN+RUN'
+# restricts its steps to those runs (ONLY, seg_seeds.py --only), so that `cam:calm cam:cbam cam:ca` trains the
+# three attention runs of a seed side by side. Default chains: cam label dlv3p. `cam` trains unet and
+# arcd_unet first (it re-lists step unet's runs), so the ARCD(U-Net)-vs-U-Net pair of every seed is among the
+# first runs. A run of one seed must belong to one chain only (unet and cam share unet and arcd_unet: put
+# them in one chain, or give cam only its own runs): two processes would train the same run folder. The
+# stage-1 base checkpoint of seed 0 ($WORK/stage1/seed0/base) must exist before a chain that needs it starts.
 # SEEDS, WORK, PATCHES, S1, S2 as in tools/arcd_evidence.sh; OMP_NUM_THREADS defaults to 1 per process here.
 # Logs: $WORK/parallel_logs/<chain>_seed<S>.log.
 set -euo pipefail
@@ -23,9 +26,11 @@ mkdir -p "$logs"
 pids=() names=()
 for seed in $SEEDS; do
   for chain in "$@"; do
-    log="$logs/${chain//,/_}_seed$seed.log"
+    steps=${chain%%:*} only=
+    [ "$steps" = "$chain" ] || only=${chain#*:}
+    log="$logs/$(printf '%s' "$chain" | tr ',:+' '___')_seed$seed.log"
     # shellcheck disable=SC2086
-    SEEDS=$seed bash tools/arcd_evidence.sh ${chain//,/ } > "$log" 2>&1 &
+    ONLY="${only//+/ }" SEEDS=$seed bash tools/arcd_evidence.sh ${steps//,/ } > "$log" 2>&1 &
     pids+=($!) names+=("$chain seed $seed ($log)")
   done
 done
@@ -34,7 +39,7 @@ for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || { echo "arcd_evidence_parallel.sh: ${names[$i]} failed" >&2; failed=1; }
 done
 [ "$failed" = 0 ] || exit 1
-steps=$(printf '%s\n' "$@" | tr ',' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
+steps=$(printf '%s\n' "${@%%:*}" | tr ',' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
 echo "[arcd_evidence_parallel] tables over seeds $SEEDS: $steps"
 # shellcheck disable=SC2086
-SEEDS="$SEEDS" bash tools/arcd_evidence.sh $steps
+ONLY= SEEDS="$SEEDS" bash tools/arcd_evidence.sh $steps  # every run of the steps; trains those no chain named

@@ -135,3 +135,38 @@ def test_parallel_stops_before_the_tables_when_a_chain_fails(tmp_path: Path) -> 
     code, calls = _run_parallel(tmp_path, "unet", fail_seed="1")
     assert code == 1
     assert [_seeds(c) for c in calls] == [["0"]]  # seed 1 failed: no table over both seeds
+
+
+def _only(call: list[str]) -> list[str] | None:
+    if "--only" not in call:
+        return None
+    rest = call[call.index("--only") + 1:]
+    return rest[:next((i for i, item in enumerate(rest) if item.startswith("--")), len(rest))]
+
+
+def test_parallel_gives_each_named_run_its_own_process_and_tables_every_run(tmp_path: Path) -> None:
+    code, calls = _run_parallel(tmp_path, "label:unet", "cam:calm+cbam")
+    assert code == 0
+    single = [c for c in calls if len(_seeds(c)) == 1]
+    # per seed: label 0.3 and 0.5 for unet alone, cam for calm and cbam together -> 3 calls per seed
+    assert sorted((_seeds(c)[0], tuple(_only(c) or ())) for c in single) == [
+        (seed, runs) for seed in "01" for runs in (("calm", "cbam"), ("unet",), ("unet",))]
+    tables = calls[len(single):]
+    assert len(tables) == 3 and all(_seeds(c) == ["0", "1"] and _only(c) is None for c in tables)
+    assert (tmp_path / "work" / "parallel_logs" / "cam_calm_cbam_seed0.log").is_file()
+
+
+def test_only_keeps_the_named_runs_with_their_pairs_and_options(tmp_path: Path) -> None:
+    tool = _seg_seeds()
+    argv = ["unet=a.py", "arcd_unet=b.py", "calm=c.py", "--work-dir", str(tmp_path), "--compare", "arcd_unet:unet",
+            "calm:arcd_unet", "--run-options", "arcd_unet:x=1", "calm:x=2"]
+    runs, pairs, options = tool.parse_run_arguments(tool._parser().parse_args([*argv, "--only", "calm"]))
+    assert runs == {"calm": "c.py"} and pairs == [] and options == [("calm", "x=2")]
+    runs, pairs, _ = tool.parse_run_arguments(tool._parser().parse_args([*argv, "--only", "unet", "arcd_unet"]))
+    assert list(runs) == ["unet", "arcd_unet"] and pairs == [("arcd_unet", "unet")]
+    try:
+        tool.parse_run_arguments(tool._parser().parse_args([*argv, "--only", "cbam"]))
+    except tool.SeedsError as error:
+        assert "--only 'cbam' is not one of the runs" in str(error)
+    else:
+        raise AssertionError("an unknown --only name must fail")
