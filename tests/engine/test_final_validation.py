@@ -9,6 +9,7 @@ import pytest
 import torch
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.model import BaseModel
+from mmengine.registry import DefaultScope
 from mmengine.runner import Runner
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -51,6 +52,12 @@ class _CountingMetric(BaseMetric):
 _RUNS = iter(range(1000))
 
 
+def _train(work_dir: Path, *, resume: bool, hook: bool) -> None:
+    # a Runner makes its scope the current one; restoring it keeps later tests' registry lookups unchanged
+    with DefaultScope.overwrite_default_scope("mmengine"):
+        _runner(work_dir, resume=resume, hook=hook).train()
+
+
 def _runner(work_dir: Path, *, resume: bool, hook: bool) -> Runner:
     time.sleep(1.1)  # mmengine names each run's log folder by the second it started
     default_hooks = dict(checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=4))
@@ -78,26 +85,26 @@ def _as_if_killed_during_the_final_validation(work_dir: Path) -> None:
 
 def test_a_fresh_run_validates_once(tmp_path: Path) -> None:
     _CountingMetric.calls = 0
-    _runner(tmp_path, resume=False, hook=True).train()
+    _train(tmp_path, resume=False, hook=True)
     assert _CountingMetric.calls == 1
     assert "score" in read_logged_scalars(tmp_path, "score")
 
 
 def test_resuming_the_final_checkpoint_records_the_final_validation(tmp_path: Path) -> None:
-    _runner(tmp_path, resume=False, hook=True).train()
+    _train(tmp_path, resume=False, hook=True)
     assert (tmp_path / "iter_4.pth").is_file()
     _as_if_killed_during_the_final_validation(tmp_path)
     _CountingMetric.calls = 0
-    _runner(tmp_path, resume=True, hook=True).train()
+    _train(tmp_path, resume=True, hook=True)
     assert _CountingMetric.calls == 1
     assert read_logged_scalars(tmp_path, "score")["score"] >= 0
 
 
 def test_without_the_hook_mmengine_records_nothing_on_such_a_resume(tmp_path: Path) -> None:
-    _runner(tmp_path, resume=False, hook=False).train()
+    _train(tmp_path, resume=False, hook=False)
     _as_if_killed_during_the_final_validation(tmp_path)
     _CountingMetric.calls = 0
-    _runner(tmp_path, resume=True, hook=False).train()
+    _train(tmp_path, resume=True, hook=False)
     assert _CountingMetric.calls == 0
     with pytest.raises(LauncherError, match="holds no score record"):
         read_logged_scalars(tmp_path, "score")  # and resuming again would change nothing
