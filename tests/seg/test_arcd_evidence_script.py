@@ -115,9 +115,16 @@ def _run_parallel(tmp_path: Path, *chains: str, fail_seed: str | None = None) ->
     return done.returncode, calls
 
 
-def _seeds(call: list[str]) -> list[str]:
-    rest = call[call.index("--seeds") + 1:]
+def _values(call: list[str], flag: str) -> list[str] | None:
+    """The values after ``flag`` up to the next option; None when the call has no ``flag``."""
+    if flag not in call:
+        return None
+    rest = call[call.index(flag) + 1:]
     return rest[:next((i for i, item in enumerate(rest) if item.startswith("--")), len(rest))]
+
+
+def _seeds(call: list[str]) -> list[str]:
+    return _values(call, "--seeds") or []
 
 
 def test_parallel_runs_each_seed_alone_then_the_tables_over_all_seeds(tmp_path: Path) -> None:
@@ -137,22 +144,15 @@ def test_parallel_stops_before_the_tables_when_a_chain_fails(tmp_path: Path) -> 
     assert [_seeds(c) for c in calls] == [["0"]]  # seed 1 failed: no table over both seeds
 
 
-def _only(call: list[str]) -> list[str] | None:
-    if "--only" not in call:
-        return None
-    rest = call[call.index("--only") + 1:]
-    return rest[:next((i for i, item in enumerate(rest) if item.startswith("--")), len(rest))]
-
-
 def test_parallel_gives_each_named_run_its_own_process_and_tables_every_run(tmp_path: Path) -> None:
     code, calls = _run_parallel(tmp_path, "label:unet", "cam:calm+cbam")
     assert code == 0
     single = [c for c in calls if len(_seeds(c)) == 1]
     # per seed: label 0.3 and 0.5 for unet alone, cam for calm and cbam together -> 3 calls per seed
-    assert sorted((_seeds(c)[0], tuple(_only(c) or ())) for c in single) == [
+    assert sorted((_seeds(c)[0], tuple(_values(c, "--only") or ())) for c in single) == [
         (seed, runs) for seed in "01" for runs in (("calm", "cbam"), ("unet",), ("unet",))]
     tables = calls[len(single):]
-    assert len(tables) == 3 and all(_seeds(c) == ["0", "1"] and _only(c) is None for c in tables)
+    assert len(tables) == 3 and all(_seeds(c) == ["0", "1"] and _values(c, "--only") is None for c in tables)
     assert (tmp_path / "work" / "parallel_logs" / "cam_calm_cbam_seed0.log").is_file()
 
 
