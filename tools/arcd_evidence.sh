@@ -13,7 +13,8 @@
 # resume (tools/seg_seeds.py), so the script can be re-run after an interruption.
 # WORK (default work_dirs/seg/issue15) holds everything; PATCHES the normal patches; SEEDS, S1 and S2
 # (stage-1 / stage-2 iterations) can be set for a shorter trial; ONLY="NAME ..." trains those runs of each
-# step only (seg_seeds.py --only; tools/arcd_evidence_parallel.sh gives each run its own process with it).
+# step only (seg_seeds.py --only; tools/arcd_evidence_parallel.sh gives each run its own process with it);
+# NO_TRAIN=1 reports finished runs and trains nothing (seg_seeds.py --no-train).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-work_dirs/seg/issue15}
@@ -27,10 +28,11 @@ STAGE1_CKPT="$WORK/stage1/seed0/base"   # a work dir: its last_checkpoint is rea
 C=configs/arcd
 PY=${PYTHON:-python}  # the interpreter (a test swaps in a recorder)
 ONLY=${ONLY:-}
+NO_TRAIN=${NO_TRAIN:-}
 
 seg_seeds() {  # tools/seg_seeds.py, restricted to $ONLY's runs when it is set
   # shellcheck disable=SC2086
-  "$PY" tools/seg_seeds.py "$@" ${ONLY:+--only $ONLY}
+  "$PY" tools/seg_seeds.py "$@" ${ONLY:+--only $ONLY} ${NO_TRAIN:+--no-train}
 }
 
 stage2_options() {  # the same 4-epoch schedule for every stage-2 run; validation = NEU-Seg test split

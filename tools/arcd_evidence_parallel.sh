@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tools/arcd_evidence.sh on a machine with many cores or a GPU: one process per seed and chain at once, then
-# the tables over all seeds (every run is finished by then, so that pass reads result.json files and trains
-# nothing). Each run is the same single-seed run the serial script makes (same configs, options and seed,
-# hence the same data order); only the order in which runs happen changes.
+# the tables over all seeds from the result.json files (NO_TRAIN: that pass trains nothing; a run that no
+# chain trained is named as missing, so a time-limited machine never starts one there). Each run is the
+# same single-seed run the serial script makes (same configs, options and seed, hence the same data
+# order); only the order in which runs happen changes.
 #
 #   tools/arcd_evidence_parallel.sh [CHAIN ...]    CHAIN: STEP[,STEP ...][:RUN[+RUN ...]]
 #
@@ -42,4 +43,4 @@ done
 steps=$(printf '%s\n' "${@%%:*}" | tr ',' '\n' | awk '!seen[$0]++' | tr '\n' ' ')
 echo "[arcd_evidence_parallel] tables over seeds $SEEDS: $steps"
 # shellcheck disable=SC2086
-ONLY= SEEDS="$SEEDS" bash tools/arcd_evidence.sh $steps  # every run of the steps; trains those no chain named
+ONLY= NO_TRAIN=1 SEEDS="$SEEDS" bash tools/arcd_evidence.sh $steps  # every run of the steps, none trained

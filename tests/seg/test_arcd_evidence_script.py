@@ -135,6 +135,7 @@ def test_parallel_runs_each_seed_alone_then_the_tables_over_all_seeds(tmp_path: 
     # per seed: unet, cam, label 0.3, label 0.5 -> 4 calls; then the same 4 over both seeds, last
     assert sorted(_seeds(c)[0] for c in single) == ["0"] * 4 + ["1"] * 4
     assert len(tables) == 4 and calls[-4:] == tables
+    assert all("--no-train" in c for c in tables) and not any("--no-train" in c for c in single)
     assert (tmp_path / "work" / "parallel_logs" / "unet_cam_seed1.log").is_file()
 
 
@@ -170,3 +171,24 @@ def test_only_keeps_the_named_runs_with_their_pairs_and_options(tmp_path: Path) 
         assert "--only 'cbam' is not one of the runs" in str(error)
     else:
         raise AssertionError("an unknown --only name must fail")
+
+
+def test_no_train_reports_finished_runs_and_names_the_missing_ones(tmp_path: Path, monkeypatch, capsys) -> None:
+    tool = _seg_seeds()
+    monkeypatch.setattr(tool, "train_resumable", lambda *a, **k: (_ for _ in ()).throw(AssertionError("trained")))
+    argv = ["a=x.py", "b=y.py", "--work-dir", str(tmp_path), "--seeds", "0", "1", "--reference", "a", "--no-train"]
+    for seed, name in [(0, "a"), (0, "b"), (1, "a")]:
+        run = tmp_path / f"seed{seed}" / name
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps(
+            {"name": name, "config": "x.py", "seed": seed, "metrics": {"mIoU": 50.0 + seed}, "seconds": 1.0}))
+    assert tool.main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--no-train: not finished under" in error and error.rstrip().endswith(": b seed 1")
+    assert not (tmp_path / "results.json").exists()
+    (tmp_path / "seed1" / "b").mkdir()
+    (tmp_path / "seed1" / "b" / "result.json").write_text(json.dumps(
+        {"name": "b", "config": "y.py", "seed": 1, "metrics": {"mIoU": 53.0}, "seconds": 1.0}))
+    assert tool.main(argv) == 0
+    report = json.loads((tmp_path / "results.json").read_text())
+    assert report["paired"]["mIoU"]["b - a"]["differences"] == {"0": 0.0, "1": 2.0}
