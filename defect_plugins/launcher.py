@@ -179,6 +179,9 @@ def _launch_parser(script: str, prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+_RUN_FOLDER = re.compile(r"\d{8}_\d{6}")  # mmengine names each run's log folder by its start time
+
+
 def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[str] | None = ()) -> dict[str, float]:
     """``key`` (and ``extra`` keys) of the last record holding ``key`` in the newest run's ``scalars.json``.
 
@@ -186,13 +189,20 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
 
     mmengine's ``LocalVisBackend`` writes one JSON line per logged step under
     ``work_dir/<timestamp>/vis_data/scalars.json``; a resumed run starts a new timestamp folder, so
-    the newest folder holds the final validation. Missing ``extra`` keys are NaN.
+    the newest folder holds the final validation. Only that folder is read: an older one holds an
+    earlier run's records, which would pass for the final figures. Missing ``extra`` keys are NaN.
     """
-    logs = sorted(Path(work_dir).glob("*/vis_data/scalars.json"))
-    if not logs:
-        raise LauncherError(f"no mmengine scalars.json under {work_dir}: did validation run?")
+    runs = sorted(p for p in Path(work_dir).glob("*") if p.is_dir() and _RUN_FOLDER.fullmatch(p.name))
+    if not runs:
+        raise LauncherError(f"no mmengine run folder (<YYYYmmdd_HHMMSS>/) under {work_dir}: did the training start?")
+    scalars = runs[-1] / "vis_data" / "scalars.json"
+    if not scalars.is_file():
+        raise LauncherError(
+            f"{scalars} is missing: the newest run logged nothing. A run resumed from its final checkpoint validates "
+            "only with ResumedFinalValidationHook (in the packaged configs; elsewhere add "
+            "--cfg-options default_hooks.final_validation.type=ResumedFinalValidationHook)")
     found: dict[str, float] | None = None
-    for line in logs[-1].read_text().splitlines():
+    for line in scalars.read_text().splitlines():
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -202,7 +212,7 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
         elif key in record:
             found = {k: float(record.get(k, float("nan"))) for k in (key, *extra)}
     if found is None:
-        raise LauncherError(f"{logs[-1]} holds no {key} record")
+        raise LauncherError(f"{scalars} holds no {key} record")
     return found
 
 

@@ -5,9 +5,11 @@ and tests/compat/test_checkpoint_resume.py.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -148,3 +150,26 @@ def test_train_resumable_resumes_logs_and_names_the_log_on_failure(monkeypatch, 
     assert log.count("child output") == 2 and log.startswith("$ ")
     with pytest.raises(LauncherError, match=f"training neu_cls/x.py failed \\(exit 1\\); log {run_dir}/train.log"):
         launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir)
+
+
+def _scalars(work_dir: Path, folder: str, *records: dict) -> None:
+    vis = work_dir / folder / "vis_data"
+    vis.mkdir(parents=True)
+    (vis / "scalars.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_logged_scalars_come_from_the_newest_run_folder_only(tmp_path: Path) -> None:
+    from defect_plugins.launcher import LauncherError, read_logged_scalars
+
+    _scalars(tmp_path, "20261204_100000", {"mIoU": 40.0, "step": 500}, {"loss": 0.1, "step": 600})
+    (tmp_path / "test").mkdir()  # other folders (a test run's work dir) are not runs
+    assert read_logged_scalars(tmp_path, "mIoU") == {"mIoU": 40.0}
+    _scalars(tmp_path, "20261204_110000", {"loss": 0.05, "step": 700}, {"mIoU": 55.0, "mAcc": 80.0, "step": 1000})
+    assert read_logged_scalars(tmp_path, "mIoU", extra=("mAcc", "aAcc"))["mAcc"] == 80.0
+    assert read_logged_scalars(tmp_path, "mIoU", extra=None) == {"mIoU": 55.0, "mAcc": 80.0, "step": 1000.0}
+    # a resume that logged nothing: the older folder's mid-training mIoU must not pass for the final one
+    (tmp_path / "20261204_120000").mkdir()
+    with pytest.raises(LauncherError, match=r"20261204_120000/vis_data/scalars.json is missing.*ResumedFinalValidation"):
+        read_logged_scalars(tmp_path, "mIoU")
+    with pytest.raises(LauncherError, match="no mmengine run folder"):
+        read_logged_scalars(tmp_path / "test", "mIoU")
