@@ -7,6 +7,8 @@ timeout, a lost machine) resumes at ``max_iters``, leaves the loop at once and e
 validation record that ``scalars.json`` readers such as ``tools/seg_seeds.py`` and
 ``tools/neu_cls_seeds.py`` report; resuming again would change nothing. This hook runs the
 validation loop once after training in exactly that case: the run entered training already finished.
+Upstream tracks the general gap (a validation cut off mid-training is skipped on resume) as
+open-mmlab/mmengine issue #1394; only the final one decides this project's figures.
 
 Usage in a config (``default_hooks`` entries merge through ``_base_``, ``custom_hooks`` lists do not)::
 
