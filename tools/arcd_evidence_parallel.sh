@@ -31,7 +31,7 @@ for seed in $SEEDS; do
     [ "$steps" = "$chain" ] || only=${chain#*:}
     log="$logs/$(printf '%s' "$chain" | tr ',:+' '___')_seed$seed.log"
     # shellcheck disable=SC2086
-    ONLY="${only//+/ }" SEEDS=$seed bash tools/arcd_evidence.sh ${steps//,/ } > "$log" 2>&1 &
+    ONLY="${only//+/ }" NO_TRAIN= SEEDS=$seed bash tools/arcd_evidence.sh ${steps//,/ } > "$log" 2>&1 &
     pids+=($!) names+=("$chain seed $seed ($log)")
   done
 done
