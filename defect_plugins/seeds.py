@@ -63,6 +63,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="train and report these runs only (pairs and options of the others are dropped), "
                              "so that several processes can share one experiment, a run each")
+    parser.add_argument("--no-train", action="store_true",
+                        help="report finished runs only (WORK/seedS/NAME/result.json); fail, naming the others")
     parser.add_argument("--cfg-options", nargs="*", default=[],
                         help="passed to every run (after the tool's own data options, before --run-options)")
     return parser
@@ -73,7 +75,8 @@ def parse_run_arguments(args: argparse.Namespace) -> tuple[dict[str, str], list[
     """``(runs, pairs, run_options)`` from :func:`add_run_arguments`' values; :class:`SeedsError` names a bad one.
 
     ``pairs`` are ``(NAME, REFERENCE)``: every run against ``--reference``, then the ``--compare`` pairs.
-    With ``--only``, runs outside it are left out, with their pairs and options.
+    With ``--only``, runs outside it are left out, with their pairs and options; with ``--no-train``, a
+    run without ``result.json`` is an error (a tables pass after parallel runs must start no training).
     """
     runs = parse_runs(args.runs)
     if args.reference is not None and args.reference not in runs:
@@ -83,15 +86,21 @@ def parse_run_arguments(args: argparse.Namespace) -> tuple[dict[str, str], list[
     pairs = [(name, args.reference) for name in runs if args.reference is not None and name != args.reference]
     pairs += parse_pairs(args.compare, runs, "--compare", "REFERENCE")
     run_options = parse_pairs(args.run_options, runs, "--run-options", "KEY=VALUE")
-    if args.only is None:
-        return runs, pairs, run_options
-    for name in args.only:
-        if name not in runs:
-            raise SeedsError(f"--only {name!r} is not one of the runs {list(runs)}")
-    # The full command line is checked above, so a call restricted to one run still fails on a typo elsewhere.
-    kept = {name: config for name, config in runs.items() if name in args.only}
-    return (kept, [pair for pair in pairs if set(pair) <= kept.keys()],
-            [item for item in run_options if item[0] in kept])
+    if args.only is not None:
+        for name in args.only:
+            if name not in runs:
+                raise SeedsError(f"--only {name!r} is not one of the runs {list(runs)}")
+        # The full command line is checked above, so a call restricted to one run still fails on a typo elsewhere.
+        runs = {name: config for name, config in runs.items() if name in args.only}
+        pairs = [pair for pair in pairs if set(pair) <= runs.keys()]
+        run_options = [item for item in run_options if item[0] in runs]
+    if args.no_train:
+        work = args.work_dir.resolve()
+        missing = [f"{name} seed {seed}" for seed in args.seeds for name in runs
+                   if not (work / f"seed{seed}" / name / "result.json").is_file()]
+        if missing:
+            raise SeedsError(f"--no-train: not finished under {work}: {', '.join(missing)}")
+    return runs, pairs, run_options
 
 
 def seeded_runs(runs: Mapping[str, str], options: Mapping[str, Sequence[str]],

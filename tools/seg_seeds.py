@@ -17,9 +17,9 @@ last validation record in mmengine's ``scalars.json``: for stage 2, ``ClassIoUMe
 Runs go seed by seed in command-line order, so a run can use an earlier run's checkpoint of the
 same seed (``{seed}`` in an option becomes the run's seed; ``--run-options NAME:KEY=VALUE`` gives an
 option to one run only). A finished run (``result.json``) is kept, a cut-off one resumes from its
-last checkpoint; ``--no-train`` only reports (a tables pass after parallel runs must not start a
-training that no process was given). ``WORK/results.json`` and ``WORK/table.md`` hold mean +- sd per run and metric and
-the paired per-seed differences ``NAME - REFERENCE`` (:mod:`defect_plugins.seeds`).
+last checkpoint; ``--only`` and ``--no-train`` restrict a call to some runs or to reporting
+(:mod:`defect_plugins.seeds`). ``WORK/results.json`` and ``WORK/table.md`` hold mean +- sd per run
+and metric and the paired per-seed differences ``NAME - REFERENCE`` (:mod:`defect_plugins.seeds`).
 """
 from __future__ import annotations
 
@@ -69,8 +69,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--key", default="mIoU",
                    help="figure that marks the final validation record (stage 1: recon_loss)")
     p.add_argument("--metrics", nargs="+", help="table columns (default: see the description)")
-    p.add_argument("--no-train", action="store_true",
-                   help="report finished runs only; fail, naming them, when runs are not finished")
     return p
 
 
@@ -80,11 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         runs, pairs, run_options = parse_run_arguments(args)
         options = {name: [*args.cfg_options, *(item for run, item in run_options if run == name)] for name in runs}
         work = args.work_dir.resolve()
-        if args.no_train:
-            missing = [f"{name} seed {seed}" for seed, name, _, _ in seeded_runs(runs, options, args.seeds)
-                       if not (work / f"seed{seed}" / name / "result.json").is_file()]
-            if missing:
-                raise SeedsError(f"--no-train: not finished under {work}: {', '.join(missing)}")
         work.mkdir(parents=True, exist_ok=True)
         atomic_write_json(work / "settings.json", {"runs": runs, "seeds": args.seeds, "options": options,
                                                    "key": args.key}, indent=2)
