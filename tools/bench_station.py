@@ -70,7 +70,8 @@ def run(models: list[Path], image: bytes, name: str, requests: int, warmup: int)
             rows = []
             for index in range(warmup + requests):
                 request = urllib.request.Request(f"{url}api/inspect?name={name}", data=image,
-                                                 headers={"Content-Type": "application/octet-stream"})
+                                                 headers={"Content-Type": "application/octet-stream",
+                                                          "X-Requested-With": "defect-station"})
                 start = time.perf_counter()
                 with urllib.request.urlopen(request, timeout=120) as response:
                     payload = json.loads(response.read())

@@ -18,11 +18,17 @@ server keeps serving):
 ``POST /api/inspect``      raw image bytes, ``?name=FILE``: inspect with every model, store, results
 ``GET /api/watch``         the watched folder's newest images
 ``POST /api/watch``        ``{"name": FILE}`` (optional): inspect that file, or the newest one
-``POST /api/threshold``    ``{"inspection_id", "model", "threshold"}``: re-threshold the kept map
-``POST /api/decision``     ``{"inspection_id", "decision", "grade"?, "comment"?}``: store it
+``POST /api/threshold``    ``{"inspection_id", "token", "model", "threshold"}``: re-threshold the kept map
+``POST /api/decision``     ``{"inspection_id", "token", "operator", "decision", "grade"?, "comment"?,
+                           "thresholds"?}``: append it (``thresholds``: what the page shows, checked)
 ``GET /api/history``       ``?grade=&class=&decision=&from=YYYY-MM-DD&to=YYYY-MM-DD``: rows
 ``GET /api/history.csv``   the same filters, every row, as a CSV download
 =========================  =====================================================================
+
+Every request passes :class:`.guard.StationGuard` first (own host names, same-origin writes with
+the ``X-Requested-With: defect-station`` header, JSON or image bodies, no framing). An inspection's
+payload carries a ``token``; re-thresholding and deciding need it, so only the client that was
+shown an inspection can change or decide it. Every malformed request gets a 4xx with a message.
 
 CPU work (decoding, inference, the database) runs in Starlette's thread pool, so one slow image
 does not stop the page of another operator from loading.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +49,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .engine import Station, StationError
-from .store import StoreError
+from .guard import StationGuard, allowed_hosts
+from .store import StoreError, check_id
 
 STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = 64 * 1024
@@ -50,8 +58,8 @@ DRAIN_BYTES = 64 * 1024 * 1024  # read and drop this much of an oversized upload
 log = logging.getLogger("defect_plugins.station")
 
 
-async def _read_body(request: Request, limit: int, what: str) -> bytes:
-    """The request body; 413 when it passes ``limit`` bytes.
+async def _read_body(request: Request, limit: int, what: str, limit_name: str) -> bytes:
+    """The request body; 413 when it passes ``limit`` bytes (``limit_name`` says which limit).
 
     Nothing beyond the limit is kept. The rest of an oversized body is still read and dropped (up
     to :data:`DRAIN_BYTES` more): a server that answers and closes while the client is still
@@ -66,28 +74,46 @@ async def _read_body(request: Request, limit: int, what: str) -> bytes:
         if size <= limit:
             chunks.append(chunk)
     if size > limit:
-        total = int(declared) if declared and declared.isdigit() else size
+        total = int(declared) if declared and declared.isascii() and declared.isdigit() else size
         raise StationError(413, f"{what} is {total / 1e6:.1f} MB, above the station's limit of {limit / 1e6:g} MB "
-                                f"(--max-upload-mb)")
+                                f"({limit_name})")
     return b"".join(chunks)
 
 
 async def _json(request: Request) -> dict[str, Any]:
-    body = await _read_body(request, MAX_JSON_BYTES, "the request")
+    body = await _read_body(request, MAX_JSON_BYTES, "the request", f"{MAX_JSON_BYTES // 1024} KiB for JSON bodies")
     try:
         data = json.loads(body or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise StationError(400, f"the request body is not JSON: {error}") from error
+    except RecursionError:
+        raise StationError(400, "the request body is JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise StationError(400, "the request body must be a JSON object")
     return data
 
 
-def _int(data: dict, key: str) -> int:
+def _index(data: dict, key: str) -> int:
+    """A non-negative integer (a model index), ASCII digits only."""
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
-        raise StationError(400, f"'{key}' must be an integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not (
+            isinstance(value, int) or (value.isascii() and value.isdigit())) or not 0 <= int(value) < 10_000:
+        raise StationError(400, f"'{key}' must be an integer from 0, got {value!r}")
     return int(value)
+
+
+def _text(data: dict, key: str) -> str:
+    value = data.get(key) or ""
+    if not isinstance(value, str):
+        raise StationError(400, f"'{key}' must be text, got {value!r}")
+    return value
+
+
+def upload_name(raw: str | None) -> str:
+    """A file name fit for records and CSV: the last path part, control and format characters dropped."""
+    name = Path(raw or "upload").name
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C")[:200].strip()
+    return name or "upload"
 
 
 def _filters(request: Request) -> dict[str, str | None]:
@@ -97,8 +123,12 @@ def _filters(request: Request) -> dict[str, str | None]:
             "date_to": query.get("to") or None}
 
 
-def create_app(station: Station, *, max_upload_bytes: int = 20_000_000) -> Starlette:
-    """The ASGI application serving ``station``."""
+def create_app(station: Station, *, max_upload_bytes: int = 20_000_000,
+               hosts: set[str] | None = None) -> StationGuard:
+    """The ASGI application serving ``station`` behind :class:`.guard.StationGuard`.
+
+    ``hosts``: the names the station answers to (:func:`.guard.allowed_hosts`; default: loopback).
+    """
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -107,8 +137,8 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000) -> Starl
         return JSONResponse({**station.status(), "max_upload_bytes": max_upload_bytes})
 
     async def inspect(request: Request) -> Response:
-        name = Path(request.query_params.get("name") or "upload").name[:200] or "upload"
-        data = await _read_body(request, max_upload_bytes, name)
+        name = upload_name(request.query_params.get("name"))
+        data = await _read_body(request, max_upload_bytes, name, "--max-upload-mb")
         return JSONResponse(await run_in_threadpool(station.inspect, data, name))
 
     async def watch_list(request: Request) -> Response:
@@ -127,23 +157,28 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000) -> Starl
         value = data.get("threshold")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise StationError(400, f"'threshold' must be a number, got {value!r}")
-        return JSONResponse(await run_in_threadpool(station.rethreshold, _int(data, "inspection_id"),
-                                                    _int(data, "model"), float(value)))
+        return JSONResponse(await run_in_threadpool(station.rethreshold, check_id(data.get("inspection_id")),
+                                                    _index(data, "model"), float(value), token=_text(data, "token")))
 
     async def decision(request: Request) -> Response:
         data = await _json(request)
-        comment = data.get("comment") or ""
-        if not isinstance(comment, str):
-            raise StationError(400, "'comment' must be text")
+        shown = data.get("thresholds")
+        if shown is not None and (not isinstance(shown, dict) or not all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in shown.values())):
+            raise StationError(400, "'thresholds' must map model names to numbers (or null)")
+        inspection_id = check_id(data.get("inspection_id"))
         return JSONResponse(await run_in_threadpool(
-            lambda: station.decide(_int(data, "inspection_id"), str(data.get("decision")),
-                                   grade=data.get("grade") or None, comment=comment.strip())))
+            lambda: station.decide(inspection_id, str(data.get("decision")), operator=_text(data, "operator"),
+                                   token=_text(data, "token"), grade=data.get("grade") or None,
+                                   comment=_text(data, "comment").strip(), shown_thresholds=shown)))
 
     async def history(request: Request) -> Response:
         rows = await run_in_threadpool(lambda: station.store.history(**_filters(request), limit=500))
         for row in rows:
             for key in ("models", "results", "thresholds"):
                 row[key] = json.loads(row[key]) if row.get(key) else None
+            for decided in row["decisions"]:
+                decided["thresholds"] = json.loads(decided["thresholds"])
         return JSONResponse({"rows": rows, "classes": await run_in_threadpool(station.store.classes),
                              "grades": list(station.rules.grades)})
 
@@ -175,5 +210,6 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000) -> Starl
         Route("/api/history.csv", history_csv),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes, exception_handlers={StationError: station_error, StoreError: store_error,
-                                                        Exception: unexpected})
+    app = Starlette(routes=routes, exception_handlers={StationError: station_error, StoreError: store_error,
+                                                       Exception: unexpected})
+    return StationGuard(app, hosts=hosts or allowed_hosts("127.0.0.1"), upload_paths={"/api/inspect"})

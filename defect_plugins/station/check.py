@@ -32,7 +32,9 @@ def synthetic_part(size: int = 200) -> bytes:
 
 
 def _call(url: str, data: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": content_type} if data else {})
+    # writes carry the station's request header, as its page does (defect_plugins/station/guard.py)
+    headers = {"Content-Type": content_type, "X-Requested-With": "defect-station"} if data is not None else {}
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             body, status, kind = response.read(), response.status, response.headers.get("Content-Type", "")
@@ -72,11 +74,15 @@ def run_check(app: Any, sock: Any, url: str) -> int:
                          f"{model['num_regions']} regions, {model['latency_ms']:.1f} ms")
             if model["family"] == "anomaly":
                 status, moved = _call(url + "api/threshold", json.dumps(
-                    {"inspection_id": result["inspection_id"], "model": model["index"], "threshold": 0.0}).encode())
+                    {"inspection_id": result["inspection_id"], "token": result["token"], "model": model["index"],
+                     "threshold": 0.0}).encode())
                 report(status == 200 and moved["model"]["decision"] == "defect",
                        f"{model['name']}: threshold slider re-thresholds the kept map ({status})")
         status, bad = _call(url + "api/inspect?name=empty.png", b"", "application/octet-stream")
         report(status == 400 and "empty file" in str(bad), f"a bad upload gets its message ({status})")
+        status, _ = _call(url + "api/decision", json.dumps({"inspection_id": 1, "decision": "accept"}).encode(),
+                          "text/plain")
+        report(status == 415, f"a write that is not JSON (what a cross-site form sends) is refused ({status})")
         loaded = sorted({name.split(".")[0] for name in sys.modules} & set(FORBIDDEN))
         report(not loaded, f"no training stack imported{': ' + ', '.join(loaded) if loaded else ''}")
     finally:

@@ -3,9 +3,12 @@
     defect-station --model cls.xml --model seg.xml --model ad.xml --rules rules.yaml \\
         --watch DIR --db station.sqlite --port 8080 [--host 127.0.0.1]
 
-Binds to 127.0.0.1 unless ``--host`` says otherwise (the page stores operator decisions and has no
-login: expose it on a network only behind something that authenticates). ``--port 0`` takes a
-free port; the first line printed is always ``defect-station: serving http://HOST:PORT/``. ``--check`` tests the install instead of serving
+Binds to 127.0.0.1 unless ``--host`` says otherwise. The page has no login yet: bound to another
+address (``--host 0.0.0.0``), anyone who can reach this PC's port can inspect images, record
+decisions under any operator name and read the whole history, so the station warns at start;
+expose it only on the line's own network or behind something that authenticates. It answers only
+to its own host names (``--allow-host NAME`` adds one) and takes writes only from its own page
+(:mod:`.guard`). ``--port 0`` takes a free port; the first line printed is always ``defect-station: serving http://HOST:PORT/``. ``--check`` tests the install instead of serving
 (:mod:`.check`).
 Runs in the runtime-only install (OpenVINO, numpy, OpenCV, PyYAML, Starlette, uvicorn).
 """
@@ -30,10 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db", type=Path, default=Path("station.sqlite"), help="SQLite file (default station.sqlite)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this PC only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="another host name (or address) clients use to reach the station; repeatable. "
+                             "Loopback names, the bound address and, for 0.0.0.0, this PC's names are allowed")
     parser.add_argument("--precision", choices=PRECISION_HINTS, default="f32",
                         help="OpenVINO INFERENCE_PRECISION_HINT (default f32: anomaly scores feed thresholds)")
     parser.add_argument("--min-area", type=int, default=4, help="ignore regions smaller than this (pixels)")
-    parser.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload accepted (MB, default 20)")
+    parser.add_argument("--max-upload-mb", type=float, default=20.0,
+                        help="largest upload or watched file accepted (MB, default 20)")
     parser.add_argument("--max-pixels", type=float, default=50.0,
                         help="largest image accepted, in megapixels (default 50)")
     parser.add_argument("--cache-mb", type=float, default=256.0,
@@ -60,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .app import create_app
     from .engine import Station, StationError
+    from .guard import allowed_hosts, is_loopback
     from .rules import RuleError, load_rules
     from .store import Store, StoreError
 
@@ -76,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rules = load_rules(args.rules)
         store = Store(args.db)
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
-                          min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6), cache_mb=args.cache_mb,
+                          min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
+                          max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
                           strict_rules=args.rules is not None)
     except (RuleError, StoreError, FileNotFoundError, ValueError) as error:
         print(f"defect-station: error: {error}", file=sys.stderr)
@@ -102,7 +111,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"version {info['version']}", flush=True)
     for note in station.rule_notes:
         print(f"  note: {note}", flush=True)
-    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6))
+    hosts = allowed_hosts(host, args.allow_host)
+    if not is_loopback(host):
+        print(f"defect-station: WARNING: listening on {host}, not only on this PC. There are no logins yet: "
+              f"anyone who can reach port {port} can inspect, record decisions under any operator name and "
+              f"read the whole history. Host names answered: {', '.join(sorted(hosts))}", file=sys.stderr,
+              flush=True)
+    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6), hosts=hosts)
     if args.check:
         from .check import run_check
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
+import math
+import secrets
 import statistics
 import threading
 import time
@@ -39,9 +42,15 @@ from defect_plugins.deploy.runtime import IMAGE_SUFFIXES
 from .grading import ModelGrading, grade_result
 from .imaging import ImageRejected, data_url, decode_upload
 from .rules import RuleSet
-from .store import Store, StoreError
+from .store import Store, StoreError, token_hash
 
 TABLE_ROWS = 20  # regions listed in the page's geometry table (largest first); the totals cover all
+
+
+def _same_threshold(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=1e-9)
 
 
 class StationError(Exception):
@@ -114,6 +123,7 @@ class Inspection:
     image: np.ndarray
     views: PaperViews
     states: list[ModelState]
+    token_sha256: str  # the hash of the token only its page got (see Station.check_token)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -164,13 +174,15 @@ class Station:
 
     def __init__(self, models: list[str | Path], rules: RuleSet, store: Store, *, watch: str | Path | None = None,
                  precision: str = "f32", min_area: int = 4, max_pixels: int = 50_000_000,
-                 cache_mb: float = 256.0, display_side: int = 640, strict_rules: bool = True) -> None:
+                 max_file_bytes: int = 20_000_000, cache_mb: float = 256.0, display_side: int = 640,
+                 strict_rules: bool = True) -> None:
         if not models:
             raise StationError(400, "give at least one --model")
         self.rules = rules
         self.store = store
         self.min_area = int(min_area)
         self.max_pixels = int(max_pixels)
+        self.max_file_bytes = int(max_file_bytes)  # uploads and watched files alike
         self.display_side = int(display_side)
         self.watch = Path(watch).resolve() if watch is not None else None
         if self.watch is not None and not self.watch.is_dir():
@@ -212,15 +224,17 @@ class Station:
         inferred = time.perf_counter()
         grade, class_name = self._overall(states)
         scores = [s.result.score for s in states if s.result.ok and s.result.score is not None]
+        token = secrets.token_urlsafe(18)
         record_id = self.store.add_inspection(
             source=source, image_sha256=hashlib.sha256(data).hexdigest(), width=image.shape[1],
             height=image.shape[0], models=[s.model.record() for s in states],
             results=[self._record(s) for s in states], grade=grade, class_name=class_name,
-            score=max(scores) if scores else None)
+            score=max(scores) if scores else None, view_token=token)
         stored = time.perf_counter()
-        inspection = Inspection(record_id, source, image, views, states)
+        inspection = Inspection(record_id, source, image, views, states, token_hash(token))
         self.cache.put(inspection)
         payload = self._payload(inspection)
+        payload["token"] = token
         payload["timings_ms"] = {"decode": (decoded - started) * 1000, "models": (inferred - decoded) * 1000,
                                  "inferencer": sum(s.latency_ms for s in states), "store": (stored - inferred) * 1000,
                                  "encode": (time.perf_counter() - stored) * 1000,
@@ -231,9 +245,14 @@ class Station:
         """Inspect ``name`` from the watched folder, or its newest image."""
         path = self.watch_file(name) if name else self.newest_watch_file()
         try:
-            data = path.read_bytes()
+            with path.open("rb") as handle:  # never more than the limit in memory, whatever the file's size
+                data = handle.read(self.max_file_bytes + 1)
         except OSError as error:
             raise StationError(400, f"watch:{path.name}: cannot be read ({error.strerror or error})") from error
+        if len(data) > self.max_file_bytes:
+            size = max(len(data), path.stat().st_size if path.exists() else 0)
+            raise StationError(413, f"watch:{path.name}: {size / 1e6:.1f} MB is above the station's limit of "
+                                    f"{self.max_file_bytes / 1e6:g} MB (--max-upload-mb)")
         return self.inspect(data, path.name, origin="watch")
 
     def _grade(self, result: InferenceResult) -> ModelGrading:
@@ -266,9 +285,14 @@ class Station:
 
     # ------------------------------------------------------------------ threshold slider
 
-    def rethreshold(self, inspection_id: int, model_index: int, threshold: float) -> dict[str, Any]:
-        """Threshold the kept anomaly map of an inspection again; the model's new card and the new grade."""
+    def rethreshold(self, inspection_id: int, model_index: int, threshold: float, *, token: str) -> dict[str, Any]:
+        """Threshold the kept anomaly map of an inspection again; the model's new card and the new grade.
+
+        Only the client holding the inspection's ``token`` may: the thresholds in force belong to the
+        client that was shown the inspection, and end up in that client's decision only.
+        """
         inspection = self._kept(inspection_id)
+        self.check_token(inspection_id, inspection.token_sha256, token)
         if not 0 <= model_index < len(inspection.states):
             raise StationError(400, f"model {model_index} does not exist (0 to {len(inspection.states) - 1})")
         if not 0.0 <= threshold <= 1.0:
@@ -297,8 +321,21 @@ class Station:
 
     # ------------------------------------------------------------------ operator decision
 
-    def decide(self, inspection_id: int, decision: str, *, grade: str | None = None, comment: str = "") -> dict:
-        """Store accept / reject / regrade (with ``grade``) for an inspection, with the thresholds in force."""
+    @staticmethod
+    def check_token(inspection_id: int, expected_sha256: str | None, token: str) -> None:
+        """403 unless ``token`` is the one the inspection's page received (compared in constant time)."""
+        if not expected_sha256 or not token or not hmac.compare_digest(token_hash(token), expected_sha256):
+            raise StationError(403, f"inspection {inspection_id} was not shown to this client (its view token is "
+                                    f"missing or does not match): decide on the page that shows it")
+
+    def decide(self, inspection_id: int, decision: str, *, operator: str, token: str, grade: str | None = None,
+               comment: str = "", shown_thresholds: dict[str, float | None] | None = None) -> dict:
+        """Append accept / reject / regrade (with ``grade``) by ``operator``, with the thresholds in force.
+
+        ``token`` proves the client was shown the inspection (:meth:`check_token`). ``shown_thresholds``
+        (model name -> threshold the page shows) must match the station's, or the decision is refused
+        with 409: a record never carries thresholds its operator did not see.
+        """
         if decision == "regrade":
             if grade not in self.rules.grades:
                 raise StationError(400, f"regrade needs a grade among {list(self.rules.grades)}, got {grade!r}")
@@ -306,6 +343,7 @@ class Station:
             raise StationError(400, f"only a regrade takes a grade (decision {decision!r})")
         inspection = self.cache.get(inspection_id)
         if inspection is not None:
+            self.check_token(inspection_id, inspection.token_sha256, token)
             with inspection.lock:
                 system_grade, _ = self._overall(inspection.states)
                 thresholds = {s.model.name: s.threshold for s in inspection.states}
@@ -313,10 +351,18 @@ class Station:
             row = self.store.inspection(inspection_id)
             if row is None:
                 raise StationError(404, f"inspection {inspection_id} does not exist")
+            self.check_token(inspection_id, row["view_token_sha256"], token)
             system_grade = row["grade"]
             thresholds = {r["model"]: r.get("threshold") for r in json.loads(row["results"])}
+        if shown_thresholds is not None:
+            differ = sorted(name for name in set(shown_thresholds) | set(thresholds)
+                            if not _same_threshold(shown_thresholds.get(name), thresholds.get(name)))
+            if differ:
+                raise StationError(409, f"the thresholds shown for {differ} are not the station's for inspection "
+                                        f"{inspection_id} (station: {thresholds}); inspect the image again")
         try:
-            return self.store.add_decision(inspection_id, decision=decision, system_grade=system_grade,
+            return self.store.add_decision(inspection_id, decision=decision, operator=operator,
+                                           system_grade=system_grade,
                                            final_grade=grade if decision == "regrade" else system_grade,
                                            thresholds=thresholds, comment=comment)
         except StoreError as error:

@@ -10,20 +10,31 @@ Why it is written this way:
   SQLite's write lock (``busy_timeout``) instead of failing.
 * A connection per operation: the ASGI server runs requests on a pool of threads, and an SQLite
   connection must not be shared between threads; opening one costs well under a millisecond.
-  The store keeps one more connection open for its whole life: when the last connection to a WAL
-  database closes, SQLite checkpoints the log into the file (several fsyncs, about 10 ms here),
-  which would otherwise happen after every write.
+  The store keeps one more connection open for its whole life, with a read done on it: SQLite
+  checkpoints the log into the file and deletes it when the last connection that has the WAL
+  open closes (https://www.sqlite.org/wal.html, "Persistence of WAL mode"), which would
+  otherwise happen after every write. A connection that never read the database does not hold
+  the WAL open: 200 inserts with ``synchronous=FULL`` took 2.8-3.3 ms each without that read and 0.9-1.3 ms
+  with it on a 2-core CPU (``python tools/bench_station_store.py``; ``tests/station/test_records.py``
+  checks that the WAL file stays).
+* Decisions are appended, never replaced: the history shows the current grade (the newest
+  decision's) and every decision in order; the CSV has one row per decision.
+* An inspection keeps the SHA-256 of the view token its page received; a decision must present
+  the token, so only a client that was shown the inspection can decide it (not a page that
+  guesses ids).
 
-Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`): ``inspections`` (time, source, image
-SHA-256, size, the models with their versions, per-model results and scores as JSON, the
-station's grade and class) and ``decisions`` (inspection, time, accept / reject / regrade, the
-grade the system showed, the final grade, the thresholds in force, the comment). The view
-``history`` joins each inspection with its latest decision.
+Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; a version-1 file is upgraded in place):
+``inspections`` (time, source, image SHA-256, size, the models with their versions, per-model
+results and scores as JSON, the station's grade and class, the view token's hash) and
+``decisions`` (inspection, time, operator, accept / reject / regrade, the grade the operator saw,
+the final grade, the thresholds in force, the comment). The view ``history`` joins each
+inspection with its newest decision and counts them.
 """
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import re
@@ -33,12 +44,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DECISIONS = ("accept", "reject", "regrade")
 MAX_COMMENT = 2000
+MAX_OPERATOR = 100
+MAX_ID = 2 ** 63 - 1  # SQLite's INTEGER range
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Spreadsheet formula triggers (OWASP "CSV Injection"): a cell starting with one of these is shown as text
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS inspections (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at TEXT NOT NULL,             -- local time with its UTC offset, ISO 8601
@@ -50,7 +65,8 @@ CREATE TABLE IF NOT EXISTS inspections (
     results TEXT NOT NULL,                -- JSON [{model, class, confidence, score, threshold, totals, grade, ...}]
     grade TEXT NOT NULL,                  -- the station's grade: the worst of the models'
     class_name TEXT NOT NULL,
-    score REAL                            -- the highest anomaly score, NULL without an anomaly model
+    score REAL,                           -- the highest anomaly score, NULL without an anomaly model
+    view_token_sha256 TEXT                -- SHA-256 of the token the page got (NULL: made before version 2)
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -60,24 +76,38 @@ CREATE TABLE IF NOT EXISTS decisions (
     system_grade TEXT NOT NULL,           -- what the page showed (after any threshold change)
     final_grade TEXT NOT NULL,            -- the system's grade, or the operator's for a regrade
     thresholds TEXT NOT NULL,             -- JSON {model name: threshold in force}
-    comment TEXT NOT NULL DEFAULT ''
+    comment TEXT NOT NULL DEFAULT '',
+    operator TEXT NOT NULL DEFAULT ''     -- who decided ('' only for decisions made before version 2)
 );
+"""
+_VIEW = """
 CREATE INDEX IF NOT EXISTS inspections_created ON inspections(created_at);
 CREATE INDEX IF NOT EXISTS decisions_inspection ON decisions(inspection_id);
 CREATE VIEW IF NOT EXISTS history AS
 SELECT i.id, i.created_at, i.source, i.image_sha256, i.width, i.height, i.models, i.results, i.grade,
        i.class_name, i.score, d.decision, d.decided_at, d.system_grade, d.final_grade, d.thresholds, d.comment,
-       COALESCE(d.final_grade, i.grade) AS current_grade
+       d.operator, COALESCE(d.final_grade, i.grade) AS current_grade,
+       (SELECT COUNT(*) FROM decisions WHERE inspection_id = i.id) AS decision_count
 FROM inspections AS i
 LEFT JOIN decisions AS d ON d.id = (SELECT MAX(id) FROM decisions WHERE inspection_id = i.id);
 """
+SCHEMA = _TABLES + _VIEW
+# Version 1 -> 2: the view token, the operator, and the view with the decision count
+_UPGRADE_1 = """
+ALTER TABLE inspections ADD COLUMN view_token_sha256 TEXT;
+ALTER TABLE decisions ADD COLUMN operator TEXT NOT NULL DEFAULT '';
+DROP VIEW IF EXISTS history;
+"""
 
-CSV_FIELDS = ["id", "created_at", "source", "image_sha256", "width", "height", "class_name", "grade", "score",
-              "decision", "final_grade", "system_grade", "comment", "decided_at", "thresholds", "models", "results"]
+INSPECTION_FIELDS = ["id", "created_at", "source", "image_sha256", "width", "height", "class_name", "grade", "score",
+                     "current_grade", "decision_count"]
+DECISION_FIELDS = ["decision_id", "decided_at", "operator", "decision", "system_grade", "final_grade", "comment",
+                   "thresholds"]
+CSV_FIELDS = INSPECTION_FIELDS + DECISION_FIELDS + ["models", "results"]
 
 
 class StoreError(ValueError):
-    """A bad request to the store (unknown inspection, bad decision, bad filter)."""
+    """A bad request to the store (unknown inspection, bad decision, bad filter) or an unusable file."""
 
 
 def now() -> str:
@@ -85,25 +115,87 @@ def now() -> str:
     return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
+def token_hash(token: str) -> str:
+    """What the store keeps of a view token: its SHA-256 (the token itself only travels to the page)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def check_id(value: Any, what: str = "inspection id") -> int:
+    """A positive integer within SQLite's range, from an int or a string of ASCII digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise StoreError(f"{what} must be an integer, got {value!r}")
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,19}", value):
+        raise StoreError(f"{what} must be an integer (ASCII digits), got {value!r}")
+    number = int(value)
+    if not 1 <= number <= MAX_ID:
+        raise StoreError(f"{what} must be within 1 and {MAX_ID}, got {value!r}")
+    return number
+
+
+def check_text(value: str, what: str, *, limit: int) -> str:
+    """Text a record can hold: valid Unicode (no lone surrogates), no NUL, at most ``limit`` characters."""
+    if not isinstance(value, str):
+        raise StoreError(f"'{what}' must be text, got {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise StoreError(f"'{what}' is not valid Unicode text ({error.reason} at character {error.start})") from None
+    if "\x00" in value:
+        raise StoreError(f"'{what}' contains a NUL character")
+    if len(value) > limit:
+        raise StoreError(f"'{what}' is {len(value)} characters; at most {limit}")
+    return value
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text, never runs as a formula (OWASP's advice: prefix a quote)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 class Store:
-    """The SQLite file at ``path`` (created with its schema when missing)."""
+    """The SQLite file at ``path`` (created with its schema when missing, upgraded from version 1)."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: is a folder, expected an SQLite file")
         self.busy_timeout_ms = int(busy_timeout_ms)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:  # "file is not a database", a locked or read-only file
+            raise StoreError(f"{self.path}: cannot be used as the station's SQLite database ({error})") from None
+
+    def _open(self) -> None:
         with contextlib.closing(self._connect()) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
+            if version not in (0, 1, SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
                 raise StoreError(f"{self.path}: not a defect-station database (schema version {version}, "
                                  f"tables {sorted(tables)}); expected version {SCHEMA_VERSION}")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"{self.path}: SQLite refused WAL mode (journal_mode is {mode})")
-            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
-        self._keeper = sqlite3.connect(str(self.path), check_same_thread=False)  # see the module docstring
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # read again under the write lock: another station may have upgraded the file meanwhile
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                script = _TABLES if version == 0 else ""
+                script += _UPGRADE_1 if version == 1 else ""
+                for statement in (script + _VIEW).split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        # The keeper (see the module docstring): it holds the WAL open only once it has read the database.
+        self._keeper = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._keeper.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
 
     def close(self) -> None:
         """Close the long-lived connection (SQLite then checkpoints the log into the file)."""
@@ -133,43 +225,50 @@ class Store:
     # ------------------------------------------------------------------ writes
 
     def add_inspection(self, *, source: str, image_sha256: str, width: int, height: int, models: list[dict],
-                       results: list[dict], grade: str, class_name: str, score: float | None) -> int:
-        """Insert one inspection; its id."""
+                       results: list[dict], grade: str, class_name: str, score: float | None,
+                       view_token: str | None = None) -> int:
+        """Insert one inspection; its id. ``view_token``: the token its page gets (only its hash is kept)."""
         row = (now(), source, image_sha256, int(width), int(height), json.dumps(models), json.dumps(results),
-               grade, class_name, None if score is None else float(score))
+               grade, class_name, None if score is None else float(score),
+               None if view_token is None else token_hash(view_token))
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO inspections (created_at, source, image_sha256, width, height, models, results, grade, "
-                "class_name, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                "class_name, score, view_token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
             return int(cursor.lastrowid)
 
-    def add_decision(self, inspection_id: int, *, decision: str, system_grade: str, final_grade: str,
-                     thresholds: dict[str, float | None], comment: str = "") -> dict[str, Any]:
-        """Insert an operator decision for an existing inspection; the stored row."""
+    def add_decision(self, inspection_id: int, *, decision: str, operator: str, system_grade: str,
+                     final_grade: str, thresholds: dict[str, float | None], comment: str = "") -> dict[str, Any]:
+        """Append an operator decision for an existing inspection; the stored row."""
+        inspection_id = check_id(inspection_id)
         if decision not in DECISIONS:
             raise StoreError(f"decision must be one of {DECISIONS}, got {decision!r}")
-        if len(comment) > MAX_COMMENT:
-            raise StoreError(f"comment is {len(comment)} characters; at most {MAX_COMMENT}")
+        operator = check_text(operator, "operator", limit=MAX_OPERATOR).strip()
+        if not operator:
+            raise StoreError("'operator' is required: the name of who decides")
+        comment = check_text(comment, "comment", limit=MAX_COMMENT)
         with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM inspections WHERE id = ?", (int(inspection_id),)).fetchone() is None:
+            if conn.execute("SELECT 1 FROM inspections WHERE id = ?", (inspection_id,)).fetchone() is None:
                 raise StoreError(f"inspection {inspection_id} does not exist")
             cursor = conn.execute(
                 "INSERT INTO decisions (inspection_id, decided_at, decision, system_grade, final_grade, thresholds, "
-                "comment) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (int(inspection_id), now(), decision, system_grade, final_grade, json.dumps(thresholds), comment))
+                "comment, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (inspection_id, now(), decision, system_grade, final_grade, json.dumps(thresholds), comment,
+                 operator))
             row = conn.execute("SELECT * FROM decisions WHERE id = ?", (cursor.lastrowid,)).fetchone()
         return dict(row)
 
     # ------------------------------------------------------------------ reads
 
     def inspection(self, inspection_id: int) -> dict[str, Any] | None:
+        """The history row of one inspection, with ``view_token_sha256``; None when there is none."""
         with contextlib.closing(self._connect()) as conn:
-            row = conn.execute("SELECT * FROM history WHERE id = ?", (int(inspection_id),)).fetchone()
+            row = conn.execute("SELECT h.*, i.view_token_sha256 FROM history AS h JOIN inspections AS i "
+                               "ON i.id = h.id WHERE h.id = ?", (check_id(inspection_id),)).fetchone()
         return dict(row) if row else None
 
-    def history(self, *, grade: str | None = None, class_name: str | None = None, decision: str | None = None,
-                date_from: str | None = None, date_to: str | None = None, limit: int | None = 500) -> list[dict]:
-        """Inspections, newest first, filtered by current grade, class, decision (``none``: undecided) and local date."""
+    def _where(self, grade: str | None, class_name: str | None, decision: str | None, date_from: str | None,
+               date_to: str | None) -> tuple[str, list[Any]]:
         where, args = [], []
         if grade:
             where.append("current_grade = ?")
@@ -191,11 +290,32 @@ class Store:
                     raise StoreError(f"date {name} must be YYYY-MM-DD, got {value!r}")
                 where.append(f"substr(created_at, 1, 10) {operator} ?")
                 args.append(value)
-        sql = "SELECT * FROM history" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
+        return (" WHERE " + " AND ".join(where) if where else ""), [check_text(a, "filter", limit=200) for a in args]
+
+    def history(self, *, grade: str | None = None, class_name: str | None = None, decision: str | None = None,
+                date_from: str | None = None, date_to: str | None = None, limit: int | None = 500) -> list[dict]:
+        """Inspections, newest first, each with ``decisions`` (all of them, oldest first).
+
+        Filtered by current grade, class, newest decision (``none``: undecided) and local date.
+        """
+        where, args = self._where(grade, class_name, decision, date_from, date_to)
+        sql = "SELECT * FROM history" + where + " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
         with contextlib.closing(self._connect()) as conn:
-            return [dict(row) for row in conn.execute(sql, args)]
+            conn.execute("BEGIN")  # one snapshot for both reads
+            rows = [dict(row) for row in conn.execute(sql, args)]
+            decided: dict[int, list[dict]] = {}
+            if rows:
+                first, last = rows[-1]["id"], rows[0]["id"]
+                for row in conn.execute("SELECT id AS decision_id, inspection_id, decided_at, operator, decision, "
+                                        "system_grade, final_grade, comment, thresholds FROM decisions "
+                                        "WHERE inspection_id BETWEEN ? AND ? ORDER BY id", (first, last)):
+                    decided.setdefault(row["inspection_id"], []).append(dict(row))
+            conn.execute("COMMIT")
+        for row in rows:
+            row["decisions"] = decided.get(row["id"], [])
+        return rows
 
     def classes(self) -> list[str]:
         """Every class name recorded so far (for the history filter)."""
@@ -203,9 +323,15 @@ class Store:
             return [row[0] for row in conn.execute("SELECT DISTINCT class_name FROM inspections ORDER BY 1")]
 
     def history_csv(self, **filters: Any) -> str:
-        """The filtered history as CSV text (every inspection, no row limit)."""
+        """The filtered history as CSV text: one row per decision, oldest first within an inspection.
+
+        An undecided inspection has one row with empty decision columns. Text cells that a
+        spreadsheet would run as a formula are prefixed with ``'`` (:func:`spreadsheet_safe`).
+        """
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(self.history(**filters, limit=None))
+        for row in self.history(**filters, limit=None):
+            for decision in row["decisions"] or [{}]:
+                writer.writerow({key: spreadsheet_safe(value) for key, value in {**row, **decision}.items()})
         return buffer.getvalue()

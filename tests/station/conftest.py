@@ -60,13 +60,24 @@ class StationProcess:
         self.process, self.url, self._lines, self.modules_file = process, url, lines, modules_file
 
     def request(self, path: str, data: bytes | None = None, *, json_body: dict | None = None,
-                method: str | None = None, timeout: float = 60) -> tuple[int, dict | str]:
-        headers = {}
+                method: str | None = None, timeout: float = 60,
+                headers: dict[str, str | None] | None = None) -> tuple[int, dict | str]:
+        """One HTTP request; writes carry the station's request header, as its page does.
+
+        ``headers`` adds or replaces headers; a value of None removes that header.
+        """
+        sent = {}
         if json_body is not None:
-            data, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+            data, sent["Content-Type"] = json.dumps(json_body).encode(), "application/json"
         elif data is not None:
-            headers["Content-Type"] = "application/octet-stream"
-        request = urllib.request.Request(self.url + path.lstrip("/"), data=data, headers=headers, method=method)
+            sent["Content-Type"] = "application/octet-stream"
+        if data is not None or method not in (None, "GET", "HEAD"):
+            sent["X-Requested-With"] = "defect-station"
+        for key, value in (headers or {}).items():
+            sent.pop(key, None)
+            if value is not None:
+                sent[key] = value
+        request = urllib.request.Request(self.url + path.lstrip("/"), data=data, headers=sent, method=method)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 status, body, kind = response.status, response.read(), response.headers.get("Content-Type", "")

@@ -81,6 +81,9 @@ def _upload(driver, path: Path, previous: str | None) -> str:
 def _decide(driver, button: str, comment: str) -> str:
     from selenium.webdriver.common.by import By
 
+    operator = driver.find_element(By.ID, "operator")
+    if not operator.get_attribute("value"):
+        operator.send_keys("Ana Operator")
     box = driver.find_element(By.ID, "comment")
     box.clear()
     box.send_keys(comment)
@@ -170,6 +173,7 @@ def test_operator_decides_in_a_real_browser(station_irs, browser, tmp_path):
         decided = {str(r["inspection_id"]): r for r in conn.execute("SELECT * FROM decisions")}
         inspections = {str(r["id"]): r for r in conn.execute("SELECT * FROM inspections")}
     assert decided[first]["decision"] == "reject" and decided[first]["comment"] == "scratch across the strip"
+    assert decided[first]["operator"] == decided[second]["operator"] == "Ana Operator"  # remembered by the page
     assert decided[first]["system_grade"] == grade and inspections[first]["grade"] == grade
     assert inspections[first]["source"] == f"upload:{part.name}" and len(inspections[first]["image_sha256"]) == 64
     assert decided[second]["decision"] == "accept" and decided[second]["system_grade"] == "reject"

@@ -74,38 +74,43 @@ def test_station_serves_three_families_without_torch_and_survives_bad_input(stat
         # the threshold slider re-thresholds the kept map: decision follows, the model does not run again
         anomaly = _family_index(result, "anomaly")
         runs = station.request("api/status")[1]["models"][anomaly]["inferences"]
+        token = result["token"]
         low = station.request("api/threshold", json_body={"inspection_id": result["inspection_id"], "model": anomaly,
-                                                          "threshold": 0.0})[1]
+                                                          "threshold": 0.0, "token": token})[1]
         assert low["model"]["decision"] == "defect" and low["model"]["threshold"] == 0.0
         assert low["model"]["num_regions"] >= 1 and low["model"]["grade"] != "ok"
         score = low["model"]["score"]
         if score < 1.0:
             high = station.request("api/threshold", json_body={"inspection_id": result["inspection_id"],
-                                                               "model": anomaly, "threshold": 1.0})[1]
+                                                               "model": anomaly, "threshold": 1.0, "token": token})[1]
             assert high["model"]["decision"] == "good" and high["model"]["num_regions"] == 0
         assert station.request("api/status")[1]["models"][anomaly]["inferences"] == runs
-        for body, message in (({"inspection_id": result["inspection_id"], "model": 0, "threshold": 0.5},
-                               "no anomaly map"),
+        for body, message in (({"inspection_id": result["inspection_id"], "model": 0, "threshold": 0.5,
+                                "token": token}, "no anomaly map"),
                               ({"inspection_id": 10 ** 6, "model": anomaly, "threshold": 0.5}, "no longer"),
-                              ({"inspection_id": result["inspection_id"], "model": anomaly, "threshold": 2},
-                               "within 0 and 1")):
+                              ({"inspection_id": result["inspection_id"], "model": anomaly, "threshold": 2,
+                                "token": token}, "within 0 and 1")):
             status, answer = station.request("api/threshold", json_body=body)
             assert status in (400, 404) and message in answer["error"]
 
         # decisions: stored with the threshold in force; bad ones refused
         status, row = station.request("api/decision", json_body={
-            "inspection_id": result["inspection_id"], "decision": "reject", "comment": "pit near the edge"})
-        assert status == 200 and row["decision"] == "reject"
+            "inspection_id": result["inspection_id"], "token": token, "operator": "Ana", "decision": "reject",
+            "comment": "pit near the edge"})
+        assert status == 200 and row["decision"] == "reject" and row["operator"] == "Ana"
         in_force = 1.0 if score < 1.0 else 0.0  # the last threshold the slider set
         assert json.loads(row["thresholds"])[info["models"][anomaly]["name"]] == in_force
-        for body, message in (({"inspection_id": result["inspection_id"], "decision": "regrade", "grade": "awful"},
-                               "regrade needs a grade"),
-                              ({"inspection_id": result["inspection_id"], "decision": "maybe"}, "must be one of"),
-                              ({"inspection_id": 10 ** 6, "decision": "accept"}, "does not exist"),
-                              ({"inspection_id": "x", "decision": "accept"}, "must be an integer")):
+        signed = {"token": token, "operator": "Ana"}
+        for body, message in (({"inspection_id": result["inspection_id"], "decision": "regrade", "grade": "awful",
+                                **signed}, "regrade needs a grade"),
+                              ({"inspection_id": result["inspection_id"], "decision": "maybe", **signed},
+                               "must be one of"),
+                              ({"inspection_id": 10 ** 6, "decision": "accept", **signed}, "does not exist"),
+                              ({"inspection_id": "x", "decision": "accept", **signed}, "must be an integer")):
             status, answer = station.request("api/decision", json_body=body)
             assert status in (400, 404) and message in answer["error"], answer
-        assert station.request("api/decision", data=b"{not json", method="POST")[0] == 400
+        assert station.request("api/decision", data=b"{not json", method="POST",
+                               headers={"Content-Type": "application/json"})[0] == 400
 
         # history filters and the CSV export
         status, history = station.request(f"api/history?decision=reject&class={result['class']}")

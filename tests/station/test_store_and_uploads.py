@@ -29,10 +29,10 @@ def test_store_is_wal_and_keeps_inspections_with_their_latest_decision(tmp_path)
     store = Store(tmp_path / "station.sqlite")
     with sqlite3.connect(tmp_path / "station.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     first, second = _inspection(store, "a" * 64), _inspection(store, "b" * 64, "ok", "patches")
-    store.add_decision(first, decision="accept", system_grade="minor", final_grade="minor", thresholds={"cls": None})
-    row = store.add_decision(first, decision="regrade", system_grade="minor", final_grade="major",
+    store.add_decision(first, decision="accept", operator="Ana", system_grade="minor", final_grade="minor", thresholds={"cls": None})
+    row = store.add_decision(first, decision="regrade", operator="Ben", system_grade="minor", final_grade="major",
                              thresholds={"cls": None}, comment="deeper than it looks")
     assert row["inspection_id"] == first and row["final_grade"] == "major"
     history = store.history()
@@ -46,17 +46,17 @@ def test_store_is_wal_and_keeps_inspections_with_their_latest_decision(tmp_path)
     assert len(store.history(date_from=today, date_to=today)) == 2 and store.history(date_to="2000-01-01") == []
     assert store.classes() == ["crazing", "patches"]
     rows = list(csv.DictReader(io.StringIO(store.history_csv(grade="major"))))
-    assert [(r["id"], r["decision"], r["final_grade"], r["comment"]) for r in rows] == [
-        (str(first), "regrade", "major", "deeper than it looks")]
+    assert [(r["id"], r["operator"], r["decision"], r["final_grade"], r["comment"]) for r in rows] == [
+        (str(first), "Ana", "accept", "minor", ""), (str(first), "Ben", "regrade", "major", "deeper than it looks")]
 
 
 def test_bad_writes_leave_nothing_behind(tmp_path):
     store = Store(tmp_path / "station.sqlite")
     with pytest.raises(StoreError, match="inspection 7 does not exist"):
-        store.add_decision(7, decision="accept", system_grade="ok", final_grade="ok", thresholds={})
+        store.add_decision(7, decision="accept", operator="Ana", system_grade="ok", final_grade="ok", thresholds={})
     first = _inspection(store, "c" * 64)
     with pytest.raises(StoreError, match="decision must be one of"):
-        store.add_decision(first, decision="maybe", system_grade="ok", final_grade="ok", thresholds={})
+        store.add_decision(first, decision="maybe", operator="Ana", system_grade="ok", final_grade="ok", thresholds={})
     with pytest.raises(TypeError):  # not JSON: the insert fails inside its transaction
         store.add_inspection(source="x", image_sha256="d" * 64, width=1, height=1, models=[object()], results=[],
                              grade="ok", class_name="x", score=None)

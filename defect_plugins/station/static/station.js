@@ -17,8 +17,12 @@ function el(tag, attrs = {}, ...children) {
 
 async function api(path, options = {}) {
   let response;
+  // every write carries the station's request header: the server refuses writes without it
+  // (a page of another site cannot send it), see defect_plugins/station/guard.py
+  const headers = { ...(options.headers || {}) };
+  if (options.method && options.method !== "GET") headers["X-Requested-With"] = "defect-station";
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers, credentials: "same-origin" });
   } catch (error) {
     throw new Error(`the station cannot be reached (${error.message})`);
   }
@@ -204,7 +208,8 @@ async function rethreshold(index, value) {
   state.thresholdSeq[index] = seq;
   try {
     const answer = await api("/api/threshold", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ inspection_id: current.inspection_id, model: index, threshold: value }) });
+      body: JSON.stringify({ inspection_id: current.inspection_id, token: current.token, model: index,
+        threshold: value }) });
     if (state.thresholdSeq[index] !== seq || state.current !== current) return;  // a newer request answers
     const position = current.models.findIndex((m) => m.index === index);
     current.models[position] = answer.model;
@@ -220,14 +225,20 @@ async function rethreshold(index, value) {
 async function decide(decision) {
   const current = state.current;
   if (!current) return;
-  const body = { inspection_id: current.inspection_id, decision, comment: $("comment").value };
+  const operator = $("operator").value.trim();
+  if (!operator) { showMessage("Enter your name as operator first: every decision is signed."); $("operator").focus(); return; }
+  localStorage.setItem("defect-station-operator", operator);
+  const thresholds = {};
+  for (const model of current.models) if (model.status === "ok") thresholds[model.name] = model.threshold;
+  const body = { inspection_id: current.inspection_id, token: current.token, operator, decision,
+    comment: $("comment").value, thresholds };
   if (decision === "regrade") body.grade = $("regrade-grade").value;
   for (const id of ["accept", "reject", "regrade"]) $(id).disabled = true;
   try {
     const row = await api("/api/decision", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify(body) });
     $("decision-status").textContent = `Stored: ${row.decision} · final grade ${row.final_grade} · ` +
-      `decision #${row.id} for inspection #${row.inspection_id} at ${row.decided_at}`;
+      `by ${row.operator} · decision #${row.id} for inspection #${row.inspection_id} at ${row.decided_at}`;
     $("decision-status").dataset.decision = row.decision;
   } catch (error) {
     showMessage(error.message);
@@ -255,11 +266,19 @@ async function loadHistory() {
     $("history-table").tBodies[0].replaceChildren(...data.rows.map((r) => el("tr", { "data-id": r.id },
       el("td", { text: r.id }), el("td", { text: r.created_at.replace("T", " ").slice(0, 19) }),
       el("td", { text: r.source }), el("td", { text: r.class_name }), el("td", { text: fmt(r.score) }),
-      el("td", { text: r.grade }), el("td", { text: r.decision || "" }), el("td", { text: r.current_grade }),
-      el("td", { text: r.comment || "" }), el("td", { class: "hash", text: r.image_sha256.slice(0, 12) }))));
+      el("td", { text: r.grade }), el("td", { class: "decisions" }, ...r.decisions.map(decisionItem)),
+      el("td", { text: r.current_grade }), el("td", { class: "hash", text: r.image_sha256.slice(0, 12) }))));
   } catch (error) {
     showMessage(error.message);
   }
+}
+
+function decisionItem(d) {
+  // every decision in order, the newest last: who, what, when, and the comment
+  const what = d.decision === "regrade" ? `regrade → ${d.final_grade}` : d.decision;
+  const text = `${what} · ${d.operator || "?"} · ${d.decided_at.replace("T", " ").slice(0, 16)}` +
+    (d.comment ? ` · ${d.comment}` : "");
+  return el("div", { class: "decision-item", text });
 }
 
 function showTab(name) {
@@ -277,5 +296,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("regrade").addEventListener("click", () => decide("regrade"));
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
   $("history-filters").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
+  $("operator").value = localStorage.getItem("defect-station-operator") || "";
   loadStatus();
 });
