@@ -21,17 +21,26 @@ def test_memory_is_bounded_and_decisions_fall_back_to_the_record(station_irs, tm
     second = station.inspect(png_bytes(steel_image(2)), "b.png")
     assert len(station.cache) == 1 and station.cache.get(second["inspection_id"]) is not None
     with pytest.raises(StationError, match="no longer in the station's memory") as error:
-        station.rethreshold(first["inspection_id"], 0, 0.2)
+        station.rethreshold(first["inspection_id"], 0, 0.2, token=first["token"])
     assert error.value.status == 404
-    moved = station.rethreshold(second["inspection_id"], 0, 0.0)
+    moved = station.rethreshold(second["inspection_id"], 0, 0.0, token=second["token"])
     assert moved["model"]["decision"] == "defect" and moved["model"]["threshold_default"] == pytest.approx(0.5)
-    old = station.decide(first["inspection_id"], "regrade", grade="minor", comment="seen on the strip")
-    assert old["system_grade"] == first["grade"] and old["final_grade"] == "minor"
+    with pytest.raises(StationError, match="not shown to this client") as error:  # the record keeps the token's hash
+        station.decide(first["inspection_id"], "accept", operator="Ana", token=second["token"])
+    assert error.value.status == 403
+    old = station.decide(first["inspection_id"], "regrade", operator="Ana", token=first["token"], grade="minor",
+                         comment="seen on the strip")
+    assert old["system_grade"] == first["grade"] and old["final_grade"] == "minor" and old["operator"] == "Ana"
     assert json.loads(old["thresholds"]) == {"akf": pytest.approx(0.5)}  # what was in force when it was stored
-    new = station.decide(second["inspection_id"], "accept")
+    new = station.decide(second["inspection_id"], "accept", operator="Ben", token=second["token"],
+                         shown_thresholds={"akf": 0.0})
     assert json.loads(new["thresholds"]) == {"akf": 0.0} and new["final_grade"] == moved["grade"]
     with pytest.raises(StationError, match="only a regrade takes a grade"):
-        station.decide(second["inspection_id"], "accept", grade="ok")
+        station.decide(second["inspection_id"], "accept", operator="Ben", token=second["token"], grade="ok")
+    with pytest.raises(StationError, match="inspect the image again") as error:  # the page showed another threshold
+        station.decide(first["inspection_id"], "accept", operator="Ana", token=first["token"],
+                       shown_thresholds={"akf": 0.3})
+    assert error.value.status == 409
     store.close()
 
 
