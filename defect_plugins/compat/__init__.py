@@ -24,11 +24,15 @@ fix                         why
 ``distributed_cpu``         mmengine's pytorch launcher calls ``cuda.set_device`` and
                             gives DDP ``device_ids``: multi-process CPU (gloo) runs
                             fail. No-op when CUDA is available.
+``anomalib_plugin_models``  anomalib's ``get_model`` / benchmark allow only its own
+                            model modules, and its benchmark table takes its columns
+                            from the first job: AKF-RD could not join a grid.
 ==========================  =========================================================
 """
 from __future__ import annotations
 
 from defect_plugins.compat import (
+    anomalib_plugin_models,
     checkpoint_loading,
     dataloader_workers,
     distributed_cpu,
@@ -44,6 +48,7 @@ _FIXES = {
     "numpy_aliases": numpy_aliases.apply,
     "dataloader_workers": dataloader_workers.apply,
     "distributed_cpu": distributed_cpu.apply,
+    "anomalib_plugin_models": anomalib_plugin_models.apply,
 }
 _applied: dict[str, bool] | None = None
 

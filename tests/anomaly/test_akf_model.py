@@ -100,7 +100,7 @@ def test_channels_follow_the_backbone(backbone: str, decoder_channels: int) -> N
 def test_metrics_are_defined_in_the_model() -> None:
     metrics = _model().evaluator.test_metrics
     names = {metric.name for metric in metrics}
-    assert names == {"image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_AUPRO"}
+    assert names == {"image_AUROC", "image_F1Score", "pixel_AUROC", "pixel_F1Score", "pixel_AUPRO"}
     assert {type(m) for m in metrics} == {AUROC, F1Score, AUPRO}
 
 

@@ -30,7 +30,29 @@ __all__ = [
     "AnomalyMapGenerator",
     "LevelWeightedAnomalyMapGenerator",
     "build_anomaly_map_generator",
+    "normalize_anomaly_map_mode",
 ]
+
+
+def normalize_anomaly_map_mode(mode: AnomalyMapGenerationMode | str) -> AnomalyMapGenerationMode:
+    """``mode`` as anomalib's enum: the member, its name (any case: ``"ADD"``, ``"Multiply"``) or its value (``"add"``).
+
+    anomalib's example configs write the member name (``anomaly_map_mode: ADD``, what jsonargparse
+    accepts for an enum), older AKF-RD configs and checkpoints the value (``"add"``).
+    """
+    if isinstance(mode, AnomalyMapGenerationMode):
+        return mode
+    if isinstance(mode, str):
+        key = mode.strip()
+        by_name = {m.name.lower(): m for m in AnomalyMapGenerationMode}
+        by_value = {m.value.lower(): m for m in AnomalyMapGenerationMode}
+        found = by_name.get(key.lower()) or by_value.get(key.lower())
+        if found is not None:
+            return found
+    names = ", ".join(m.name for m in AnomalyMapGenerationMode)
+    values = ", ".join(repr(m.value) for m in AnomalyMapGenerationMode)
+    msg = f"anomaly_map_mode must be one of {names} (or their values {values}; any case), got {mode!r}."
+    raise ValueError(msg)
 
 
 class LevelWeightedAnomalyMapGenerator(AnomalyMapGenerator):
@@ -87,12 +109,8 @@ def build_anomaly_map_generator(
     sigma: int = 4,
     level_weights: Sequence[float] = (1.0, 1.0, 1.0),
 ) -> LevelWeightedAnomalyMapGenerator:
-    """Return RD's anomaly-map generator; ``mode`` may be the enum or ``"add"``/``"multiply"``."""
-    try:
-        mode = AnomalyMapGenerationMode(mode)
-    except ValueError as exc:
-        msg = f"anomaly_map_mode must be one of {[m.value for m in AnomalyMapGenerationMode]}, got {mode!r}."
-        raise ValueError(msg) from exc
+    """Return RD's anomaly-map generator; ``mode`` as :func:`normalize_anomaly_map_mode` takes it."""
+    mode = normalize_anomaly_map_mode(mode)
     if sigma <= 0:
         msg = f"anomaly map sigma must be positive, got {sigma}."
         raise ValueError(msg)

@@ -22,9 +22,9 @@ AKF + OCE (paper's model)   ``"akf"``           true
 Use from YAML with ``model: class_path: defect_plugins.anomaly.AkfReverseDistillation``.
 The learning rate is an init argument because ``anomalib train`` ignores the
 YAML ``optimizer:`` section; the input size is the explicit ``image_size``
-argument so that it survives checkpoint reload. Metrics (image AUROC, pixel
-AUROC, AUPRO, image F1) are defined in :meth:`configure_evaluator` for the
-same reason.
+argument so that it survives checkpoint reload. Metrics (anomalib's default set:
+image and pixel AUROC and F1; plus pixel AUPRO) are defined in
+:meth:`configure_evaluator` for the same reason.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from anomalib.visualization import Visualizer
 from lightning.pytorch.utilities.types import STEP_OUTPUT
 from torch import optim
 
+from .anomaly_map import AnomalyMapGenerationMode, normalize_anomaly_map_mode
 from .components.bottleneck import FusionType
 from .components.fusion import WeightMode, normalize_weight_mode
 from .loss import AkfReverseDistillationLoss, LossMode
@@ -82,7 +83,9 @@ class AkfReverseDistillation(AnomalibModule):
         betas: Adam betas. Defaults to PyTorch's ``(0.9, 0.999)``.
         weight_decay: Adam weight decay. Defaults to 0.
         loss_mode: ``"flat"`` (RD code / anomalib) or ``"pixel"``; see ``loss.py``.
-        anomaly_map_mode: ``"add"`` or ``"multiply"`` (as anomalib's RD).
+        anomaly_map_mode: ``ADD`` (default) or ``MULTIPLY``, as anomalib's RD: the
+            ``AnomalyMapGenerationMode`` member, its name in any case (``ADD``, as in
+            anomalib's RD config) or its value (``"add"``). Stored as the value.
         anomaly_map_sigma: Gaussian blur of the anomaly map, in input pixels
             (RD and the paper: 4 at 256 px). Larger values fill the inside of
             large, low-contrast defects whose feature differences sit at their
@@ -109,7 +112,7 @@ class AkfReverseDistillation(AnomalibModule):
         betas: Sequence[float] = (0.9, 0.999),
         weight_decay: float = 0.0,
         loss_mode: LossMode = "flat",
-        anomaly_map_mode: str = "add",
+        anomaly_map_mode: AnomalyMapGenerationMode | str = AnomalyMapGenerationMode.ADD,
         anomaly_map_sigma: int = 4,
         anomaly_map_level_weights: Sequence[float] = (1.0, 1.0, 1.0),
         pre_processor: PreProcessor | bool = True,
@@ -119,6 +122,9 @@ class AkfReverseDistillation(AnomalibModule):
         akf_lateral: bool = True,
     ) -> None:
         akf_weights = normalize_weight_mode(akf_weights)  # "fixed" -> "positional", with a DeprecationWarning
+        # "ADD" / "add" / the enum -> "add": checked before anything is built; the hyperparameters (and
+        # checkpoints) keep a plain string, which loads with torch.load(weights_only=True) as before
+        anomaly_map_mode = normalize_anomaly_map_mode(anomaly_map_mode).value
         if len(image_size) != 2:  # noqa: PLR2004
             msg = f"image_size must be (height, width), got {image_size!r}."
             raise ValueError(msg)
@@ -187,12 +193,19 @@ class AkfReverseDistillation(AnomalibModule):
 
     @staticmethod
     def configure_evaluator() -> Evaluator:
-        """Test metrics: image AUROC and F1, pixel AUROC and AUPRO (pixel ones skipped without masks)."""
+        """Test metrics: anomalib's default set plus pixel AUPRO (pixel ones skipped without masks).
+
+        anomalib's default (``AnomalibModule.configure_evaluator``, what its ReverseDistillation
+        uses): ``image_AUROC``, ``image_F1Score``, ``pixel_AUROC``, ``pixel_F1Score``. Keeping
+        every one of them, same names and fields, puts AKF-RD in the same table as anomalib's
+        models (``anomalib benchmark``); ``pixel_AUPRO`` is the AKF paper's extra metric.
+        """
         return Evaluator(
             test_metrics=[
                 AUROC(fields=["pred_score", "gt_label"], prefix="image_"),
                 F1Score(fields=["pred_label", "gt_label"], prefix="image_"),
                 AUROC(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
+                F1Score(fields=["pred_mask", "gt_mask"], prefix="pixel_", strict=False),
                 AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False),
             ],
         )

@@ -62,7 +62,8 @@ class AkfReverseDistillationModel(nn.Module):
         pre_trained: Teacher weights from timm's hub (needs internet).
         teacher_weights: Local torchvision/timm state dict for the teacher
             (offline factories); used instead of ``pre_trained``.
-        anomaly_map_mode: ``"add"`` (default, as anomalib's RD) or ``"multiply"``.
+        anomaly_map_mode: ``ADD`` (default, as anomalib's RD) or ``MULTIPLY``: the enum
+            member, its name in any case or its value (``"add"``, ``"multiply"``).
         anomaly_map_sigma: Gaussian blur of the anomaly map in input pixels
             (RD and the AKF paper: 4 at 256 px).
         anomaly_map_level_weights: Weight of each level's map (shallow first) in
