@@ -1,0 +1,70 @@
+"""``defect <verb>``: every command of the package behind one name (as ``git``, ``mim`` or ``anomalib`` do).
+
+    defect infer model.xml images/ --out results     # = defect-infer model.xml images/ --out results
+    defect station --model model.xml                 # = defect-station --model model.xml
+    defect --help                                    # the verbs
+
+Each verb runs the command of the same name with the rest of the line, unchanged; its ``--help``
+is that command's. The ``defect-<verb>`` names stay as aliases for one release: scripts and the
+README's commands keep working. Commands are imported only when chosen, so ``defect infer`` and
+``defect station`` import no torch (they run in the runtime-only install).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+# verb -> (module:function, one line for the verb list); ``defect-<verb>`` is the same command
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("defect_plugins.demo.full:main", "train, export and score one model of each toolkit on synthetic steel"),
+    "demo-anomaly": ("defect_plugins.demo.anomaly_only:main", "AKF-RD alone, with anomalib's exporter and inferencer"),
+    "train": ("defect_plugins.launcher:train_main", "train an OpenMMLab config (mmpretrain / mmseg tools/train.py)"),
+    "test": ("defect_plugins.launcher:test_main", "test an OpenMMLab checkpoint (tools/test.py)"),
+    "export": ("defect_plugins.deploy.export:main", "export a checkpoint to OpenVINO (FP32, FP16, INT8 with a guard)"),
+    "infer": ("defect_plugins.deploy.infer:main", "run an exported model over folders, lists, videos or a camera"),
+    "bench": ("defect_plugins.deploy.benchmark:main", "latency and throughput beside OpenVINO's benchmark_app"),
+    "station": ("defect_plugins.station.cli:main", "the operator station's page for exported models"),
+    "configs": ("defect_plugins.packaged_configs:main", "list, show or copy the packaged configs"),
+    "synth": ("defect_plugins.data.cli:main", "write a synthetic steel data set"),
+    "cls-split": ("defect_plugins.cls.datasets.split:main", "write NEU-CLS style split files for a class folder"),
+    "seg-normal-patches": ("defect_plugins.seg.datasets.normal_patches:main",
+                           "cut defect-free patches for ARCD stage 1"),
+    "teacher": ("defect_plugins.domain_teacher:main", "train a steel-domain teacher for reverse distillation"),
+    "migrate": ("defect_plugins.gan.cli:main", "CycleGAN defect-sample migration between production lines"),
+}
+
+
+def usage() -> str:
+    width = max(len(verb) for verb in COMMANDS)
+    lines = ["usage: defect <verb> [arguments]", "", "verbs:"]
+    lines += [f"  {verb:<{width}}  {text}" for verb, (_, text) in COMMANDS.items()]
+    lines += ["", "'defect <verb> --help' shows a verb's options. The names defect-<verb> are aliases of",
+              "'defect <verb>', kept for one release."]
+    return "\n".join(lines)
+
+
+def run(verb: str, argv: Sequence[str]) -> int:
+    """Run ``verb``'s command with ``argv``; its exit status."""
+    target, _ = COMMANDS[verb]
+    module, function = target.split(":")
+    result = getattr(importlib.import_module(module), function)(list(argv))
+    return int(result or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    verb = args[0]
+    if verb not in COMMANDS:
+        near = [name for name in COMMANDS if name.startswith(verb[:2])]
+        print(f"defect: error: unknown verb {verb!r}{' (did you mean ' + ', '.join(near) + '?)' if near else ''}; "
+              f"'defect --help' lists them", file=sys.stderr)
+        return 2
+    return run(verb, args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
