@@ -16,7 +16,6 @@ depend on the image only, so they are computed once per inspection (not once per
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -32,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from defect_plugins.deploy.families.base import region_rows
+from defect_plugins.deploy.families import anomaly as anomaly_family
 from defect_plugins.deploy.inferencer import DefectInferencer
 from defect_plugins.deploy.paper_segmentation import PaperViews, segment_defects
-from defect_plugins.deploy.quantify import MaskReport, draw_regions, quantify_mask
+from defect_plugins.deploy.quantify import draw_regions, quantify_mask
 from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.deploy.runtime import IMAGE_SUFFIXES
 
@@ -310,14 +309,8 @@ class Station:
 
     @staticmethod
     def _thresholded(model: StationModel, result: InferenceResult, threshold: float) -> InferenceResult:
-        """The anomaly family's post-processing at another threshold, on the kept map (no inference)."""
-        settings = model.inferencer.settings
-        is_defect = result.score >= threshold
-        report = (quantify_mask(result.anomaly_map >= threshold, min_area=settings.min_area, rule=settings.rule)
-                  if is_defect else MaskReport())
-        return dataclasses.replace(result, decision="defect" if is_defect else "good",
-                                   regions=region_rows(report.regions, "anomaly"), grade=report.worst_grade,
-                                   image_threshold=threshold, pixel_threshold=threshold)
+        """The anomaly family's own thresholding at another threshold, on the kept map (no inference)."""
+        return anomaly_family.rethreshold(result, threshold, threshold, model.inferencer.settings)
 
     # ------------------------------------------------------------------ operator decision
 

@@ -19,6 +19,8 @@ AUROC 0.5) for AKF-RD and anomalib's ReverseDistillation here.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import importlib
 import inspect
@@ -249,12 +251,23 @@ def postprocess(image: np.ndarray, outputs: Sequence[np.ndarray], metadata: Mode
                             else metadata.thresholds.get("image", 0.5))
     pixel_threshold = float(settings.pixel_threshold if settings.pixel_threshold is not None
                             else metadata.thresholds.get("pixel", 0.5))
-    is_defect = score >= image_threshold
-    report = (quantify_mask(heat >= pixel_threshold, min_area=settings.min_area, rule=settings.rule)
+    result = InferenceResult(source=source, family=NAME, decision="good", score=score, anomaly_map=heat, image=image)
+    return rethreshold(result, image_threshold, pixel_threshold, settings)
+
+
+def rethreshold(result: InferenceResult, image_threshold: float, pixel_threshold: float,
+                settings: PostSettings) -> InferenceResult:
+    """The decision and regions of an anomaly result at other thresholds, from its kept map (no inference).
+
+    :func:`postprocess` ends here, and the station's threshold slider calls it directly, so both
+    threshold the same way.
+    """
+    is_defect = result.score >= image_threshold
+    report = (quantify_mask(result.anomaly_map >= pixel_threshold, min_area=settings.min_area, rule=settings.rule)
               if is_defect else MaskReport())
-    return InferenceResult(source=source, family=NAME, decision="defect" if is_defect else "good", score=score,
-                           anomaly_map=heat, regions=region_rows(report.regions, NAME), grade=report.worst_grade,
-                           image_threshold=image_threshold, pixel_threshold=pixel_threshold, image=image)
+    return dataclasses.replace(result, decision="defect" if is_defect else "good",
+                               regions=region_rows(report.regions, NAME), grade=report.worst_grade,
+                               image_threshold=float(image_threshold), pixel_threshold=float(pixel_threshold))
 
 
 def overlay(result: InferenceResult) -> np.ndarray:
