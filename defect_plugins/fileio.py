@@ -14,7 +14,9 @@ and the old target, if any, is left untouched.
 * :func:`temp_sibling` and :func:`replace` are the two primitives the above are made of, for
   writers that produce several files at once (an OpenVINO IR: ``.xml`` + ``.bin``) or a whole
   folder (:mod:`defect_plugins.data.atomic`). :func:`replace` is the package's only
-  ``os.replace``.
+  ``os.replace``. :func:`temp_symlink` makes a temporary symbolic link to rename onto another one
+  (a rename is the only atomic way to change where a link points), and :func:`fsync_path` flushes
+  the files of a folder that is about to be renamed into place as a whole.
 
 Only the standard library is imported here.
 """
@@ -30,8 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "replace",
-           "temp_sibling"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "fsync_path", "is_temporary",
+           "replace", "temp_sibling", "temp_symlink"]
 
 _TEMP_MARK = ".tmp-"
 
@@ -56,6 +58,42 @@ def temp_sibling(path: str | os.PathLike[str], *, directory: bool = False) -> Pa
             continue
         return candidate
     raise FileExistsError(f"could not create a temporary file next to {target}")
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """True for a name made by :func:`temp_sibling` or :func:`temp_symlink` (hidden, with ``.tmp-``).
+
+    Such an entry is never a finished result: it belongs to a write in progress or to one that
+    was killed before its rename (the only leftovers a kill can cause).
+    """
+    name = Path(path).name
+    return name.startswith(".") and _TEMP_MARK in name
+
+
+def temp_symlink(path: str | os.PathLike[str], points_to: str | os.PathLike[str]) -> Path:
+    """Create and return a new, uniquely named hidden symbolic link next to ``path``, pointing to ``points_to``.
+
+    Named like :func:`temp_sibling` (``.<name>.tmp-<random>``, no suffix: a link has no format);
+    ``os.symlink`` never overwrites, so the name is exclusive. ``points_to`` is stored as given
+    (relative links stay relative). Renaming the result onto an existing link with
+    :func:`replace` repoints that link atomically. Raises ``OSError`` (or
+    ``NotImplementedError``) where the platform or the file system has no symbolic links.
+    """
+    target = Path(path)
+    is_dir = (target.parent / points_to).is_dir()  # Windows needs to know; elsewhere ignored
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}{_TEMP_MARK}{secrets.token_hex(4)}")
+        try:
+            os.symlink(points_to, candidate, target_is_directory=is_dir)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"could not create a temporary link next to {target}")
+
+
+def fsync_path(path: str | os.PathLike[str]) -> None:
+    """Flush a file's data, or (best effort: not every platform can) a folder's entries, to disk."""
+    _fsync_path(Path(path))
 
 
 def _fsync_path(path: Path) -> None:
@@ -88,7 +126,7 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, fsync: 
     systems.
     """
     src, dst = Path(src), Path(dst)
-    if fsync:
+    if fsync and not src.is_symlink():  # a link has no data of its own: its folder entry is flushed below
         _fsync_path(src)
     os.replace(src, dst)
     if fsync:

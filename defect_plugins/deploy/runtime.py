@@ -1,4 +1,4 @@
-"""Shared OpenVINO helpers: compile at an explicit precision, save atomically, time.
+"""Shared OpenVINO helpers: compile at an explicit precision, read and save IRs, read images, time.
 
 Why these exist:
 
@@ -6,16 +6,15 @@ Why these exist:
   moved an exported anomaly score from 0.744 (PyTorch) to 0.0. :func:`compile_model` therefore
   has no default precision: every caller states ``INFERENCE_PRECISION_HINT`` (``"f32"`` for
   parity checks and for any score compared with a threshold).
-* An interrupted export must not leave a ``model.xml`` without its ``model.bin`` (or with stale
-  metadata): :func:`save_ir` writes into a temporary folder next to the target and moves the
-  files into place, ``.xml`` last (:mod:`defect_plugins.fileio`: fsync, then ``os.replace``).
+* An export's files are read checked and replaced whole (:mod:`.ir_files`, re-exported here):
+  ``save_ir`` switches a new export in with one rename, ``read_model`` refuses files that do not
+  match the SHA-256 recorded at export.
 * Latency and throughput are measured the way OpenVINO's ``benchmark_app`` does it:
   synchronous requests for latency percentiles, ``ov.AsyncInferQueue`` with the
   ``THROUGHPUT`` performance hint (several streams) for throughput.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from defect_plugins.fileio import replace, temp_sibling
-
 from .geometry import from_model_grid, to_input, to_model_grid  # noqa: F401  (re-exported: int8, scoring)
-from .metadata import RT_INFO_PATH, MetadataError, ModelMetadata, sidecar_path
+from .ir_files import (model_size_mb, read_metadata, read_model, save_ir, verify_ir,  # noqa: F401  (re-exported)
+                       versions_dir)
+from .metadata import MetadataError, ModelIntegrityError, ModelMetadata  # noqa: F401  (re-exported)
 
 PRECISION_HINTS = ("f32", "f16", "bf16")
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
@@ -48,16 +47,7 @@ def ov_config(precision: str, performance_hint: str = "LATENCY", *, num_streams:
     return config
 
 
-def read_model(model: Any):
-    """An ``ov.Model`` from a path to ``.xml`` (checked: ``.bin`` next to it) or an ``ov.Model``."""
-    import openvino as ov
-
-    if isinstance(model, ov.Model):
-        return model
-    path = Path(model)
-    if path.suffix != ".xml" or not path.is_file() or not path.with_suffix(".bin").is_file():
-        raise FileNotFoundError(f"OpenVINO model not found: expected {path} and {path.with_suffix('.bin')}")
-    return ov.Core().read_model(str(path))
+# --------------------------------------------------------------------------- compiling
 
 
 def compile_model(model: Any, precision: str, *, performance_hint: str = "LATENCY", device: str = "CPU",
@@ -84,53 +74,6 @@ def f32_compile(model: Any, **kwargs: Any):
     return compile_model(model, "f32", **kwargs)
 
 
-def save_ir(ov_model, out_xml: str | Path, metadata: ModelMetadata, *, compress_to_fp16: bool = False) -> Path:
-    """Write ``out_xml`` + ``.bin`` + ``.meta.json`` atomically, metadata also in the IR's rt_info."""
-    import openvino as ov
-
-    out_xml = Path(out_xml)
-    if out_xml.suffix != ".xml":
-        raise ValueError(f"output path must end in .xml, got {out_xml}")
-    out_xml.parent.mkdir(parents=True, exist_ok=True)
-    ov_model.set_rt_info(metadata.to_json(), RT_INFO_PATH)
-    tmp_dir = temp_sibling(out_xml, directory=True)  # ov.save_model writes .xml and .bin: a temporary folder
-    try:
-        tmp_xml = tmp_dir / out_xml.name
-        ov.save_model(ov_model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
-        sidecar_tmp = tmp_dir / sidecar_path(out_xml).name
-        sidecar_tmp.write_text(metadata.to_json() + "\n", encoding="utf-8")
-        # .bin and sidecar first, .xml last: a present .xml means a complete export (each fsync'ed).
-        replace(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin"))
-        replace(sidecar_tmp, sidecar_path(out_xml))
-        replace(tmp_xml, out_xml)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return out_xml
-
-
-def read_metadata(model: Any, *, path: str | Path | None = None) -> ModelMetadata:
-    """Metadata of an exported model: from rt_info, else from the ``.meta.json`` sidecar.
-
-    ``model`` is a path to ``.xml`` or an ``ov.Model`` already read (then ``path`` names its file,
-    for the sidecar and for messages).
-    """
-    ov_model = read_model(model)
-    path = Path(path) if path is not None else (Path(model) if isinstance(model, (str, Path)) else None)
-    if ov_model.has_rt_info(RT_INFO_PATH):
-        return ModelMetadata.from_json(ov_model.get_rt_info(RT_INFO_PATH).astype(str))
-    if path is None or not sidecar_path(path).is_file():
-        raise MetadataError(f"{path or 'the model'} carries no defect_plugins metadata (rt_info "
-                            f"{'/'.join(RT_INFO_PATH)} or {sidecar_path(path or 'model.xml').name}): "
-                            f"not exported by defect-export?")
-    return ModelMetadata.from_json(sidecar_path(path).read_text())
-
-
-def model_size_mb(model_xml: str | Path) -> float:
-    """Size on disk of ``.xml`` + ``.bin`` in MB (10^6 bytes)."""
-    path = Path(model_xml)
-    return (path.stat().st_size + path.with_suffix(".bin").stat().st_size) / 1e6
-
-
 # --------------------------------------------------------------------------- images
 
 
@@ -139,16 +82,18 @@ class ImageReadError(OSError):
 
 
 def read_bgr(path: str | Path) -> np.ndarray:
-    """``cv2.imread`` as uint8 BGR ``(H, W, 3)``; raises :class:`ImageReadError` naming the file."""
-    import cv2
+    """An image file as uint8 BGR ``(H, W, 3)``, checked; raises :class:`ImageReadError` naming the file.
 
-    path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None or image.size == 0:
-        raise ImageReadError(f"{path}: not a readable image (corrupt or unsupported format)")
-    return image
+    The package's one check-and-decode (:func:`.decode.read_image`, as the station's uploads):
+    truncated or partly decodable files, size bombs and images under 16 px are refused, never
+    graded with a grey patch where the data was missing.
+    """
+    from .decode import ImageRejected, read_image
+
+    try:
+        return read_image(path)
+    except ImageRejected as error:
+        raise ImageReadError(str(error)) from None
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -132,8 +132,9 @@ def check_model(xml: Path, work: Path, *, images: Path | None = None, timeout: f
         problems.append(f"defect-infer imported {infer_report['loaded']}")
     summary = {}
     results = out / "results.json"
-    if infer_report["exit"] not in (0, None) or not results.is_file():
-        problems.append(f"defect-infer exited {infer_report['exit']} without {results}")
+    if infer_report["exit"] != 1 or not results.is_file():  # 1: one input (the corrupt file) failed
+        problems.append(f"defect-infer exited {infer_report['exit']} (expected 1: one input failed) without "
+                        f"{results}")
     else:
         summary = json.loads(results.read_text())["summary"]
         if summary["failed"] != 1 or summary["processed"] != len(listed) - 1:
@@ -143,8 +144,9 @@ def check_model(xml: Path, work: Path, *, images: Path | None = None, timeout: f
     if script:
         proc = subprocess.run([script, str(xml), str(folder), "--out", str(work / xml.stem / "script"), "--quiet"],
                               capture_output=True, text=True, timeout=timeout, cwd=work)
-        if proc.returncode != 0:
-            problems.append(f"the defect-infer console script exited {proc.returncode}: {proc.stderr[-1000:]}")
+        if proc.returncode != 1 or "1 of" not in proc.stderr:  # the corrupt file is counted and reported
+            problems.append(f"the defect-infer console script exited {proc.returncode} (expected 1: one input "
+                            f"failed): {proc.stderr[-1000:]}")
     if problems:
         raise SelfCheckError(f"{xml}: " + "; ".join(problems))
     return {"model": str(xml), "family": metadata.family, "weights": metadata.precision,

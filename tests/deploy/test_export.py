@@ -9,7 +9,7 @@ import pytest
 from defect_plugins.deploy.export import ExportError, export_model, load_model, main, parity
 from defect_plugins.deploy.int8 import QuantizationToleranceError, openvino_predict
 from defect_plugins.deploy.metadata import sidecar_path
-from defect_plugins.deploy.runtime import list_images, read_bgr, read_metadata, to_input
+from defect_plugins.deploy.runtime import list_images, read_bgr, read_metadata, to_input, verify_ir
 
 F32_TOLERANCE = 1e-4  # OpenVINO compiled with INFERENCE_PRECISION_HINT=f32
 
@@ -28,6 +28,7 @@ def test_classifier_export_matches_pytorch_at_f32(tiny_classifier, tmp_path, dyn
     assert stored.class_names[0] == "crazing" and len(stored.class_names) == 6
     assert stored.input_size == (32, 32)
     assert json.loads(sidecar_path(xml).read_text())["class_names"] == stored.class_names
+    assert set(verify_ir(xml)) == {"xml_sha256", "bin_sha256"}  # hashes recorded; the files match them
     size = (48, 40) if dynamic else (32, 32)  # a dynamic export accepts another size
     diffs = parity(loaded, xml, _batch(tiny_classifier.data, size))
     assert diffs["probs"] < F32_TOLERANCE

@@ -1,9 +1,17 @@
-"""Inference over folders, lists and videos: corrupt files are skipped and counted; regions are measured."""
+"""Inference over folders, lists and videos: corrupt files are skipped and counted; regions are measured.
+
+Also what makes ``defect-infer``'s results trustworthy: the exit status says when inputs failed,
+``--out`` is new or empty (or ``--overwrite``), the outputs of one run are switched in together
+(a kill at any rename leaves the earlier or the new results whole), every path that gives no
+image is counted.
+"""
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,7 +37,7 @@ def test_folder_with_a_corrupt_file_finishes_and_reports_it(classifier_ir, tiny_
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     good = len(list(images.glob("*.png"))) - 1
     out = tmp_path / "out"
-    assert main([str(classifier_ir), str(images), str(tmp_path / "missing.jpg"), "--out", str(out), "--quiet"]) == 0
+    assert main([str(classifier_ir), str(images), str(tmp_path / "missing.jpg"), "--out", str(out), "--quiet"]) == 1
     summary = json.loads((out / "results.json").read_text())["summary"]
     assert summary["inputs"] == good + 2 and summary["processed"] == good and summary["failed"] == 2
     assert summary["inference_precision_hint"] == "f32" and summary["weights"] == "FP32"
@@ -40,7 +48,163 @@ def test_folder_with_a_corrupt_file_finishes_and_reports_it(classifier_ir, tiny_
     ok = [row for row in rows if row["status"] == "ok"]
     assert all(row["decision"] in summary["class_names"] and 0.0 <= float(row["confidence"]) <= 1.0 for row in ok)
     assert len(list((out / "overlays").glob("*.png"))) == good
-    assert "skipped" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "skipped" in err and f"defect-infer: 2 of {good + 2} inputs failed" in err
+
+
+def _copy_images(tiny_classifier, folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True)
+    for path in sorted(tiny_classifier.data.rglob("*.png"), key=lambda p: p.name)[:count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _results(out: Path) -> list[str]:
+    """The sources of the run in ``out``, after checking that its outputs all describe that one run."""
+    data = json.loads((out / "results.json").read_text())
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    sources = [row["source"] for row in rows]
+    assert sources == [result["source"] for result in data["results"]] and data["summary"]["inputs"] == len(rows)
+    region_rows = list(csv.DictReader((out / "regions.csv").open()))
+    assert len(region_rows) == sum(len(result.get("regions", [])) for result in data["results"])
+    assert {row["source"] for row in region_rows} <= set(sources)
+    overlays = sorted(path.name for path in (out / "overlays").iterdir())
+    assert overlays == sorted(Path(result["overlay"]).name for result in data["results"] if result.get("overlay"))
+    assert sorted(os.listdir(out)) == ["overlays", "regions.csv", "results.csv", "results.json"]
+    return [Path(source).name for source in sources]
+
+
+def _temporary_leftovers(folder: Path) -> list[str]:
+    return sorted(str(path) for path in folder.rglob("*") if ".tmp-" in path.name)
+
+
+def test_a_cut_jpeg_is_refused_by_defect_infer_and_the_inferencer(classifier_ir, tiny_classifier, tmp_path, capsys):
+    """A JPEG cut in half (with and without its end marker put back) is refused, not graded with a grey bottom."""
+    from defect_plugins.deploy import DefectInferencer
+
+    image = cv2.imread(str(sorted((tiny_classifier.data / "crazing").glob("*.png"))[0]))
+    image = cv2.resize(image, (256, 256))
+    jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "whole.jpg").write_bytes(jpeg)
+    (images / "cut.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    (images / "cut_marked.jpg").write_bytes(jpeg[: len(jpeg) // 2] + b"\xff\xd9")
+    assert cv2.imread(str(images / "cut_marked.jpg")) is not None  # what OpenCV alone would have graded
+    out = tmp_path / "out"
+    assert main([str(classifier_ir), str(images), "--out", str(out), "--quiet"]) == 1
+    assert "2 of 3 inputs failed" in capsys.readouterr().err
+    rows = {Path(r["source"]).name: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert rows["whole.jpg"]["status"] == "ok"
+    for name in ("cut.jpg", "cut_marked.jpg"):
+        assert rows[name]["status"] == "error" and rows[name]["error"].startswith(str(images / name)), rows[name]
+    inferencer = DefectInferencer(classifier_ir)
+    result = inferencer.predict(images / "cut_marked.jpg")
+    assert not result.ok and "JPEG" in result.error
+
+
+def test_exit_status_is_1_when_any_input_failed(classifier_ir, tiny_classifier, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("a.png", "b.png"):
+        (bad / name).write_bytes(b"not an image")
+    assert main([str(classifier_ir), str(bad), "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    assert "defect-infer: 2 of 2 inputs failed" in capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["summary"]["processed"] == 0
+    good = _copy_images(tiny_classifier, tmp_path / "good", 2)
+    assert main([str(classifier_ir), str(good), "--out", str(tmp_path / "out2"), "--quiet"]) == 0
+    assert "failed" not in capsys.readouterr().err
+
+
+def test_out_must_be_new_or_empty_unless_overwrite(classifier_ir, tiny_classifier, tmp_path, capsys):
+    three = _copy_images(tiny_classifier, tmp_path / "three", 3)
+    one = _copy_images(tiny_classifier, tmp_path / "one", 1)
+    out = tmp_path / "out"
+    out.mkdir()  # an empty folder is fine
+    assert main([str(classifier_ir), str(three), "--out", str(out), "--quiet"]) == 0
+    assert len(_results(out)) == 3
+    assert main([str(classifier_ir), str(one), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"defect-infer: error: --out {out} is not empty" in err and "--overwrite" in err
+    assert len(_results(out)) == 3  # untouched
+    assert main([str(classifier_ir), str(one), "--out", str(out), "--quiet", "--overwrite"]) == 0
+    assert len(_results(out)) == 1  # no stale overlays or rows of the earlier run
+    (out / "notes.txt").write_text("mine")
+    assert main([str(classifier_ir), str(one), "--out", str(out), "--quiet", "--overwrite"]) == 2
+    assert "did not write (notes.txt)" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine" and (out / "results.json").is_file()
+    assert _temporary_leftovers(tmp_path) == []
+
+
+def test_out_naming_a_file_is_a_one_line_error(classifier_ir, tiny_classifier, tmp_path, capsys):
+    images = _copy_images(tiny_classifier, tmp_path / "images", 1)
+    target = tmp_path / "results.csv"
+    target.write_text("keep me")
+    assert main([str(classifier_ir), str(images), "--out", str(target), "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"defect-infer: error: --out {target} is a file, expected a folder\n"
+    assert captured.out == "" and target.read_text() == "keep me"
+
+
+def test_every_path_that_gives_no_image_is_counted(classifier_ir, tiny_classifier, tmp_path, capsys):
+    images = _copy_images(tiny_classifier, tmp_path / "images", 2)
+    (images / "gone.png").symlink_to(tmp_path / "missing.png")  # a broken link: was skipped silently
+    os.mkfifo(images / "pipe.png")  # not a regular file
+    (images / "notes.txt").write_text("not an input")
+    (tmp_path / "elsewhere").mkdir()
+    (images / "more").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    assert main([str(classifier_ir), str(images), str(empty), "--out", str(out), "--quiet"]) == 1
+    summary = json.loads((out / "results.json").read_text())["summary"]
+    assert summary["inputs"] == 5 and summary["processed"] == 2 and summary["failed"] == 3
+    reasons = {Path(f["source"]).name: f["error"] for f in summary["failures"]}
+    assert "broken symbolic link" in reasons["gone.png"] and "missing.png" in reasons["gone.png"]
+    assert "not a regular file" in reasons["pipe.png"] and "no image files" in reasons["empty"]
+    assert summary["ignored"] == {"files without an image suffix": 1, "links to folders (not followed)": 1}
+    captured = capsys.readouterr()
+    assert "defect-infer: 3 of 5 inputs failed" in captured.err and "ignored 1 files without" in captured.out
+    assert len(_results(out)) == 5
+
+
+class _KillAtRename:
+    """``os.replace`` that raises ``KeyboardInterrupt`` at call ``at``, before or after renaming; counts calls."""
+
+    def __init__(self, at: int | None = None, after: bool = False) -> None:
+        self.at, self.after, self.calls, self.real = at, after, 0, os.replace
+
+    def __call__(self, src, dst, **kwargs):
+        self.calls += 1
+        if self.calls == self.at and not self.after:
+            raise KeyboardInterrupt
+        self.real(src, dst, **kwargs)
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+
+
+def test_a_kill_at_any_rename_leaves_the_earlier_or_the_new_results_whole(classifier_ir, tiny_classifier, tmp_path,
+                                                                          monkeypatch):
+    old = _copy_images(tiny_classifier, tmp_path / "old", 1)
+    new = _copy_images(tiny_classifier, tmp_path / "new", 2)
+    run_inference(classifier_ir, [old], tmp_path / "count", progress=False)
+    counter = _KillAtRename()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", counter)
+        run_inference(classifier_ir, [new], tmp_path / "count", progress=False, overwrite=True)
+    total = counter.calls  # one per overlay, the earlier results set aside, the switch
+    assert total == 2 + 2 and len(_results(tmp_path / "count")) == 2
+    for at in range(1, total + 1):
+        for after in (False, True):
+            out = tmp_path / f"out{at}{after}"
+            run_inference(classifier_ir, [old], out, progress=False)
+            with monkeypatch.context() as patch:
+                patch.setattr(os, "replace", _KillAtRename(at, after))
+                with pytest.raises(KeyboardInterrupt):
+                    run_inference(classifier_ir, [new], out, progress=False, overwrite=True)
+            switched = at == total and after
+            assert len(_results(out)) == (2 if switched else 1), (at, after)
+            assert _temporary_leftovers(tmp_path) == [], (at, after)
 
 
 def test_video_and_list_sources(classifier_ir, tiny_classifier, tmp_path):
