@@ -1,18 +1,10 @@
 """What the station does, without the web: inspect an image with every model, grade, keep, decide.
 
-:class:`Station` holds the loaded models (one :class:`defect_plugins.deploy.DefectInferencer` each,
-behind a lock: an inferencer owns one OpenVINO infer request, and the web server calls in from
-several threads), the rule file, the SQLite store and the last inspections' results in memory.
-
-The memory (:class:`ResultCache`) is what lets the threshold slider re-threshold an anomaly map
-without running the model again: the map of each recent inspection stays here at the image's
-resolution, and :meth:`Station.rethreshold` only thresholds it, measures the regions and grades
-again. It is bounded in bytes (the newest inspection always stays).
-
-The page follows the grade-evaluation system of the RKD-SARSN paper (Huang et al., Algorithms
-16(11):516, 2023, section 3.2, Fig. 20): the image, the preprocessing views (bilateral filter,
-contrast stretch, Otsu with red boxes), the class, the geometry table and the grade. The views
-depend on the image only, so they are computed once per inspection (not once per model).
+:class:`Station` ties together the loaded models (:mod:`.models`), the rule file, the SQLite store,
+the watched folder (:mod:`.watch`) and the memory of recent inspections (:mod:`.memory`, what lets
+the threshold slider re-threshold a kept anomaly map through the anomaly family without running
+the model again); the page's payload is built by :mod:`.payload`. An inspection's page gets a token;
+re-thresholding and deciding need it (:meth:`Station.check_token`).
 """
 from __future__ import annotations
 
@@ -21,151 +13,31 @@ import hmac
 import json
 import math
 import secrets
-import statistics
-import threading
 import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from defect_plugins.deploy.families import anomaly as anomaly_family
-from defect_plugins.deploy.inferencer import DefectInferencer
-from defect_plugins.deploy.paper_segmentation import PaperViews, segment_defects
-from defect_plugins.deploy.quantify import draw_regions, quantify_mask
+from defect_plugins.deploy.paper_segmentation import segment_defects
 from defect_plugins.deploy.result import InferenceResult
-from defect_plugins.deploy.runtime import IMAGE_SUFFIXES
 
+from .errors import StationError
 from .grading import ModelGrading, grade_result
-from .imaging import ImageRejected, data_url, decode_upload
+from .imaging import ImageRejected, decode_upload
+from .memory import Inspection, ModelState, ResultCache
+from .models import StationModel, load_models, rule_classes
+from .payload import inspection_payload, model_card
 from .rules import RuleSet
 from .store import Store, StoreError, token_hash
+from .watch import WatchFolder
 
-TABLE_ROWS = 20  # regions listed in the page's geometry table (largest first); the totals cover all
+__all__ = ["Station", "StationError", "StationModel"]
 
 
 def _same_threshold(a: float | None, b: float | None) -> bool:
     if a is None or b is None:
         return a is b
     return math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=1e-9)
-
-
-class StationError(Exception):
-    """A request the station refuses; ``status`` is the HTTP status the page gets with the message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass
-class StationModel:
-    """One loaded IR with what the status line and the records say about it."""
-
-    index: int
-    name: str
-    path: Path
-    inferencer: DefectInferencer
-    version: str  # first 12 hex digits of the SHA-256 of model.xml + model.bin: changes with the weights
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100), repr=False)
-    inferences: int = 0
-
-    @property
-    def family(self) -> str:
-        return self.inferencer.metadata.family
-
-    def describe(self) -> dict[str, Any]:
-        latencies = list(self.latencies_ms)
-        return {"index": self.index, "name": self.name, "family": self.family, "path": str(self.path),
-                "version": self.version, "weights": self.inferencer.metadata.precision,
-                "precision": self.inferencer.precision, "classes": list(self.inferencer.metadata.class_names),
-                "inferences": self.inferences,
-                "latency_ms": round(statistics.median(latencies), 2) if latencies else None}
-
-    def record(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "version": self.version,
-                "weights": self.inferencer.metadata.precision, "precision": self.inferencer.precision}
-
-    def predict(self, image: np.ndarray, source: str) -> tuple[InferenceResult, float]:
-        """Run the model (serialised per model); the result and the inferencer's time in ms."""
-        with self.lock:
-            start = time.perf_counter()
-            result = self.inferencer.predict(image, source=source)
-            elapsed = (time.perf_counter() - start) * 1000.0
-            self.latencies_ms.append(elapsed)
-            self.inferences += 1
-        return result, elapsed
-
-
-@dataclass
-class ModelState:
-    """One model's result for one inspection, as the page shows it now (after any threshold change)."""
-
-    model: StationModel
-    result: InferenceResult
-    grading: ModelGrading
-    latency_ms: float
-    threshold: float | None = None  # anomaly: the image and pixel threshold in force
-    threshold_default: float | None = None  # anomaly: the model's own (what the slider started from)
-
-
-@dataclass
-class Inspection:
-    """An inspection kept in memory: the image, the views and each model's state."""
-
-    id: int
-    source: str
-    image: np.ndarray
-    views: PaperViews
-    states: list[ModelState]
-    token_sha256: str  # the hash of the token only its page got (see Station.check_token)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def nbytes(self) -> int:
-        arrays = [self.image, self.views.grey, self.views.bilateral, self.views.stretched, self.views.mask]
-        for state in self.states:
-            arrays += [a for a in (state.result.anomaly_map, state.result.class_map, state.result.region_map,
-                                   state.result.defect_mask) if a is not None]
-        return int(sum(a.nbytes for a in arrays))
-
-
-class ResultCache:
-    """The last inspections, at most ``max_bytes`` together (the newest one is always kept)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = int(max_bytes)
-        self._items: OrderedDict[int, Inspection] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, inspection: Inspection) -> None:
-        with self._lock:
-            self._items[inspection.id] = inspection
-            total = sum(item.nbytes for item in self._items.values())
-            while len(self._items) > 1 and total > self.max_bytes:
-                _, dropped = self._items.popitem(last=False)
-                total -= dropped.nbytes
-
-    def get(self, inspection_id: int) -> Inspection | None:
-        with self._lock:
-            return self._items.get(inspection_id)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
-def file_version(xml: Path) -> str:
-    """SHA-256 (first 12 hex digits) of ``model.xml`` and ``model.bin`` together."""
-    digest = hashlib.sha256()
-    for path in (xml, xml.with_suffix(".bin")):
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:12]
 
 
 class Station:
@@ -183,23 +55,9 @@ class Station:
         self.max_pixels = int(max_pixels)
         self.max_file_bytes = int(max_file_bytes)  # uploads and watched files alike
         self.display_side = int(display_side)
-        self.watch = Path(watch).resolve() if watch is not None else None
-        if self.watch is not None and not self.watch.is_dir():
-            raise StationError(400, f"--watch {watch}: not a folder")
-        self.models = []
-        names: dict[str, int] = {}
-        for index, path in enumerate(Path(m) for m in models):
-            inferencer = DefectInferencer(path, precision=precision, min_area=min_area)
-            name = path.stem if path.stem not in names else f"{path.stem}#{index}"
-            names[name] = index
-            self.models.append(StationModel(index, name, path, inferencer, file_version(path)))
-        families: dict[str, set[str]] = {}
-        for model in self.models:
-            classes = set(model.inferencer.metadata.class_names)
-            if model.family == "segmentor":
-                classes -= {model.inferencer.metadata.class_names[0]}  # background
-            families.setdefault(model.family, set()).update(classes if model.family != "anomaly" else set())
-        self.rule_notes = rules.check_models(families, strict=strict_rules)
+        self.watch_folder = WatchFolder(watch) if watch is not None else None
+        self.models = load_models(models, precision=precision, min_area=min_area)
+        self.rule_notes = rules.check_models(rule_classes(self.models), strict=strict_rules)
         self.cache = ResultCache(int(cache_mb * 1e6))
 
     # ------------------------------------------------------------------ inspecting
@@ -242,17 +100,9 @@ class Station:
 
     def inspect_watch(self, name: str | None = None) -> dict[str, Any]:
         """Inspect ``name`` from the watched folder, or its newest image."""
-        path = self.watch_file(name) if name else self.newest_watch_file()
-        try:
-            with path.open("rb") as handle:  # never more than the limit in memory, whatever the file's size
-                data = handle.read(self.max_file_bytes + 1)
-        except OSError as error:
-            raise StationError(400, f"watch:{path.name}: cannot be read ({error.strerror or error})") from error
-        if len(data) > self.max_file_bytes:
-            size = max(len(data), path.stat().st_size if path.exists() else 0)
-            raise StationError(413, f"watch:{path.name}: {size / 1e6:.1f} MB is above the station's limit of "
-                                    f"{self.max_file_bytes / 1e6:g} MB (--max-upload-mb)")
-        return self.inspect(data, path.name, origin="watch")
+        folder = self._watched()
+        path = folder.file(name) if name else folder.newest()
+        return self.inspect(folder.read(path, self.max_file_bytes), path.name, origin="watch")
 
     def _grade(self, result: InferenceResult) -> ModelGrading:
         """The rules' grade; a model that failed on the image gives the most severe grade (nothing passes unseen)."""
@@ -363,42 +213,18 @@ class Station:
 
     # ------------------------------------------------------------------ watched folder
 
-    def _watch_dir(self) -> Path:
-        if self.watch is None:
+    @property
+    def watch(self) -> Path | None:
+        return self.watch_folder.folder if self.watch_folder else None
+
+    def _watched(self) -> WatchFolder:
+        if self.watch_folder is None:
             raise StationError(400, "no watched folder: start the station with --watch DIR")
-        return self.watch
+        return self.watch_folder
 
     def watch_files(self) -> list[Path]:
-        """Image files directly inside the watched folder, newest first (hidden files skipped: cameras write them)."""
-        folder = self._watch_dir()
-        files = []
-        for path in folder.iterdir():
-            if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                if path.is_file() and path.resolve().parent == folder:
-                    files.append((path.stat().st_mtime, path.name, path))
-            except OSError:
-                continue  # removed while listing
-        return [path for _, _, path in sorted(files, reverse=True)]
-
-    def newest_watch_file(self) -> Path:
-        files = self.watch_files()
-        if not files:
-            raise StationError(404, f"no image ({', '.join(IMAGE_SUFFIXES)}) in the watched folder {self.watch}")
-        return files[0]
-
-    def watch_file(self, name: str) -> Path:
-        """``name`` inside the watched folder; anything that would leave it is refused."""
-        folder = self._watch_dir()
-        if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
-            raise StationError(400, f"{name!r}: give a file name inside the watched folder, not a path")
-        path = (folder / name).resolve()
-        if path.parent != folder:  # a symbolic link pointing out of the folder
-            raise StationError(400, f"{name!r}: not inside the watched folder")
-        if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise StationError(404, f"{name!r}: no such image in the watched folder")
-        return path
+        """The watched folder's images, newest first."""
+        return self._watched().files()
 
     # ------------------------------------------------------------------ payloads
 
@@ -410,41 +236,13 @@ class Station:
         return inspection
 
     def _payload(self, inspection: Inspection) -> dict[str, Any]:
-        views, image = inspection.views, inspection.image
-        otsu = draw_regions(np.repeat(views.mask[:, :, None] * 255, 3, axis=2),
-                            quantify_mask(views.mask, min_area=self.min_area), labels=False)
         with inspection.lock:
             grade, class_name = self._overall(inspection.states)
-            models = [self._model_payload(state) for state in inspection.states]
-        return {"inspection_id": inspection.id, "source": inspection.source, "grade": grade, "class": class_name,
-                "grades": list(self.rules.grades),
-                "image": {"width": image.shape[1], "height": image.shape[0]},
-                "views": {"original": data_url(image, self.display_side),
-                          "bilateral": data_url(views.bilateral, self.display_side),
-                          "stretched": data_url(views.stretched, self.display_side),
-                          "otsu": data_url(otsu, self.display_side, lossless=True),
-                          "otsu_threshold": views.threshold,
-                          "defect_polarity": "bright" if views.defect_is_bright else "dark"},
-                "models": models}
+            return inspection_payload(inspection, grade=grade, class_name=class_name, grades=list(self.rules.grades),
+                                      min_area=self.min_area, display_side=self.display_side)
 
     def _model_payload(self, state: ModelState) -> dict[str, Any]:
-        result, model = state.result, state.model
-        card: dict[str, Any] = {"index": model.index, "name": model.name, "family": model.family,
-                                "status": result.status, "latency_ms": round(state.latency_ms, 2)}
-        if not result.ok:
-            card.update({"error": result.error, "grade": state.grading.grade, "reasons": state.grading.reasons})
-            return card
-        top = sorted(result.probabilities.items(), key=lambda item: -item[1])[:3]
-        card.update({
-            "overlay": data_url(result.overlay(), self.display_side), "decision": result.decision,
-            "class": state.grading.class_name, "confidence": result.confidence, "top": top,
-            "score": result.score, "threshold": state.threshold, "threshold_default": state.threshold_default,
-            "regions": [{key: row[key] for key in ("class", "area", "perimeter", "area_ratio", "k", "centroid")}
-                        for row in result.regions[:TABLE_ROWS]],
-            "num_regions": len(result.regions), "totals": result.totals(),
-            "k_rule": state.grading.measures.get("k"), "grade": state.grading.grade,
-            "reasons": state.grading.reasons, "class_grades": state.grading.class_grades})
-        return card
+        return model_card(state, self.display_side)
 
     # ------------------------------------------------------------------ status
 

@@ -1,0 +1,76 @@
+"""The station's memory of recent inspections: what lets the threshold slider work without running a model.
+
+The anomaly map of each recent inspection stays here at the image's resolution, so re-thresholding
+only thresholds it, measures the regions and grades again. :class:`ResultCache` is bounded in bytes
+(the newest inspection always stays).
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from defect_plugins.deploy.paper_segmentation import PaperViews
+from defect_plugins.deploy.result import InferenceResult
+
+from .grading import ModelGrading
+from .models import StationModel
+
+
+@dataclass
+class ModelState:
+    """One model's result for one inspection, as the page shows it now (after any threshold change)."""
+
+    model: StationModel
+    result: InferenceResult
+    grading: ModelGrading
+    latency_ms: float
+    threshold: float | None = None  # anomaly: the image and pixel threshold in force
+    threshold_default: float | None = None  # anomaly: the model's own (what the slider started from)
+
+
+@dataclass
+class Inspection:
+    """An inspection kept in memory: the image, the views and each model's state."""
+
+    id: int
+    source: str
+    image: np.ndarray
+    views: PaperViews
+    states: list[ModelState]
+    token_sha256: str  # the hash of the token only its page got (see Station.check_token)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def nbytes(self) -> int:
+        arrays = [self.image, self.views.grey, self.views.bilateral, self.views.stretched, self.views.mask]
+        for state in self.states:
+            arrays += [a for a in (state.result.anomaly_map, state.result.class_map, state.result.region_map,
+                                   state.result.defect_mask) if a is not None]
+        return int(sum(a.nbytes for a in arrays))
+
+
+class ResultCache:
+    """The last inspections, at most ``max_bytes`` together (the newest one is always kept)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self._items: OrderedDict[int, Inspection] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, inspection: Inspection) -> None:
+        with self._lock:
+            self._items[inspection.id] = inspection
+            total = sum(item.nbytes for item in self._items.values())
+            while len(self._items) > 1 and total > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                total -= dropped.nbytes
+
+    def get(self, inspection_id: int) -> Inspection | None:
+        with self._lock:
+            return self._items.get(inspection_id)
+
+    def __len__(self) -> int:
+        return len(self._items)
