@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "test": ("defect_plugins.launcher:test_main", "test an OpenMMLab checkpoint (tools/test.py)"),
     "export": ("defect_plugins.deploy.export:main", "export a checkpoint to OpenVINO (FP32, FP16, INT8 with a guard)"),
     "infer": ("defect_plugins.deploy.infer:main", "run an exported model over folders, lists, videos or a camera"),
-    "bench": ("defect_plugins.deploy.benchmark:main", "latency and throughput beside OpenVINO's benchmark_app"),
+    "bench": ("defect_plugins.deploy.bench.cli:main", "latency and throughput beside OpenVINO's benchmark_app"),
     "station": ("defect_plugins.station.cli:main", "the operator station's page for exported models"),
     "configs": ("defect_plugins.packaged_configs:main", "list, show or copy the packaged configs"),
     "synth": ("defect_plugins.data.cli:main", "write a synthetic steel data set"),

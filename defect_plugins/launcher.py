@@ -31,7 +31,6 @@ import re
 import runpy
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
@@ -39,7 +38,6 @@ from typing import Mapping, NoReturn, Sequence
 from defect_plugins.compat import apply_all
 from defect_plugins.compat.package_lookup import get_installed_path
 from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
-from defect_plugins.process import die_with_parent
 
 apply_all()  # before any config is parsed (``mmseg::`` bases need the package_lookup fix)
 
@@ -148,7 +146,8 @@ def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
-def _parse_head(parser: argparse.ArgumentParser, argv: Sequence[str], count: int) -> tuple[argparse.Namespace, list[str]]:
+def _parse_head(parser: argparse.ArgumentParser, argv: Sequence[str],
+                count: int) -> tuple[argparse.Namespace, list[str]]:
     """Parse the first ``count`` positionals with ``parser``; everything after belongs to the upstream script.
 
     Why not ``parse_known_args``: the upstream script's own options (``--work-dir``, ``-h``,
@@ -216,26 +215,13 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
     return found
 
 
-def run_logged(command: Sequence[str], log: str | os.PathLike) -> int:
-    """Run ``command`` as a child process, its command line and output appended to ``log``; its exit code.
-
-    The experiment tools run each step like this (as a user would, one process per step, the log
-    kept beside the results) and name the log in their own error when the code is not 0.
-    """
-    log = Path(log)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a") as stream:
-        stream.write(f"$ {' '.join(map(str, command))}\n")
-        stream.flush()
-        return subprocess.call(list(command), stdout=stream, stderr=subprocess.STDOUT, preexec_fn=die_with_parent())
-
-
 def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
                             cfg_options: Sequence[str] = ()) -> list[str]:
     """``defect-train TOOLKIT CONFIG --work-dir W [--resume] [--cfg-options ...]`` as the module form.
 
     ``--resume`` when mmengine recorded a checkpoint in ``W/last_checkpoint``, so a training cut off
-    goes on from its last checkpoint (the one place that decides it, for every tool that trains).
+    goes on from its last checkpoint (the one place that decides it: ``defect-teacher`` and the
+    studies in a clone's ``experiments/`` use it).
     """
     run_dir = Path(work_dir)
     command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", toolkit, str(config),
@@ -245,25 +231,6 @@ def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: s
     if cfg_options:
         command += ["--cfg-options", *cfg_options]
     return command
-
-
-def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
-                    cfg_options: Sequence[str] = ()) -> float:
-    """Train ``config`` into ``work_dir`` in a child process, as ``defect-train`` would; return the seconds.
-
-    The child's output is appended to ``work_dir/train.log`` (after the command line). A training cut
-    off earlier resumes from the checkpoint mmengine recorded in ``work_dir/last_checkpoint``: the
-    experiment tools built on this one (``tools/neu_cls_seeds.py``, ``tools/few_label_migration.py``)
-    can be killed and started again. A failure raises :class:`LauncherError` naming the log.
-    """
-    run_dir = Path(work_dir)
-    command = resumable_train_command(toolkit, config, run_dir, cfg_options)
-    log = run_dir / "train.log"
-    start = time.perf_counter()
-    code = run_logged(command, log)
-    if code != 0:
-        raise LauncherError(f"training {config} failed (exit {code}); log {log}")
-    return round(time.perf_counter() - start, 1)
 
 
 def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
@@ -317,7 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m defect_plugins.launcher", allow_abbrev=False, description=__doc__.split("\n")[0],
         usage="python -m defect_plugins.launcher {train,test} TOOLKIT CONFIG [script args...]\n"
-              "       python -m defect_plugins.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]")
+              "       python -m defect_plugins.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] "
+              "[args...]")
     parser.add_argument("script", choices=SCRIPTS)
     parser.add_argument("toolkit", choices=sorted(TOOLKITS))
     parser.add_argument("config", help="config file path or packaged config name")

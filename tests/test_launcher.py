@@ -57,7 +57,8 @@ def test_unknown_config_error_names_close_packaged_configs(capsys):
 def test_test_argument_errors(capsys, tmp_path):
     assert "required: checkpoint" in _exit_message(capsys, lambda: eval_main(["mmpretrain", CONFIG]))
     missing = tmp_path / "nope.pth"
-    assert f"checkpoint {missing} not found" in _exit_message(capsys, lambda: eval_main(["mmpretrain", CONFIG, str(missing)]))
+    assert f"checkpoint {missing} not found" in _exit_message(capsys,
+                                                              lambda: eval_main(["mmpretrain", CONFIG, str(missing)]))
 
 
 def test_bad_node_settings_name_the_variable(capsys, monkeypatch):
@@ -128,28 +129,15 @@ def test_tools_wrappers_exec_the_launcher(tmp_path, script, args, expected):
     assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
 
 
-def test_train_resumable_resumes_logs_and_names_the_log_on_failure(monkeypatch, tmp_path):
-    """The experiment tools' training step: a child process, resumed from mmengine's last_checkpoint."""
-    calls = []
-
-    def fake_call(command, stdout, stderr, preexec_fn=None):
-        assert preexec_fn is not None or not sys.platform.startswith("linux")  # the child dies with the tool
-        calls.append(command)
-        stdout.write("child output\n")
-        return 0 if len(calls) < 3 else 1
-
-    monkeypatch.setattr(launcher.subprocess, "call", fake_call)
+def test_resumable_train_command_resumes_from_the_checkpoint_mmengine_recorded(tmp_path):
+    """``defect-teacher`` (and the studies of a clone) train through this command: cut off, it goes on."""
     run_dir = tmp_path / "run"
-    assert launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir, ["randomness.seed=2"]) >= 0.0
-    assert calls[0][1:] == ["-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", "neu_cls/x.py",
-                            "--work-dir", str(run_dir), "--cfg-options", "randomness.seed=2"]
+    command = launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir, ["randomness.seed=2"])
+    assert command == [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", "neu_cls/x.py",
+                       "--work-dir", str(run_dir), "--cfg-options", "randomness.seed=2"]
+    run_dir.mkdir()
     (run_dir / "last_checkpoint").write_text(str(run_dir / "epoch_3.pth"))
-    launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir)
-    assert "--resume" in calls[1] and "--cfg-options" not in calls[1]
-    log = (run_dir / "train.log").read_text()
-    assert log.count("child output") == 2 and log.startswith("$ ")
-    with pytest.raises(LauncherError, match=f"training neu_cls/x.py failed \\(exit 1\\); log {run_dir}/train.log"):
-        launcher.train_resumable("mmpretrain", "neu_cls/x.py", run_dir)
+    assert launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir)[-1] == "--resume"
 
 
 def _scalars(work_dir: Path, folder: str, *records: dict) -> None:
@@ -169,7 +157,8 @@ def test_logged_scalars_come_from_the_newest_run_folder_only(tmp_path: Path) -> 
     assert read_logged_scalars(tmp_path, "mIoU", extra=None) == {"mIoU": 55.0, "mAcc": 80.0, "step": 1000.0}
     # a resume that logged nothing: the older folder's mid-training mIoU must not pass for the final one
     (tmp_path / "20261204_120000").mkdir()
-    with pytest.raises(LauncherError, match=r"20261204_120000/vis_data/scalars.json is missing.*ResumedFinalValidation"):
+    with pytest.raises(LauncherError,
+                       match=r"20261204_120000/vis_data/scalars.json is missing.*ResumedFinalValidation"):
         read_logged_scalars(tmp_path, "mIoU")
     with pytest.raises(LauncherError, match="no mmengine run folder"):
         read_logged_scalars(tmp_path / "test", "mIoU")

@@ -19,7 +19,8 @@ One command (``defect-demo --out DIR``), in this order:
 Every model is exported with :func:`defect_plugins.deploy.export.export_model` and run by
 :func:`defect_plugins.deploy.infer.run_inference` on held-out images at
 ``INFERENCE_PRECISION_HINT=f32``; the held-out figures come from the IRs' own outputs
-(:mod:`defect_plugins.deploy.scoring`). ``summary.json`` (figures, targets, step times) and
+(:func:`defect_plugins.deploy.export.evaluation.evaluate_ir`: each family's one metric code, the
+same as the INT8 guard's). ``summary.json`` (figures, targets, step times) and
 ``index.html`` (a table of the figures, then overlays) are written atomically at the end; a failed
 step leaves neither behind, only its log under ``OUT/logs``.
 """
@@ -95,9 +96,9 @@ def run_classification(runner: StepRunner, out: Path, args: argparse.Namespace) 
     from defect_plugins.cls.datasets.split import write_split
     from defect_plugins.data import NEU_CLASSES, make_classification_dataset
     from defect_plugins.deploy.export import export_model, load_model
+    from defect_plugins.deploy.export.evaluation import evaluate_ir
+    from defect_plugins.deploy.export.int8 import QuantizationToleranceError
     from defect_plugins.deploy.infer import run_inference
-    from defect_plugins.deploy.int8 import QuantizationToleranceError
-    from defect_plugins.deploy.scoring import score_classifier
 
     data, split = out / "data", out / "split"
     with runner.step("cls-data", f"synthetic NEU-like classes, {args.cls_per_class} per class, 64 px "
@@ -136,7 +137,7 @@ def run_classification(runner: StepRunner, out: Path, args: argparse.Namespace) 
             int8 = {"accepted": False, "refused": str(error)}
     with runner.in_process(), runner.step("cls-score",
                                           "top-1 of the FP32 IR on the held-out 30 % (OpenVINO f32), overlays"):
-        scores = score_classifier(fp32, test_dir)
+        scores = evaluate_ir(fp32, test_dir).figures
         inference = run_inference(fp32, [test_dir], out / "results", progress=False)
     return {"model": str(fp32), "checkpoint": str(checkpoint), "teacher_checkpoint": str(teacher),
             "top1": scores["top1"], "scores": scores, "int8": int8, "inference": inference,
@@ -150,8 +151,8 @@ def run_classification(runner: StepRunner, out: Path, args: argparse.Namespace) 
 def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher: Path | None) -> dict[str, Any]:
     from defect_plugins.data import make_anomaly_dataset
     from defect_plugins.deploy.export import export_model
+    from defect_plugins.deploy.export.evaluation import evaluate_ir
     from defect_plugins.deploy.infer import run_inference
-    from defect_plugins.deploy.scoring import score_anomaly
 
     data_root, category = out / "data", "steel"
     size = args.anomaly_size
@@ -175,7 +176,7 @@ def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher
         xml, _ = export_model("anomaly", out / "export" / "akf_rd_fp32.xml", checkpoint=checkpoint)
     with runner.in_process(), runner.step("anomaly-score",
                                           "image and pixel AUROC of the IR on the held-out test set (OpenVINO f32)"):
-        scores = score_anomaly(xml, data_root / category)
+        scores = evaluate_ir(xml, data_root / category).figures
         inference = run_inference(xml, [data_root / category / "test"], out / "results", progress=False)
     return {"model": str(xml), "checkpoint": str(checkpoint), "teacher": str(teacher) if teacher else "random",
             "image_auroc": scores["image_auroc"], "pixel_auroc": scores["pixel_auroc"], "scores": scores,
@@ -191,8 +192,8 @@ def run_anomaly(runner: StepRunner, out: Path, args: argparse.Namespace, teacher
 def run_segmentation(runner: StepRunner, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     from defect_plugins.data import make_segmentation_dataset
     from defect_plugins.deploy.export import export_model
+    from defect_plugins.deploy.export.evaluation import evaluate_ir
     from defect_plugins.deploy.infer import run_inference
-    from defect_plugins.deploy.scoring import score_segmentor
 
     data = out / "data"
     with runner.step("seg-data", f"synthetic strips on a machine bed: {args.seg_train} labelled, {args.seg_val} "
@@ -219,7 +220,7 @@ def run_segmentation(runner: StepRunner, out: Path, args: argparse.Namespace) ->
         xml, _ = export_model("segmentor", out / "export" / "arcd_unet_fp32.xml", config=_config(SEG_STAGE2_CONFIG),
                               checkpoint=checkpoint)
     with runner.in_process(), runner.step("seg-score", "IoU of the IR on the held-out strips (OpenVINO f32)"):
-        scores = score_segmentor(xml, data, split="val")
+        scores = evaluate_ir(xml, data, split="val").figures
         inference = run_inference(xml, [data / "img_dir" / "val"], out / "results", progress=False)
     return {"model": str(xml), "checkpoint": str(checkpoint), "defect_miou": scores["defect_miou"],
             "bed_iou": scores.get("bed_iou"), "scores": scores, "inference": inference,

@@ -2,11 +2,23 @@
 
 ``from defect_plugins.deploy import DefectInferencer`` is the Python API (:mod:`.inferencer`);
 ``defect-infer`` (:mod:`.infer`) is the command over it. Neither imports torch or a toolkit, so
-they run in the runtime-only install (README, "Deployment on factory CPUs"). Exporting
-(:mod:`.export`), INT8 (:mod:`.int8`), scoring and benchmarks need the full install.
+they run in the runtime-only install (README, "Deployment on factory CPUs"). Exporting, INT8 and
+the metrics (:mod:`.export`) and the benchmark (:mod:`.bench`) need the full install; the runtime
+modules never import them (import-linter contracts in ``pyproject.toml``). Image code shared with
+training (reading, geometry, the paper's Otsu chain, region measurement) is
+:mod:`defect_plugins.imaging`.
 
-Names are resolved on first use (PEP 562), so that importing a helper module of this package
-(``defect_plugins.deploy.geometry`` from the ARCD transforms, for example) does not load OpenVINO.
+=====================  =========================================================================
+runtime                :mod:`.inferencer`, :mod:`.infer`, :mod:`.families` (post-processing),
+                       :mod:`.metadata`, :mod:`.ir_files`, :mod:`.runtime`, :mod:`.preprocess`,
+                       :mod:`.result`, :mod:`.report`, :mod:`.selfcheck`
+export time            :mod:`.export` (``defect-export``: export, INT8, families' export halves,
+                       metrics)
+benchmark              :mod:`.bench` (``defect-bench``)
+=====================  =========================================================================
+
+Names are resolved on first use (PEP 562), so that importing one module of this package does
+not load OpenVINO.
 """
 from __future__ import annotations
 
@@ -15,7 +27,7 @@ from typing import Any
 _EXPORTS = {
     "DefectInferencer": ".inferencer",
     "InferenceResult": ".result",
-    "GradingRule": ".quantify",
+    "GradingRule": "defect_plugins.imaging.quantify",
     "ModelMetadata": ".metadata",
 }
 

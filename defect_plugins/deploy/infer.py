@@ -11,8 +11,9 @@ and with IRs written by ``anomalib export --export_type openvino``:
 * segmentor -> per-pixel classes, defect regions per class quantified, machine-bed region (when
   the model has a region head) outlined.
 
-Regions are measured with :func:`.quantify.quantify_mask` (area, centroid, perimeter, area ratio,
-K; RKD-SARSN paper section 3.2.4) and graded by a configurable :class:`.quantify.GradingRule`.
+Regions are measured with :func:`defect_plugins.imaging.quantify.quantify_mask` (area, centroid,
+perimeter, area ratio, K; RKD-SARSN paper section 3.2.4) and graded by a configurable
+:class:`defect_plugins.imaging.quantify.GradingRule`.
 
 Throughput comes from OpenVINO's asynchronous infer requests (the ``THROUGHPUT`` hint, as many
 requests as OpenVINO finds optimal), driven from the calling thread without Python callbacks
@@ -64,10 +65,10 @@ from typing import Any
 import cv2
 
 from defect_plugins.fileio import atomic_path, fsync_path, is_temporary, replace, temp_sibling
+from defect_plugins.imaging.files import IMAGE_SUFFIXES, ImageReadError, read_bgr
+from defect_plugins.imaging.quantify import GradingRule
 
 from .inferencer import DefectInferencer
-from .quantify import GradingRule
-from .runtime import IMAGE_SUFFIXES, ImageReadError, read_bgr
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
 LIST_SUFFIXES = (".txt", ".lst")
@@ -122,7 +123,7 @@ def iter_sources(sources: Sequence[str | Path], *, max_frames: int | None = None
 def list_inputs(folder: str | Path, ignored: dict[str, int] | None = None) -> list[tuple[Path, str | None]]:
     """Every input under ``folder`` (recursively, sorted by path), each with why it cannot be read, if known already.
 
-    :func:`.runtime.list_images` keeps only regular files, so a broken link ``x.png`` or an
+    :func:`defect_plugins.imaging.list_images` keeps only regular files, so a broken link ``x.png`` or an
     unreadable sub-folder vanished from a run. Here they are inputs with a reason (and fail):
     a link to a missing file, an image-suffixed entry that is not a regular file, a folder that
     cannot be listed. Links to folders are not followed (as ``list_images``: no loops); they and

@@ -41,13 +41,15 @@ from typing import Any, Union
 import cv2
 import numpy as np
 
+from defect_plugins.imaging.files import ImageReadError, read_bgr
+from defect_plugins.imaging.geometry import to_input
+from defect_plugins.imaging.quantify import GradingRule
+
 from .families import PostSettings, get_family
 from .families import anomaly as anomaly_family
-from .geometry import to_input
 from .metadata import MetadataError, ModelMetadata
-from .quantify import GradingRule
 from .result import InferenceResult
-from .runtime import ImageReadError, compile_model, read_bgr, read_metadata, read_model
+from .runtime import compile_model, read_metadata, read_model
 
 ImageLike = Union[str, Path, np.ndarray]
 # predict_many also takes (name, image or the exception that stopped it from being read), as infer.iter_sources yields

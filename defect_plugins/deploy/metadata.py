@@ -39,9 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from defect_plugins.imaging.geometry import RESIZE_MODES
+
 FAMILIES = ("classifier", "segmentor", "anomaly")
 WEIGHT_PRECISIONS = ("FP32", "FP16", "INT8")
-RESIZE_MODES = ("stretch", "pad_square")
 RT_INFO_PATH = ["defect_plugins", "metadata"]
 INTEGRITY_RT_INFO_PATH = ["defect_plugins", "integrity"]  # {"bin_sha256": ...}, JSON
 INTEGRITY_KEY = "integrity"  # in the sidecar: {"xml_sha256": ..., "bin_sha256": ...}

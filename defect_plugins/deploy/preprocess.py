@@ -12,8 +12,8 @@ added here as OpenVINO preprocessing, which the CPU plugin fuses into the first 
   which is how mmpretrain's ``ClsDataPreprocessor`` and mmseg's ``SegDataPreProcessor`` apply
   their ``mean``/``std``; anomalib's graph only needs ``/ 255`` (its own normalisation is inside).
 
-Resizing stays outside (see :mod:`.geometry`). Upstream reference: OpenVINO's preprocessing guide
-(``docs/articles_en/openvino-workflow/running-inference/optimize-inference/optimize-preprocessing``)
+Resizing stays outside (see :mod:`defect_plugins.imaging.geometry`). Upstream reference: OpenVINO's
+preprocessing guide (``docs/articles_en/openvino-workflow/running-inference/optimize-inference/optimize-preprocessing``)
 and ``openvino.preprocess.PrePostProcessor``.
 """
 from __future__ import annotations
@@ -57,13 +57,3 @@ def uint8_bgr_input(ov_model: Any, *, to_rgb: bool, mean: Sequence[float] | None
     ov_model = ppp.build()
     ov_model.input(0).get_tensor().set_names({INPUT_NAME})
     return ov_model
-
-
-def is_uint8_nhwc(ov_model: Any) -> bool:
-    """True when the model's input already follows the contract (uint8, last axis 3)."""
-    import openvino as ov
-
-    port = ov_model.input(0)
-    shape = port.get_partial_shape()
-    return (port.get_element_type() == ov.Type.u8 and shape.rank.is_static and shape.rank.get_length() == 4
-            and shape[3].is_static and shape[3].get_length() == 3)

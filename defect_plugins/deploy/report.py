@@ -1,7 +1,8 @@
 """A summary page (HTML + Markdown) of inference runs and benchmarks, with their pictures.
 
 Each section is one :func:`.infer.run_inference` output folder (its ``results.json``), optionally
-with extra figures (training metrics, a benchmark table). The page links the overlay pictures by
+with extra figures (training metrics); a benchmark's text table
+(:func:`defect_plugins.deploy.bench.cli.format_table`) can close the page. The page links the overlay pictures by
 relative path, so the output folder can be zipped and opened anywhere. Both files are written
 atomically (:mod:`defect_plugins.fileio`).
 """
@@ -70,14 +71,13 @@ def _headline(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[str]]:
 
 
 def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str = "defect-plugins results",
-                 benchmark: dict[str, Any] | None = None,
+                 benchmark_table: str | None = None,
                  headline: Sequence[dict[str, Any]] | None = None) -> Path:
     """Write ``index.html`` and ``summary.md`` into ``out_dir``; return the HTML path.
 
-    ``headline``: rows (keys :data:`HEADLINE_COLUMNS`) of a table that opens the page.
+    ``headline``: rows (keys :data:`HEADLINE_COLUMNS`) of a table that opens the page;
+    ``benchmark_table``: a benchmark's text table, shown as is at the end.
     """
-    from .benchmark import format_table
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
@@ -117,8 +117,8 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
             md.append(f"![{caption}]({src})")
         parts.append("</p>")
         md.append("")
-    if benchmark is not None:
-        table = format_table(benchmark)
+    if benchmark_table is not None:
+        table = benchmark_table
         parts.append(f"<h2>Benchmark</h2><pre>{html.escape(table)}</pre>")
         md += ["## Benchmark", "", "```", table, "```", ""]
     parts.append("</body></html>")

@@ -3,10 +3,11 @@
 Follows the role of anomalib's ``NumpyImageItem`` / ``NumpyImageBatch`` (``anomalib/data/dataclasses``:
 one object carrying the image, the score, the map and the decision) with this package's additions:
 class probabilities for classifiers, class and machine-bed maps for segmentors, quantified defect
-regions (:mod:`.quantify`), their worst grade and the per-image totals of the RKD-SARSN paper's
-Table 7 (:meth:`InferenceResult.totals`) for every family. Classifiers find their regions with the
-paper's segmentation chain (:mod:`.paper_segmentation`; the mask is ``defect_mask``). Fields that do
-not apply to a family are ``None`` (or empty).
+regions (:mod:`defect_plugins.imaging.quantify`), their worst grade and the per-image totals of the
+RKD-SARSN paper's Table 7 (:meth:`InferenceResult.totals`) for every family. Classifiers find their
+regions with the paper's segmentation chain (:mod:`defect_plugins.imaging.paper_segmentation`; the
+mask is ``defect_mask``). Fields that do not apply to a family are ``None`` (or empty); the keys a
+family adds to a JSON row are its own (``row_fields`` of :mod:`.families`).
 
 :meth:`InferenceResult.to_dict` is exactly one row of ``defect-infer``'s ``results.json`` (the
 arrays are summarised, not dumped); :meth:`InferenceResult.overlay` draws the family's picture.
@@ -93,7 +94,7 @@ class InferenceResult:
         """
         if not self.ok or self.image is None:
             return None
-        from .quantify import image_totals
+        from defect_plugins.imaging.quantify import image_totals
 
         return image_totals(self.regions, self.image.shape).to_dict()
 
@@ -113,13 +114,10 @@ class InferenceResult:
         if not self.ok:
             row["error"] = self.error
             return row
+        from .families import get_family
+
         row["decision"] = self.decision
-        if self.family == "classifier":
-            row.update({"class": self.label, "confidence": self.confidence,
-                        "probabilities": dict(self.probabilities)})
-        if self.family == "anomaly":
-            row.update({"score": self.score, "image_threshold": self.image_threshold,
-                        "pixel_threshold": self.pixel_threshold})
+        row.update(get_family(self.family).row_fields(self))
         row.update({"num_regions": len(self.regions), "worst_grade": self.grade,
                     "regions": [_json_row(region) for region in self.regions], "totals": self.totals()})
         row.update(self.extra)

@@ -1,4 +1,4 @@
-"""Shared OpenVINO helpers: compile at an explicit precision, read and save IRs, read images, time.
+"""Shared OpenVINO helpers: compile at an explicit precision, read and save IRs, predict, time.
 
 Why these exist:
 
@@ -9,27 +9,33 @@ Why these exist:
 * An export's files are read checked and replaced whole (:mod:`.ir_files`, re-exported here):
   ``save_ir`` switches a new export in with one rename, ``read_model`` refuses files that do not
   match the SHA-256 recorded at export.
+* :func:`openvino_predict` is the one way an IR's raw outputs are taken for a metric (the INT8
+  guard, the held-out figures, the benchmark, parity checks): f32 unless told otherwise.
 * Latency and throughput are measured the way OpenVINO's ``benchmark_app`` does it:
   synchronous requests for latency percentiles, ``ov.AsyncInferQueue`` with the
   ``THROUGHPUT`` performance hint (several streams) for throughput.
+
+Images are read by :mod:`defect_plugins.imaging` (``read_bgr`` and ``ImageReadError`` are
+re-exported here, where runtime code has always found them).
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from .geometry import from_model_grid, to_input, to_model_grid  # noqa: F401  (re-exported: int8, scoring)
+from defect_plugins.imaging.files import ImageReadError, read_bgr  # noqa: F401  (re-exported)
+
 from .ir_files import (model_size_mb, read_metadata, read_model, save_ir, verify_ir,  # noqa: F401  (re-exported)
                        versions_dir)
 from .metadata import MetadataError, ModelIntegrityError, ModelMetadata  # noqa: F401  (re-exported)
 
 PRECISION_HINTS = ("f32", "f16", "bf16")
 PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+Predict = Callable[[np.ndarray], Sequence[np.ndarray]]  # uint8 (N, H, W, 3) BGR -> outputs in order
 
 
 def ov_config(precision: str, performance_hint: str = "LATENCY", *, num_streams: int | None = None,
@@ -74,34 +80,20 @@ def f32_compile(model: Any, **kwargs: Any):
     return compile_model(model, "f32", **kwargs)
 
 
-# --------------------------------------------------------------------------- images
+def compiled_predict(compiled: Any) -> Predict:
+    """A :data:`Predict` function over one infer request of a compiled model (outputs in model order)."""
+    request = compiled.create_infer_request()
+
+    def predict(batch: np.ndarray) -> list[np.ndarray]:
+        result = request.infer({0: batch})
+        return [np.asarray(result[output]) for output in compiled.outputs]
+
+    return predict
 
 
-class ImageReadError(OSError):
-    """A file could not be decoded as an image."""
-
-
-def read_bgr(path: str | Path) -> np.ndarray:
-    """An image file as uint8 BGR ``(H, W, 3)``, checked; raises :class:`ImageReadError` naming the file.
-
-    The package's one check-and-decode (:func:`.decode.read_image`, as the station's uploads):
-    truncated or partly decodable files, size bombs and images under 16 px are refused, never
-    graded with a grey patch where the data was missing.
-    """
-    from .decode import ImageRejected, read_image
-
-    try:
-        return read_image(path)
-    except ImageRejected as error:
-        raise ImageReadError(str(error)) from None
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """All files under ``folder`` with an image suffix, sorted (recursively)."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder")
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def openvino_predict(model: Any, precision: str = "f32") -> Predict:
+    """A :data:`Predict` function for an IR path or ``ov.Model`` at an explicit precision (default f32)."""
+    return compiled_predict(compile_model(model, precision))
 
 
 # --------------------------------------------------------------------------- timing

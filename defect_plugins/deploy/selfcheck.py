@@ -37,7 +37,7 @@ FORBIDDEN = ("torch", "torchvision", "mmengine", "mmcv", "mmpretrain", "mmseg", 
 _INFERENCER_CHILD = r"""
 import json, sys, time
 from defect_plugins.deploy import DefectInferencer
-from defect_plugins.deploy.runtime import list_images
+from defect_plugins.imaging import list_images
 
 xml, folder, forbidden = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 images = list_images(folder)
@@ -100,8 +100,9 @@ def _run_child(code: str, args: Sequence[str], cwd: Path, timeout: float) -> tup
 
 def check_model(xml: Path, work: Path, *, images: Path | None = None, timeout: float = 300) -> dict[str, Any]:
     """Run both checks on one IR; return the figures (raises :class:`SelfCheckError` on a failure)."""
+    from defect_plugins.imaging import list_images
+
     from .inferencer import load_ir
-    from .runtime import list_images
 
     xml = Path(xml).resolve()
     if not xml.is_file():

@@ -4,8 +4,8 @@ mmengine's train loops (``EpochBasedTrainLoop.run`` and ``IterBasedTrainLoop.run
 ``mmengine/runner/loops.py``, 0.10.x) validate inside the loop, after ``CheckpointHook`` has saved the
 checkpoint of the last epoch or iteration. A run killed in between (during the final validation: a
 timeout, a lost machine) resumes at ``max_iters``, leaves the loop at once and ends without the
-validation record that ``scalars.json`` readers such as ``tools/seg_seeds.py`` and
-``tools/neu_cls_seeds.py`` report; resuming again would change nothing. This hook runs the
+validation record that ``scalars.json`` readers such as ``experiments/arcd/seg_seeds.py`` and
+``experiments/neu_cls/neu_cls_seeds.py`` report; resuming again would change nothing. This hook runs the
 validation loop once after training in exactly that case: the run entered training already finished.
 Upstream tracks the general gap (a validation cut off mid-training is skipped on resume) as
 open-mmlab/mmengine issue #1394; only the final one decides this project's figures.

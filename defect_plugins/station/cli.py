@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         print("defect-station: error: --max-upload-mb and --max-pixels must be positive", file=sys.stderr)
         return 2
-    from defect_plugins.deploy.decode import DEFAULT_BUDGET, default_decode_bytes
+    from defect_plugins.imaging.decode import DEFAULT_BUDGET, default_decode_bytes
 
     # decodes in flight share one budget: room for two of the largest image --max-pixels admits (1 GB at least)
     DEFAULT_BUDGET.configure(max_bytes=max(1_000_000_000, 2 * default_decode_bytes(int(args.max_pixels * 1e6))))

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from defect_plugins.deploy.families import anomaly as anomaly_family
-from defect_plugins.deploy.paper_segmentation import segment_defects
 from defect_plugins.deploy.result import InferenceResult
+from defect_plugins.imaging.paper_segmentation import segment_defects
 
 from .errors import StationError
 from .grading import ModelGrading, grade_result

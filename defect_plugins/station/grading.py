@@ -1,7 +1,7 @@
 """One model's result -> the measures the rule file speaks of -> a grade (with its reasons).
 
 The measures are the per-image totals of the RKD-SARSN paper's Table 7 (Huang et al., Algorithms
-16(11):516, 2023, section 3.2; :func:`defect_plugins.deploy.quantify.image_totals`) plus the
+16(11):516, 2023, section 3.2; :func:`defect_plugins.imaging.quantify.image_totals`) plus the
 family's own figures:
 
 * classifier: the paper's Otsu regions of the whole image, the top class's rules, ``confidence``;
@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from defect_plugins.deploy.quantify import image_totals
 from defect_plugins.deploy.result import InferenceResult
+from defect_plugins.imaging.quantify import image_totals
 
 from .rules import RuleSet
 

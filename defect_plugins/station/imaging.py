@@ -1,13 +1,13 @@
 """Uploaded bytes -> a checked BGR image, and images -> data URLs for the page.
 
-Uploads go through the package's one check-and-decode, :func:`defect_plugins.deploy.decode.decode_image`
+Uploads go through the package's one check-and-decode, :func:`defect_plugins.imaging.decode.decode_image`
 (shared with ``defect-infer``): signature, header sizes read as the decoders read them, the
 station's pixel limit (``--max-pixels``), a minimum size, an estimate of the decode's memory, a
 truncated or corrupt file refused before it is graded, and a process-wide budget of concurrent
 decodes. :class:`ImageRejected` (message starting with the file's name) is re-exported here for
 the existing imports, with :func:`sniff_format` and :func:`header_size`.
 
-numpy and OpenCV only (and :mod:`defect_plugins.deploy.decode`).
+numpy and OpenCV only (and :mod:`defect_plugins.imaging.decode`).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import base64
 import cv2
 import numpy as np
 
-from defect_plugins.deploy.decode import ImageRejected, decode_image, header_size, sniff_format
+from defect_plugins.imaging.decode import ImageRejected, decode_image, header_size, sniff_format
 
 __all__ = ["ImageRejected", "data_url", "decode_upload", "fit", "header_size", "sniff_format"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from defect_plugins.deploy.quantify import draw_regions, quantify_mask
+from defect_plugins.imaging.quantify import draw_regions, quantify_mask
 
 from .imaging import data_url
 from .memory import Inspection, ModelState

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from defect_plugins.deploy.runtime import IMAGE_SUFFIXES
+from defect_plugins.imaging.files import IMAGE_SUFFIXES
 
 from .errors import StationError
 

@@ -23,14 +23,14 @@ normalisation, because anomalib's clamps scores to [0, 1] before the evaluator s
 resulting ties change each model's AUROC / AUPRO by a different amount (see that module).
 
 A "category" is any folder ``ROOT/<category>`` in the MVTec AD layout
-(:func:`defect_plugins.anomaly.datamodule.mvtec_layout_datamodule`): with ``ground_truth`` it is read
+(:func:`experiments.lib.mvtec_layout.mvtec_layout_datamodule`): with ``ground_truth`` it is read
 by anomalib's ``MVTecAD``, without it by ``Folder`` (image metrics only), so DeepPCB or a single MVTec
 category linked into one folder run the same way.
 
 Seeds (``--seeds 0 1 2``) run one after another, each seed over every category and model, so
 a protocol cut short still holds complete pairs. With several seeds ``OUT/table.md`` adds mean
 +- sd per model and category and the paired per-seed differences against each ``--reference``
-model (:mod:`defect_plugins.stats`), per category and on the mean over categories.
+model (:mod:`experiments.lib.stats`), per category and on the mean over categories.
 Training seconds per epoch (median over epochs, validation excluded) are kept per run.
 ``--once patchcore`` runs a model for the first seed only: PatchCore has no training (its one random
 step is the coreset's start point), so further seeds cost CPU and measure almost nothing; differences
@@ -57,12 +57,13 @@ has no per-category paper column.
 Examples::
 
     # the paper's setting (internet: ImageNet wide_resnet50_2 from timm's hub; anomalib downloads MVTec AD)
-    python tools/akf_rd_mvtec.py --root datasets/MVTecAD --models akf_rd rd --out work_dirs/mvtec
+    python experiments/akf_rd/akf_rd_mvtec.py --root datasets/MVTecAD --models akf_rd rd --out work_dirs/mvtec
     # offline: a local teacher (torchvision/timm state dict, e.g. from defect-teacher) and a local copy
-    python tools/akf_rd_mvtec.py --root /data/MVTecAD --teacher-weights wide_resnet50_2.pth \\
+    python experiments/akf_rd/akf_rd_mvtec.py --root /data/MVTecAD --teacher-weights wide_resnet50_2.pth \\
         --categories bottle carpet --models akf_rd rd patchcore --variants akf_oce akf_literal_oce --out work_dirs/mvtec
-    # the issue-17 comparison: DeepPCB and MVTec bottle linked into one folder, 3 seeds, paired against RD
-    python tools/akf_rd_mvtec.py --root work_dirs/ad --categories deeppcb bottle --backbone resnet18 \\
+    # the comparison of runs/rd_patchcore_3seeds/compare: DeepPCB and MVTec bottle linked into one folder,
+    # 3 seeds, paired against RD
+    python experiments/akf_rd/akf_rd_mvtec.py --root work_dirs/ad --categories deeppcb bottle --backbone resnet18 \\
         --teacher-weights steel_resnet18.pth --image-size 128 --epochs 40 --batch-size 16 \\
         --models akf_rd rd patchcore --akf-optimizers paper rd --seeds 0 1 2 --once patchcore \\
         --reference rd patchcore --latency --out work_dirs/akf/compare
@@ -79,8 +80,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
     sys.path.insert(0, str(REPO_ROOT))
 
 MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
@@ -213,7 +214,7 @@ def run_one(name: str, category: str, seed: int, args: argparse.Namespace, *, ex
     from lightning.pytorch import seed_everything
 
     from defect_plugins.anomaly.callbacks import EpochProgress, EpochTimer
-    from defect_plugins.anomaly.datamodule import mvtec_layout_datamodule
+    from experiments.lib.mvtec_layout import mvtec_layout_datamodule
     seed_everything(seed, workers=True)
     model = build_model(name, args)
     datamodule = mvtec_layout_datamodule(args.root / category, batch_size=args.batch_size, seed=seed,
@@ -236,7 +237,7 @@ def run_one(name: str, category: str, seed: int, args: argparse.Namespace, *, ex
               "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     if export:  # the package's one export path, from the trained module (no checkpoint round trip)
         from defect_plugins.deploy.export import export_model
-        from defect_plugins.deploy.families.anomaly import from_module
+        from defect_plugins.deploy.export.families.anomaly import from_module
 
         size = (args.image_size, args.image_size)
         loaded = from_module(model, input_size=size,
@@ -303,7 +304,7 @@ def paired_rows(results: dict[str, Any], other: dict[str, Any], pairs: Sequence[
     """Markdown rows of ``A - B`` per seed (A from ``results``, B from ``other``), per category and on the mean.
 
     A reference in ``once`` ran for one seed only: its one value stands for every seed of A."""
-    from defect_plugins.stats import format_mean_sd, paired_differences
+    from experiments.lib.stats import format_mean_sd, paired_differences
 
     lines = ["| category | model | " + " | ".join(t for _, t in METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for category in [*categories, "mean"]:
@@ -332,7 +333,7 @@ def render_table(results: dict[str, Any], names: Sequence[str], categories: Sequ
                  once: Sequence[str] = ()) -> str:
     """Markdown: the paper's Table 2 layout (means over seeds), then mean +- sd and paired differences
     (against ``references`` here, and against the same models in the ``against`` results)."""
-    from defect_plugins.stats import format_mean_sd, mean_sd
+    from experiments.lib.stats import format_mean_sd, mean_sd
 
     seeds_done = sorted({int(k.rsplit("/seed", 1)[1]) for k in results["runs"]})
     head = "| category | " + " | ".join(label(n) for n in names) + " |"

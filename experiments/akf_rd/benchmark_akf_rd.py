@@ -6,9 +6,9 @@ Both models are trained and evaluated in ONE run on the same data, teacher
 through anomalib's ``Engine``; both are exported to
 OpenVINO through the package's one export path (:func:`defect_plugins.deploy.export.export_model`:
 FP32 and, unless ``--no-int8``, INT8 through its accuracy guard, PTQ then NNCF accuracy control).
-Timing, FLOPs and INT8 are the package's shared ones (``deploy.runtime``, ``deploy.benchmark``,
-``deploy.int8``). Reported per model: parameters (total / trainable), FLOPs of one
-forward pass (``torch.utils.flop_counter``), training seconds per epoch, an
+Timing and INT8 are the package's shared ones (``deploy.runtime``, ``deploy.export``), FLOPs the
+deployment study's counter (``experiments.deployment.flops``). Reported per model: parameters (total /
+trainable), FLOPs of one forward pass (``torch.utils.flop_counter``), training seconds per epoch, an
 interleaved training-step timing (A/B/A/B... so that load from other
 processes on the machine hits both models alike), PyTorch latency, OpenVINO
 FP32 and INT8 latency at batch 1 and throughput at batch 8 (``ov.AsyncInferQueue``; precision hint
@@ -23,11 +23,12 @@ so that only the bottleneck differs.
 Examples::
 
     # real data, offline stand-in teacher (used for BOTH models)
-    nice -n 10 python tools/benchmark_akf_rd.py --data /work/shared/data/deeppcb_ad --image-size 128 \
-        --backbone resnet18 --teacher-weights /work/shared/weights/resnet18_steel_neu_128.pth --epochs 40 \
+    nice -n 10 python experiments/akf_rd/benchmark_akf_rd.py --data ../shared/data/deeppcb_ad --image-size 128 \
+        --backbone resnet18 --teacher-weights ../shared/weights/resnet18_steel_neu_128.pth --epochs 40 \
         --out work_dirs/akf/bench_deeppcb_128.json
     # synthetic data made on the fly, random-init teacher
-    python tools/benchmark_akf_rd.py --synthetic --image-size 64 --epochs 10 --out work_dirs/akf/bench_synth.json
+    python experiments/akf_rd/benchmark_akf_rd.py --synthetic --image-size 64 --epochs 10 \
+        --out work_dirs/akf/bench_synth.json
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from typing import Any
 import numpy as np
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
     sys.path.insert(0, str(REPO_ROOT))
 
 from anomalib.deploy import CompressionType, ExportType  # noqa: E402
@@ -54,14 +55,15 @@ from anomalib.models import ReverseDistillation  # noqa: E402
 from defect_plugins.anomaly import (AkfReverseDistillation, RankPreservingPostProcessor,  # noqa: E402
                                      load_teacher_weights)
 from defect_plugins.anomaly.callbacks import EpochTimer  # noqa: E402
-from defect_plugins.anomaly.datamodule import mvtec_layout_datamodule  # noqa: E402
-from defect_plugins.deploy.benchmark import count_gflops  # noqa: E402
 from defect_plugins.deploy.export import export_model, load_model, parity  # noqa: E402
 from defect_plugins.deploy.families.anomaly import adopt_anomalib_ir  # noqa: E402
-from defect_plugins.deploy.int8 import evaluate, openvino_predict  # noqa: E402
-from defect_plugins.deploy.runtime import (compile_model, latency, list_images, read_bgr, throughput,  # noqa: E402
-                                           time_calls, to_input)
+from defect_plugins.deploy.export.evaluation import evaluate  # noqa: E402
+from defect_plugins.deploy.runtime import compile_model, latency, openvino_predict, throughput, time_calls  # noqa: E402
 from defect_plugins.fileio import atomic_write_json  # noqa: E402
+from defect_plugins.imaging import list_images, read_bgr  # noqa: E402
+from defect_plugins.imaging.geometry import to_input  # noqa: E402
+from experiments.deployment.flops import count_gflops  # noqa: E402
+from experiments.lib.mvtec_layout import mvtec_layout_datamodule  # noqa: E402
 
 RD_LR, RD_BETAS = 0.005, (0.5, 0.99)  # anomalib ReverseDistillation.configure_optimizers
 MODEL_CLASSES = {"rd": "anomalib.models.ReverseDistillation"}  # class paths for the export; AKF-RD otherwise

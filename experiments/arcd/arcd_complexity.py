@@ -1,6 +1,6 @@
 """Parameters and FLOPs of ARCD reconstructor and discriminator variants (thesis Tables 4.2, 4.4).
 
-    python tools/arcd_complexity.py [--size 256] [--json OUT.json] [--out OUT.md]
+    python experiments/arcd/arcd_complexity.py [--size 256] [--json OUT.json] [--out OUT.md]
 
 Thesis: Zhang Xunfei, "Research on steel defect detection based on semantic segmentation",
 Zhejiang University master's thesis, 2023. Table 4.2 gives, at 256x256, the base reconstructor

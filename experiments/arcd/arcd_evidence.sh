@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# Issue 15, point 5: the NEU-Seg evidence for ARCD, as a queue of tools/seg_seeds.py calls (3 seeds each,
-# paired runs see the same data order). One job at a time: run it alone, with both cores.
+# The NEU-Seg evidence for ARCD (3 seeds, paired runs), as a queue of experiments/arcd/seg_seeds.py calls
+# (paired runs see the same data order). One job at a time: run it alone, with both cores.
 #
-#   tools/arcd_evidence.sh STEP [STEP ...]      STEP: patches stage1 unet label cam dlv3p  (or: all)
-#                                               (label = label30 label50)
+#   experiments/arcd/arcd_evidence.sh STEP [STEP ...]   STEP: patches stage1 unet label cam dlv3p  (or: all)
+#                                                        (label = label30 label50)
 #
-# Schedules are 4 epochs (docs/RESULTS.md "Cost of point 5 on this CPU"):
+# Schedules are 4 epochs (their cost on a 2-core CPU: docs/RESULTS.md, ARCD section):
 #   stage 1: 8840 normal 64-px patches / batch 16 -> 2212 iterations (~8 min per run, 9 runs)
 #   stage 2: 3129 NEU-Seg training images / batch 4 -> 3128 iterations (U-Net family ~17 min per run)
-# Every stage-2 ARCD run reads the one seed-0 stage-1 base reconstructor (the issue's "one stage-1
-# checkpoint"), so stage-2 differences are not stage-1 noise. Finished runs are kept, cut-off ones
-# resume (tools/seg_seeds.py), so the script can be re-run after an interruption.
-# WORK (default work_dirs/seg/issue15) holds everything; PATCHES the normal patches; SEEDS, S1 and S2
+# Every stage-2 ARCD run reads the one seed-0 stage-1 base reconstructor (one stage-1 checkpoint for
+# all of them), so stage-2 differences are not stage-1 noise. Finished runs are kept, cut-off ones
+# resume (experiments/arcd/seg_seeds.py), so the script can be re-run after an interruption.
+# WORK (default work_dirs/seg/arcd_evidence) holds everything; PATCHES the normal patches; SEEDS, S1 and S2
 # (stage-1 / stage-2 iterations) can be set for a shorter trial; ONLY="NAME ..." trains those runs of each
-# step only (seg_seeds.py --only; tools/arcd_evidence_parallel.sh gives each run its own process with it);
-# NO_TRAIN=1 reports finished runs and trains nothing (seg_seeds.py --no-train).
+# step only (seg_seeds.py --only; experiments/arcd/arcd_evidence_parallel.sh gives each run its own process
+# with it); NO_TRAIN=1 reports finished runs and trains nothing (seg_seeds.py --no-train).
+# Runs from the repository root (it changes there first).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-WORK=${WORK:-work_dirs/seg/issue15}
+cd "$(dirname "$0")/../.."
+WORK=${WORK:-work_dirs/seg/arcd_evidence}
 PATCHES=${PATCHES:-work_dirs/seg/neu_normal64}
 NEU_SEG=${NEU_SEG:-../shared/data/neu_seg}
 SEEDS=${SEEDS:-0 1 2}
@@ -30,9 +31,9 @@ PY=${PYTHON:-python}  # the interpreter (a test swaps in a recorder)
 ONLY=${ONLY:-}
 NO_TRAIN=${NO_TRAIN:-}
 
-seg_seeds() {  # tools/seg_seeds.py, restricted to $ONLY's runs when it is set
+seg_seeds() {  # experiments/arcd/seg_seeds.py, restricted to $ONLY's runs when it is set
   # shellcheck disable=SC2086
-  "$PY" tools/seg_seeds.py "$@" ${ONLY:+--only $ONLY} ${NO_TRAIN:+--no-train}
+  "$PY" experiments/arcd/seg_seeds.py "$@" ${ONLY:+--only $ONLY} ${NO_TRAIN:+--no-train}
 }
 
 stage2_options() {  # the same 4-epoch schedule for every stage-2 run; validation = NEU-Seg test split
@@ -91,7 +92,7 @@ step_dlv3p() {  # ARCD(DeepLabV3+) vs DeepLabV3+ (~70 min per run at 200 px: 7 h
       --run-options "arcd_dlv3p:model.reconstructor_checkpoint=$STAGE1_CKPT" --cfg-options $(stage2_options)
 }
 
-[ $# -ge 1 ] || { sed -n '2,16p' "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,18p' "$0"; exit 2; }
 [ "$1" = all ] && set -- stage1 unet label cam dlv3p
 for step in "$@"; do
   declare -F "step_$step" >/dev/null || { echo "arcd_evidence.sh: unknown step '$step'" >&2; exit 2; }

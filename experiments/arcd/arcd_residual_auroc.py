@@ -9,7 +9,8 @@ score (torchmetrics' ``binary_auroc``) and the mean residual on the class and on
 means the reconstruction carries no cue for that class. For scale, the same figures are given for a score that
 needs no network, ``mean_c |image - per-image median|`` (a defect that is darker or brighter than its plate).
 
-    python tools/arcd_residual_auroc.py configs/arcd/arcd_stage1_recon_neu-normal64.py work_dirs/seg/issue15/stage1/seed0/base \\
+    python experiments/arcd/arcd_residual_auroc.py configs/arcd/arcd_stage1_recon_neu-normal64.py \\
+        work_dirs/seg/arcd_evidence/stage1/seed0/base \\
         --data-root ../shared/data/neu_seg --split test --json OUT.json
 
 The reconstructor and the input scaling come from the stage-1 config (``model.reconstructor``,
@@ -62,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("config", help="stage-1 config (model.reconstructor, model.data_preprocessor)")
     p.add_argument("checkpoint", help="stage-1 checkpoint file or work dir")
-    p.add_argument("--data-root", type=Path, required=True, help="mmseg layout: img_dir/SPLIT/*.jpg, ann_dir/SPLIT/*.png")
+    p.add_argument("--data-root", type=Path, required=True,
+                   help="mmseg layout: img_dir/SPLIT/*.jpg, ann_dir/SPLIT/*.png")
     p.add_argument("--split", default="test")
     p.add_argument("--limit", type=int, default=0, help="first N images by name (0: all)")
     p.add_argument("--json", type=Path, help="write the figures here")
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         target = (label[pick] == c).long()
         auroc = binary_auroc(score[pick], target).item()
         median_auroc = binary_auroc(reference[pick], target).item()
-        result["classes"][name] = {"pixel_auroc": round(auroc, 4), "residual": round(score[label == c].mean().item(), 5),
+        result["classes"][name] = {"pixel_auroc": round(auroc, 4),
+                                   "residual": round(score[label == c].mean().item(), 5),
                                    "median_deviation_auroc": round(median_auroc, 4), "pixels": int((label == c).sum())}
         print(f"{name:10s} residual AUROC vs background {auroc:.4f}  mean residual {score[label == c].mean():.4f} "
               f"(background {score[background].mean():.4f}); |image - median| AUROC {median_auroc:.4f}")

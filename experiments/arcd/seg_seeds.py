@@ -9,7 +9,8 @@ last validation record in mmengine's ``scalars.json``: for stage 2, ``ClassIoUMe
 ``mAcc`` (the MPA) and ``IoU.<class>``, ``PixelAUROC``'s ``mAUROC`` / ``AUROC.<class>``; for stage 1,
 ``ReconstructionAccuracy``'s ``recon_loss`` (L2 + (1/100)(1 - SSIM)), ``L2``, ``SSIM`` and ``RA``.
 
-    python tools/seg_seeds.py unet=configs/arcd/unet_plain_neu.py arcd=configs/arcd/arcd_stage2_unet_neu.py \\
+    python experiments/arcd/seg_seeds.py \\
+        unet=configs/arcd/unet_plain_neu.py arcd=configs/arcd/arcd_stage2_unet_neu.py \\
         --work-dir work_dirs/seg/unet_vs_arcd --reference unet --seeds 0 1 2 \\
         --run-options "arcd:model.reconstructor_checkpoint=work_dirs/seg/stage1/seed{seed}/base" \\
         --cfg-options train_cfg.max_iters=3200
@@ -18,8 +19,8 @@ Runs go seed by seed in command-line order, so a run can use an earlier run's ch
 same seed (``{seed}`` in an option becomes the run's seed; ``--run-options NAME:KEY=VALUE`` gives an
 option to one run only). A finished run (``result.json``) is kept, a cut-off one resumes from its
 last checkpoint; ``--only`` and ``--no-train`` restrict a call to some runs or to reporting
-(:mod:`defect_plugins.seeds`). ``WORK/results.json`` and ``WORK/table.md`` hold mean +- sd per run
-and metric and the paired per-seed differences ``NAME - REFERENCE`` (:mod:`defect_plugins.seeds`).
+(:mod:`experiments.lib.seeds`). ``WORK/results.json`` and ``WORK/table.md`` hold mean +- sd per run
+and metric and the paired per-seed differences ``NAME - REFERENCE`` (:mod:`experiments.lib.seeds`).
 """
 from __future__ import annotations
 
@@ -28,10 +29,15 @@ import json
 import sys
 from pathlib import Path
 
-from defect_plugins.fileio import atomic_write_json, atomic_write_text
-from defect_plugins.launcher import LauncherError, read_logged_scalars, train_resumable
-from defect_plugins.seeds import (SeedsError, add_run_arguments, markdown, parse_run_arguments, seeded_runs,
-                                  summarise)
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from defect_plugins.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from defect_plugins.launcher import LauncherError, read_logged_scalars  # noqa: E402
+from experiments.lib.runs import train_resumable  # noqa: E402
+from experiments.lib.seeds import (SeedsError, add_run_arguments, markdown, parse_run_arguments,  # noqa: E402
+                                  seeded_runs, summarise)
 
 STAGE2_METRICS = ("mIoU", "mAcc", "mAUROC")  # then IoU.<class> of every class found
 

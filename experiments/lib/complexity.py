@@ -1,9 +1,10 @@
-"""Parameters and multiply-accumulates of an mmpretrain classifier, the way every tool here counts them.
+"""Parameters and multiply-accumulates of an mmpretrain classifier, the way every study here counts them.
 
 ``mmengine.analysis.get_model_complexity_info`` (fvcore's counter) on ``model(x, mode='tensor')``:
 backbone -> neck -> head logits, i.e. what is deployed. One fused multiply-add counts as one
 ("flops" in mmengine's naming are MACs); element-wise operations are not counted. Used by
-``tools/sarsn_complexity.py``, ``tools/mgjr_complexity.py`` and ``tools/neu_cls_report.py``.
+``experiments/neu_cls/sarsn_complexity.py``, ``experiments/mgjr/mgjr_complexity.py`` and
+``experiments/neu_cls/neu_cls_report.py``.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """Runs x seeds experiments: the command-line pieces the seed tools share, and a metric-generic summary.
 
-``tools/neu_cls_seeds.py`` (mmpretrain) and ``tools/seg_seeds.py`` (mmseg) take runs as
+``experiments/neu_cls/neu_cls_seeds.py`` (mmpretrain) and ``experiments/arcd/seg_seeds.py`` (mmseg) take runs as
 ``NAME=CONFIG``, pairs as ``NAME:REFERENCE`` and per-run options as ``NAME:KEY=VALUE``; the parsing
 and its errors live here once. :func:`summarise` gives mean +- sd per run and metric and the paired
-per-seed differences (:mod:`defect_plugins.stats`), :func:`markdown` the tables of the results document.
+per-seed differences (:mod:`experiments.lib.stats`), :func:`markdown` the tables of the results document.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
+from experiments.lib.stats import format_mean_sd, mean_sd, paired_differences
 
 __all__ = ["SeedsError", "add_run_arguments", "markdown", "parse_pairs", "parse_run_arguments", "parse_runs",
            "seeded_runs", "summarise"]

@@ -1,6 +1,6 @@
 """Parameters and FLOPs of the MGJR student (and its ablations) with mmengine's analysis tools.
 
-    python tools/mgjr_complexity.py [--config configs/mgjr/mgjr_student_neu_cls_64.py] [--size 224]
+    python experiments/mgjr/mgjr_complexity.py [--config configs/mgjr/mgjr_student_neu_cls_64.py] [--size 224]
         [--json work_dirs/mgjr/complexity.json]
 
 Counts are from ``mmengine.analysis.get_model_complexity_info`` on the student classifier
@@ -20,6 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
 
 PAPER_PARAMS_M = 21.14
 PAPER_FLOPS_G = 2.86  # input size not stated in the abstract; compared at 224x224 (project's assumption)
@@ -36,9 +40,9 @@ def _student_cfg(config: str, backbone_overrides: dict) -> dict:
     import defect_plugins.cls  # noqa: F401
     from mmengine.config import Config
 
-    from defect_plugins.deploy.families.classifier import student_model_config
+    from defect_plugins.deploy.export.families.classifier import student_model_config
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # the clone's root: DEFAULT_CONFIG is relative to it
     path = Path(config) if Path(config).is_file() else root / config
     if not path.is_file():
         raise FileNotFoundError(f"config {config} not found")
@@ -51,7 +55,7 @@ def student_complexity(size: int = 224, config: str = DEFAULT_CONFIG, backbone_o
     """``{'params_M', 'flops_G', 'size'}`` of the config's student at ``size`` x ``size``."""
     from mmpretrain.registry import MODELS
 
-    from defect_plugins.cls.complexity import classifier_complexity
+    from experiments.lib.complexity import classifier_complexity
 
     counts = classifier_complexity(MODELS.build(_student_cfg(config, backbone_overrides or {})), size)
     return {"params_M": counts["params"] / 1e6, "flops_G": counts["macs"] / 1e9, "size": size}

@@ -1,6 +1,6 @@
 """Accuracy of classifiers on the test split under increasing noise: the training-noise kinds and held-out corruptions.
 
-    python tools/noise_robustness.py \
+    python experiments/mgjr/noise_robustness.py \
         --model MGJR configs/mgjr/mgjr_neu_cls_64.py work_dirs/mgjr/mgjr_64/epoch_30.pth \
         --model "noise-aug control" configs/mgjr/mgjr_student_agts-ce_neu_cls_64.py \
             work_dirs/mgjr/agts-ce_64/epoch_30.pth \
@@ -110,7 +110,7 @@ def run(models: list[tuple[str, str, str]], levels: dict[str, list[float]], seed
         limit: int | None = None) -> dict:
     """Clean accuracy and accuracy per kind and level of every model (``levels``: kind -> strengths)."""
     import defect_plugins.cls  # noqa: F401  (registers the noise and held-out corruption transforms)
-    from defect_plugins.deploy.families.classifier import load_network as load_student
+    from defect_plugins.deploy.export.families.classifier import load_network as load_student
 
     unknown = sorted(set(levels) - set(KINDS))
     if unknown:

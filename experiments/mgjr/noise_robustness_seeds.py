@@ -1,9 +1,9 @@
 """Noise curves over several seeds: mean +- sd per level and paired per-seed differences.
 
-``tools/noise_robustness.py`` evaluates one seed's checkpoints; this tool reads one of its JSON files
-per seed and summarises them the way ``tools/neu_cls_seeds.py`` summarises clean accuracy:
+``experiments/mgjr/noise_robustness.py`` evaluates one seed's checkpoints; this tool reads one of its JSON files
+per seed and summarises them the way ``experiments/neu_cls/neu_cls_seeds.py`` summarises clean accuracy:
 
-    python tools/noise_robustness_seeds.py \\
+    python experiments/mgjr/noise_robustness_seeds.py \\
         0=W/seed0/noise/noise_robustness.json 1=W/seed1/noise/noise_robustness.json \\
         2=W/seed2/noise/noise_robustness.json \\
         --compare mgjr:student mgjr:agts_ce --out W/noise_seeds
@@ -15,7 +15,7 @@ corrupted levels (the clean level excluded) of the kinds in the group:
 * ``held_out`` - corruptions no model saw in training (speckle, JPEG, motion blur, contrast).
 
 For each group and for ``clean`` the paired differences ``A - B`` per seed, with mean and sd
-(:mod:`defect_plugins.stats`), answer "does A beat B under corruptions it never saw". Every seed's
+(:mod:`experiments.lib.stats`), answer "does A beat B under corruptions it never saw". Every seed's
 file must hold the same kinds and levels (one protocol), else the tool stops and names the file.
 
 Writes ``OUT/noise_robustness_seeds.json`` and ``.md`` (atomically) and prints the tables.
@@ -27,13 +27,13 @@ import json
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # run as a script: make tools.noise_robustness importable
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.*` importable
     sys.path.insert(0, str(REPO_ROOT))
 
 from defect_plugins.fileio import atomic_write_json, atomic_write_text  # noqa: E402
-from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences  # noqa: E402
-from tools.noise_robustness import is_identity  # noqa: E402
+from experiments.lib.stats import format_mean_sd, mean_sd, paired_differences  # noqa: E402
+from experiments.mgjr.noise_robustness import is_identity  # noqa: E402
 
 
 class NoiseSeedsError(RuntimeError):
@@ -58,7 +58,7 @@ def load_runs(items: list[str]) -> dict[int, dict]:
         except json.JSONDecodeError as error:
             raise NoiseSeedsError(f"{path}: not JSON ({error})") from None
         if not isinstance(data.get("levels"), dict) or not isinstance(data.get("models"), dict):
-            raise NoiseSeedsError(f"{path}: expected the 'levels' and 'models' of tools/noise_robustness.py")
+            raise NoiseSeedsError(f"{path}: expected the 'levels' and 'models' of experiments/mgjr/noise_robustness.py")
         if reference is None:
             reference = (str(path), data["levels"])
         elif data["levels"] != reference[1]:

@@ -18,7 +18,7 @@ labels and initialises the classifier, so per-seed differences between condition
 Every step is kept when finished, so a killed run continues where it stopped (a classifier
 run that was cut off resumes from its last checkpoint; the CycleGAN training too)::
 
-    python tools/few_label_migration.py --neu ../shared/data/neu_cls --work-dir work_dirs/few_label \\
+    python experiments/migration/few_label_migration.py --neu ../shared/data/neu_cls --work-dir work_dirs/few_label \\
         --seeds 0 1 2 --gan-iters 1200 --gan-batch 4 --gan-channels 32 --cls-iters 800
 
 Writes ``WORK/results.json`` (per run: top-1, macro F1, seconds; per condition mean +- sd; the
@@ -33,13 +33,17 @@ import shutil
 import sys
 from pathlib import Path
 
-from defect_plugins.cls.datasets.split import write_split
-from defect_plugins.compat import apply_all
-from defect_plugins.data import NEU_CLASSES
-from defect_plugins.data.atomic import atomic_output_dir
-from defect_plugins.fileio import atomic_write_json, atomic_write_text
-from defect_plugins.packaged_configs import resolve_config
-from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from defect_plugins.cls.datasets.split import write_split  # noqa: E402
+from defect_plugins.compat import apply_all  # noqa: E402
+from defect_plugins.data import NEU_CLASSES  # noqa: E402
+from defect_plugins.data.atomic import atomic_output_dir  # noqa: E402
+from defect_plugins.fileio import atomic_write_json, atomic_write_text  # noqa: E402
+from defect_plugins.packaged_configs import resolve_config  # noqa: E402
+from experiments.lib.stats import format_mean_sd, mean_sd, paired_differences  # noqa: E402
 
 CONDITIONS = {
     "a": "B few labels only",
@@ -59,7 +63,7 @@ class ExperimentError(RuntimeError):
 
 def _run(command: list[str], log: Path) -> None:
     """Run one step as its own process (as a user would), its output appended to ``log``."""
-    from defect_plugins.launcher import run_logged
+    from experiments.lib.runs import run_logged
 
     code = run_logged(command, log)
     if code != 0:
@@ -204,8 +208,8 @@ def classifier_config(condition: str, seed: int, neu: Path, split: Path, few: Pa
         "log_processor": dict(by_epoch=False),
         "randomness": dict(seed=seed, deterministic=False),
     }
-    lines = [f"# Written by tools/few_label_migration.py: condition ({condition}) {CONDITIONS[condition]}, seed {seed}.",
-             f"_base_ = [{base!r}]"]
+    lines = [f"# Written by experiments/migration/few_label_migration.py: condition ({condition}) "
+             f"{CONDITIONS[condition]}, seed {seed}.", f"_base_ = [{base!r}]"]
     lines += [f"{key} = {value!r}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
 
@@ -222,7 +226,7 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def train_classifier(condition: str, seed: int, config_text: str, work: Path) -> dict:
-    from defect_plugins.launcher import LauncherError, train_resumable
+    from experiments.lib.runs import LauncherError, train_resumable
 
     run_dir = work / f"seed{seed}" / condition
     result_path = run_dir / "result.json"

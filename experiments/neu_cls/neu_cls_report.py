@@ -13,32 +13,37 @@ For every ``NAME=CONFIG[:CHECKPOINT]`` given:
 
 Results go to ``OUT/report.json`` and a markdown table on stdout.
 
-    python tools/neu_cls_report.py --out work_dirs/cls/report \\
+    python experiments/neu_cls/neu_cls_report.py --out work_dirs/cls/report \\
         resnet34=configs/neu_cls/resnet34_neu_cls_64.py:work_dirs/cls/e15/resnet34_neu_cls_64/epoch_15.pth ...
 """
 from __future__ import annotations
 
 import argparse
 import copy
-import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import defect_plugins.cls  # noqa: F401
-from defect_plugins.cls.complexity import classifier_complexity
-from defect_plugins.deploy.export import export_model, load_model, parity
-from defect_plugins.deploy.families import classifier as classifier_family
-from defect_plugins.deploy.families.classifier import load_network
-from defect_plugins.deploy.runtime import compile_model, latency, time_calls
-from defect_plugins.fileio import atomic_path, atomic_write_json
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+import defect_plugins.cls  # noqa: E402,F401
+from defect_plugins.deploy.export import export_model, load_model, parity  # noqa: E402
+from defect_plugins.deploy.export.families import classifier as classifier_family  # noqa: E402
+from defect_plugins.deploy.export.families.classifier import load_network  # noqa: E402
+from defect_plugins.deploy.runtime import compile_model, latency, time_calls  # noqa: E402
+from defect_plugins.fileio import atomic_path, atomic_write_json  # noqa: E402
+from experiments.lib.complexity import classifier_complexity  # noqa: E402
 
 
 def _student_cfg(cfg):
     cfg = copy.deepcopy(cfg)
     if cfg.model.get("type") == "RKDClassifier":  # evaluate the student only: checkpoints hold no teacher
-        for key in ("teacher_config", "teacher_checkpoint", "distance_weight", "angle_weight", "kd_weight", "temperature"):
+        for key in ("teacher_config", "teacher_checkpoint", "distance_weight", "angle_weight", "kd_weight",
+                    "temperature"):
             cfg.model.pop(key, None)
         cfg.model.type = "ImageClassifier"
     return cfg
@@ -109,7 +114,8 @@ def measure(name: str, config: str, checkpoint: str | None, out: Path, threads: 
         import cv2
 
         test_list = Path(cfg.test_dataloader.dataset.ann_file).read_text().splitlines()[::90][:6]
-        images = np.stack([cv2.resize(cv2.imread(str(Path(cfg.test_dataloader.dataset.data_prefix) / line.rsplit(" ", 1)[0])),
+        prefix = Path(cfg.test_dataloader.dataset.data_prefix)
+        images = np.stack([cv2.resize(cv2.imread(str(prefix / line.rsplit(" ", 1)[0])),
                                       (size, size), interpolation=cv2.INTER_LINEAR) for line in test_list])
         row["openvino_f32_parity_max_abs"] = parity(loaded, xml, images)["probs"]
     return row
@@ -133,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r.get("metrics", {})
-        print(f"| {r['name']} | {m.get('accuracy/top1', float('nan')):.2f} | {m.get('macro/f1-score', float('nan')):.2f} | "
+        print(f"| {r['name']} | {m.get('accuracy/top1', float('nan')):.2f} | "
+              f"{m.get('macro/f1-score', float('nan')):.2f} | "
               f"{r['params_M']:.2f} | {r['gflops']:.3f} | {r['torch_cpu_ms']:.1f} | {r['openvino_f32_ms']:.1f} | "
               f"{r.get('openvino_f32_parity_max_abs', float('nan')):.1e} |")
 

@@ -6,7 +6,7 @@ for every config, so that the only difference between two rows is the model. The
 evaluated after the last epoch by the configs' own evaluator (mmpretrain ``Accuracy`` and
 ``SingleLabelMetric``); the figures are read back from mmengine's ``scalars.json``.
 
-    python tools/neu_cls_seeds.py \\
+    python experiments/neu_cls/neu_cls_seeds.py \\
         resnet34=configs/neu_cls/resnet34_neu_cls_64.py seresnet34=configs/neu_cls/seresnet34_neu_cls_64.py \\
         drsn34=configs/neu_cls/drsn34_neu_cls_64.py sarsn34=configs/neu_cls/sarsn34_neu_cls_64.py \\
         --work-dir work_dirs/cls/ablation34 --reference resnet34 \\
@@ -18,7 +18,7 @@ Runs go in command-line order within a seed, so a run can use an earlier run's c
 same seed: ``{seed}`` in an option becomes the run's seed, and ``--run-options NAME:KEY=VALUE`` gives
 an option to one run only. Relational knowledge distillation, each student against itself alone:
 
-    python tools/neu_cls_seeds.py sarsn34=neu_cls/sarsn34_neu_cls_64.py \
+    python experiments/neu_cls/neu_cls_seeds.py sarsn34=neu_cls/sarsn34_neu_cls_64.py \
         resnet34=neu_cls/resnet34_neu_cls_64.py rkd34=neu_cls/rkd_sarsn34_resnet34_neu_cls_64.py \
         --work-dir W --compare rkd34:resnet34 --split S --data D \
         --run-options rkd34:model.teacher_checkpoint=W/seed{seed}/sarsn34/epoch_30.pth
@@ -30,7 +30,7 @@ Runs go seed by seed (all configs for seed 0, then seed 1, ...), so an experimen
 holds complete pairs. A finished run (``result.json``) is kept; a cut-off run resumes from its
 last checkpoint (``--resume``). ``OUT/results.json`` and the markdown table on stdout hold top-1
 and macro F1 (mean +- sd) and the paired differences ``NAME - REFERENCE`` per seed
-(:mod:`defect_plugins.stats`). Configs are paths or packaged names (``defect-configs list``).
+(:mod:`experiments.lib.stats`). Configs are paths or packaged names (``defect-configs list``).
 
 ``--per-class`` also tests each final checkpoint with ``defect-test mmpretrain ... --out-item metrics``
 (mmpretrain's ``SingleLabelMetric`` with ``average=None``) and adds the per-class recall, their
@@ -45,10 +45,15 @@ import math
 import sys
 from pathlib import Path
 
-from defect_plugins.fileio import atomic_write_json
-from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars, run_logged, train_resumable
-from defect_plugins.seeds import SeedsError, add_run_arguments, parse_run_arguments, seeded_runs
-from defect_plugins.stats import format_mean_sd, mean_sd, paired_differences
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from defect_plugins.fileio import atomic_write_json  # noqa: E402
+from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars  # noqa: E402
+from experiments.lib.runs import run_logged, train_resumable  # noqa: E402
+from experiments.lib.seeds import SeedsError, add_run_arguments, parse_run_arguments, seeded_runs  # noqa: E402
+from experiments.lib.stats import format_mean_sd, mean_sd, paired_differences  # noqa: E402
 
 
 def data_options(config: str, data: Path | None, split: Path | None) -> list[str]:
@@ -68,7 +73,8 @@ def data_options(config: str, data: Path | None, split: Path | None) -> list[str
         train_key, node = f"{train_key}.dataset", node["dataset"]
     options = []
     if data is not None:
-        options += [f"{key}.data_prefix={data}" for key in (train_key, "val_dataloader.dataset", "test_dataloader.dataset")]
+        options += [f"{key}.data_prefix={data}"
+                    for key in (train_key, "val_dataloader.dataset", "test_dataloader.dataset")]
     if split is not None:
         options += [f"{train_key}.ann_file={split}/train.txt", f"val_dataloader.dataset.ann_file={split}/test.txt",
                     f"test_dataloader.dataset.ann_file={split}/test.txt"]

@@ -1,6 +1,6 @@
 """Parameters and multiply-accumulates of the SARSN ablation models at 64 px (mmengine's analysis tools).
 
-    python tools/sarsn_complexity.py [--size 64] [--json work_dirs/cls/sarsn_complexity_64.json]
+    python experiments/neu_cls/sarsn_complexity.py [--size 64] [--json work_dirs/cls/sarsn_complexity_64.json]
         [--models resnet34 sarsn34-paperstem ...]
 
 Each row is an mmpretrain ``ImageClassifier`` (backbone, global average pooling, linear head, 6
@@ -24,6 +24,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.lib` importable
+    sys.path.insert(0, str(REPO_ROOT))
 
 DEFAULT_JSON = "work_dirs/cls/sarsn_complexity_64.json"
 
@@ -54,7 +58,7 @@ def model_complexity(name: str, size: int = 64) -> dict[str, Any]:
     import defect_plugins.cls  # noqa: F401  (registers SARSN, SEResNetBasic)
     from mmpretrain.registry import MODELS
 
-    from defect_plugins.cls.complexity import classifier_complexity
+    from experiments.lib.complexity import classifier_complexity
 
     if name not in MODELS_TABLE:
         raise KeyError(f"unknown model {name!r}: expected one of {list(MODELS_TABLE)}")
@@ -66,8 +70,8 @@ def model_complexity(name: str, size: int = 64) -> dict[str, Any]:
     with torch.no_grad():
         last = model.backbone(torch.zeros(1, 3, size, size))[-1]
     counts = classifier_complexity(model, size)
-    return {"model": name, "backbone": dict(backbone), "params_M": counts["params"] / 1e6, "macs_G": counts["macs"] / 1e9,
-            "size": size, "last_stage": list(last.shape[1:])}
+    return {"model": name, "backbone": dict(backbone), "params_M": counts["params"] / 1e6,
+            "macs_G": counts["macs"] / 1e9, "size": size, "last_stage": list(last.shape[1:])}
 
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -79,7 +83,8 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         b = r["backbone"]
         relative = f"{r['macs_G'] / base:.2f}" if base else "-"
         lines.append(f"| {r['model']} | {b.get('stem', 'imagenet')} | {b.get('shrinkage', '-')} | "
-                     f"{r['params_M']:.2f} | {r['macs_G']:.3f} | {relative} | {' x '.join(map(str, r['last_stage']))} |")
+                     f"{r['params_M']:.2f} | {r['macs_G']:.3f} | {relative} | "
+                     f"{' x '.join(map(str, r['last_stage']))} |")
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """Page round trip of ``defect-station``: one image through every model, median and p95, the inferencer's share.
 
-    python tools/bench_station.py --model cls.xml --model seg.xml --model ad.xml \\
+    python experiments/station/bench_station.py --model cls.xml --model seg.xml --model ad.xml \\
         [--requests 100] [--size 200] [--image part.png] [--json bench_station.json]
 
 Starts the real station (``python -m defect_plugins.station``, a new SQLite file in a temporary
@@ -14,7 +14,7 @@ blob, the size of a NEU-CLS image.
 Reported: round trip (client clock) median and p95; the server's own time per request; the
 inferencer's time (the ``DefectInferencer.predict`` calls: model, its pre- and post-processing,
 the classifier's Otsu regions), per model and summed, and its share of the round trip (median
-of the per-request ratios). The issue's target is a median round trip <= 150 ms on the project's
+of the per-request ratios). The station's target is a median round trip <= 150 ms on the project's
 2-core machine with three models.
 """
 from __future__ import annotations
@@ -128,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     for model in figures["models"]:
         print(f"  {model['name']}: {model['family']}, {model['weights']} weights at {model['precision']}, "
               f"inferencer median {infer['per_model_median'][model['name']]:.1f} ms")
-    print(f"round trip median {trip['median']:.1f} ms, p95 {trip['p95']:.1f} ms (server {figures['server_total_ms']['median']:.1f} ms)")
+    print(f"round trip median {trip['median']:.1f} ms, p95 {trip['p95']:.1f} ms "
+          f"(server {figures['server_total_ms']['median']:.1f} ms)")
     print(f"inferencer median {infer['median']:.1f} ms, p95 {infer['p95']:.1f} ms: "
           f"{100 * figures['inferencer_share']:.0f} % of the round trip")
     print(f"target median <= {TARGET_MEDIAN_MS:.0f} ms: {'met' if figures['target_met'] else 'not met'}")

@@ -1,6 +1,6 @@
 """Insert time of the station's SQLite store, with the WAL kept open by the store's keeper connection and without.
 
-    python tools/bench_station_store.py [--inserts 200] [--json bench_station_store.json]
+    python experiments/station/bench_station_store.py [--inserts 200] [--json bench_station_store.json]
 
 SQLite checkpoints the write-ahead log into the database and deletes it when the last connection
 that has the WAL open closes (https://www.sqlite.org/wal.html); the station opens a connection
@@ -12,7 +12,6 @@ whether the ``-wal`` file stayed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import tempfile

@@ -1,10 +1,10 @@
 """Per-class K and area ratio of the paper's segmentation chain on a folder of class folders.
 
-    python tools/station_k_bands.py ../shared/data/neu_cls [--limit 300] [--json k_bands.json]
+    python experiments/station/station_k_bands.py ../shared/data/neu_cls [--limit 300] [--json k_bands.json]
 
-For every ``DATA/<class>/*`` image: the RKD-SARSN chain (:mod:`defect_plugins.deploy.paper_segmentation`:
+For every ``DATA/<class>/*`` image: the RKD-SARSN chain (:mod:`defect_plugins.imaging.paper_segmentation`:
 grey, bilateral filter, contrast stretch, Otsu, opening + closing) and the per-image totals of
-Table 7 (:func:`defect_plugins.deploy.quantify.image_totals`; Huang et al., Algorithms 16(11):516,
+Table 7 (:func:`defect_plugins.imaging.quantify.image_totals`; Huang et al., Algorithms 16(11):516,
 2023, section 3.2). Prints the median and the 10th / 90th percentiles of K (1/pixel, at the images'
 own resolution) and of the area ratio per class, the figures a line needs to set the ``k`` and
 ``area_ratio`` conditions of its ``defect-station`` rule file (the default file's comments quote
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from defect_plugins.deploy.paper_segmentation import PaperSegmentation, segment_defects
-from defect_plugins.deploy.quantify import quantify_mask
-from defect_plugins.deploy.runtime import ImageReadError, list_images, read_bgr
+from defect_plugins.imaging import ImageReadError, list_images, read_bgr
+from defect_plugins.imaging.paper_segmentation import PaperSegmentation, segment_defects
+from defect_plugins.imaging.quantify import quantify_mask
 
 
 def class_figures(folder: Path, limit: int | None, settings: PaperSegmentation, min_area: int) -> dict:

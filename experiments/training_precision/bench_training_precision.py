@@ -5,7 +5,8 @@ The figure behind ``AutocastOptimWrapper``'s ``enabled='auto'`` and the demo's `
 precisions timed in turn (:func:`defect_plugins.deploy.runtime.time_interleaved`), at the demo's
 sizes (64 px batch 32: the classifier; 160 px batch 8: AKF-RD's teacher input).
 
-    OMP_NUM_THREADS=1 python tools/bench_training_precision.py --threads 1 --json work_dirs/bench_precision.json
+    OMP_NUM_THREADS=1 python experiments/training_precision/bench_training_precision.py --threads 1 \
+        --json work_dirs/bench_precision.json
 """
 from __future__ import annotations
 

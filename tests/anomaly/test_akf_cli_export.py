@@ -109,9 +109,9 @@ def test_openvino_export_matches_pytorch_at_f32(trained: dict, exported: dict) -
 def test_int8_quantization_keeps_the_anomaly_map(trained: dict, exported: dict) -> None:
     """An anomalib export quantized with the scoring head in float keeps the map (AKF-RD family's ignored scope)."""
     from defect_plugins.deploy import DefectInferencer
-    from defect_plugins.deploy.families import anomaly
+    from defect_plugins.deploy.export.families import anomaly
+    from defect_plugins.deploy.export.int8 import calibration_items, quantize
     from defect_plugins.deploy.inferencer import load_ir
-    from defect_plugins.deploy.int8 import calibration_items, quantize
     from defect_plugins.deploy.metadata import ModelMetadata
     from defect_plugins.deploy.runtime import save_ir
 

@@ -109,7 +109,7 @@ def test_fusion_around_mosaic_keeps_labels(constant_class_data):
 
 
 def test_split_command_writes_the_split_and_reports_bad_input(tiny_cls_data, tmp_path, capsys):
-    """``defect-cls-split`` (and ``python tools/neu_cls_split.py``, a thin wrapper of it)."""
+    """``defect-cls-split``."""
     from defect_plugins.cls.datasets.split import main
 
     out = tmp_path / "split"
@@ -121,15 +121,6 @@ def test_split_command_writes_the_split_and_reports_bad_input(tiny_cls_data, tmp
     assert "defect-cls-split: error: data folder" in capsys.readouterr().err
     assert main([str(tiny_cls_data), "--out", str(tmp_path / "two"), "--classes", "scratches", "patches"]) == 0
     assert {line.split()[1] for line in (tmp_path / "two" / "train.txt").read_text().splitlines()} == {"0", "1"}
-
-
-def test_split_tool_is_a_wrapper_of_the_command(tmp_path, repo_root):
-    import subprocess
-    import sys
-
-    result = subprocess.run([sys.executable, str(repo_root / "tools" / "neu_cls_split.py"), str(tmp_path / "nowhere"),
-                             "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "data folder" in result.stderr and "not found" in result.stderr
 
 
 # --------------------------------------------------------------------------------------------

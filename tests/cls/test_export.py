@@ -6,10 +6,9 @@ import pytest
 import torch
 from mmpretrain.registry import MODELS
 
-from defect_plugins.deploy.families import classifier as family
-from defect_plugins.deploy.int8 import openvino_predict
+from defect_plugins.deploy.export.families import classifier as family
 from defect_plugins.deploy.metadata import ModelMetadata
-from defect_plugins.deploy.runtime import compile_model, latency, save_ir
+from defect_plugins.deploy.runtime import compile_model, latency, openvino_predict, save_ir
 
 PRE = dict(num_classes=6, mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=True)
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from defect_plugins.deploy.export import ExportError, export_model, load_model, main, parity
-from defect_plugins.deploy.int8 import QuantizationToleranceError, openvino_predict
+from defect_plugins.deploy.export.int8 import QuantizationToleranceError
 from defect_plugins.deploy.metadata import sidecar_path
-from defect_plugins.deploy.runtime import list_images, read_bgr, read_metadata, to_input, verify_ir
+from defect_plugins.deploy.runtime import openvino_predict, read_metadata, verify_ir
+from defect_plugins.imaging import list_images, read_bgr
+from defect_plugins.imaging.geometry import to_input
 
 F32_TOLERANCE = 1e-4  # OpenVINO compiled with INFERENCE_PRECISION_HINT=f32
 
@@ -95,7 +97,7 @@ def test_tolerance_guard_refuses_a_bad_quantization(tiny_classifier, tmp_path, m
         (labelled / name / f"{index}.png").write_bytes(path.read_bytes())
     if predicted == {metadata.class_names[0]}:
         pytest.skip("the random tiny model answers class 0 for everything; the constant model would be right")
-    import defect_plugins.deploy.int8 as int8
+    import defect_plugins.deploy.export.int8 as int8
 
     # both INT8 routes (plain PTQ, then NNCF's accuracy control) give a useless model
     monkeypatch.setattr(int8, "quantize", lambda model, items, **kw: _constant_class_model((32, 32), 6))

@@ -21,7 +21,7 @@ from defect_plugins.deploy.export import export_model, load_model
 from defect_plugins.deploy.families import PostSettings, get_family
 from defect_plugins.deploy.infer import main, run_inference
 from defect_plugins.deploy.metadata import ModelMetadata
-from defect_plugins.deploy.quantify import GradingRule, quantify_mask
+from defect_plugins.imaging.quantify import GradingRule, quantify_mask
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +298,7 @@ def test_anomaly_map_regions_use_the_pixel_threshold():
 
 def test_pad_square_geometry_round_trip():
     """ARCD strips are padded to a square and resized; predictions map back onto the strip."""
-    from defect_plugins.deploy.geometry import from_model_grid, to_input, to_model_grid
+    from defect_plugins.imaging.geometry import from_model_grid, to_input, to_model_grid
 
     strip = np.zeros((32, 64, 3), np.uint8)
     strip[8:16, 40:56] = 255

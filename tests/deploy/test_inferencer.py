@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from defect_plugins.deploy import DefectInferencer, InferenceResult
-from defect_plugins.deploy.runtime import compile_model, list_images
+from defect_plugins.deploy.runtime import compile_model
+from defect_plugins.imaging import list_images
 from tests.deploy.test_openvino_threads import CLASSES, _images, make_tiny_classifier
 
 

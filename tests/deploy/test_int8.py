@@ -12,12 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from defect_plugins.deploy.export import export_model
-from defect_plugins.deploy.families import LoadedModel
-from defect_plugins.deploy.int8 import (QuantizationToleranceError, count_float_layers, evaluate, openvino_predict,
-                                        quantize_with_guard)
+from defect_plugins.deploy.export import LoadedModel, export_model
+from defect_plugins.deploy.export.evaluation import evaluate
+from defect_plugins.deploy.export.int8 import QuantizationToleranceError, count_float_layers, quantize_with_guard
 from defect_plugins.deploy.metadata import ModelMetadata, sidecar_path
-from defect_plugins.deploy.runtime import read_metadata
+from defect_plugins.deploy.runtime import openvino_predict, read_metadata
 
 SIZE = (16, 16)
 CONSTANT = 1000.0

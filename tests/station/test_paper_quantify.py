@@ -10,8 +10,8 @@ import pytest
 from defect_plugins.deploy.metadata import ModelMetadata
 from defect_plugins.deploy.families import PostSettings
 from defect_plugins.deploy.families import classifier as classifier_family
-from defect_plugins.deploy.paper_segmentation import PaperSegmentation, contrast_stretch, otsu_mask, segment_defects
-from defect_plugins.deploy.quantify import image_totals, quantify_mask
+from defect_plugins.imaging.paper_segmentation import PaperSegmentation, contrast_stretch, otsu_mask, segment_defects
+from defect_plugins.imaging.quantify import image_totals, quantify_mask
 from tests.station.conftest import steel_image
 
 

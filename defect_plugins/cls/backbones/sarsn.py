@@ -60,7 +60,7 @@ max-pool, stage strides (1, 2, 2, 2): a 64 px input ends at 2 x 2 in the last st
 (512 x 16 x 16 for basic units). Fig. 6 fixes the two ends, not which stages downsample; (1, 2, 2, 1)
 downsamples as early as those ends allow, the cheapest choice. It costs about 24x the
 multiply-accumulates of the ImageNet stem at 64 px (SARSN-34: 7.2 G against 0.30 G, measured with
-``tools/sarsn_complexity.py``).
+``experiments/neu_cls/sarsn_complexity.py``).
 
 Residual initialisation: mmpretrain's ResNet zero-initialises the last BN of every unit
 (``zero_init_residual``), which keeps training stable at the large learning rates of the project's

@@ -73,7 +73,7 @@ class NEUCLSDataset(CustomDataset):
     def load_data_list(self):
         if self.ann_file:
             if not os.path.isfile(self.ann_file):
-                raise DatasetError(f"annotation file {self.ann_file} not found (write it with defect-cls-split, or tools/neu_cls_split.py in a clone)")
+                raise DatasetError(f"annotation file {self.ann_file} not found (write it with defect-cls-split)")
             self._check_annotations()
         else:
             self._check_class_folders()

@@ -16,7 +16,7 @@ balanced and imbalanced runs are scored on the same images. The RKD-SARSN paper 
 Algorithms 16(11):516, 2023) trains on 1400 images with 100 test images per class, unbalanced in a
 way it does not state; a long tail with imbalance ratio 10 is e.g. ``--train-counts 210 140 90 60 35 21``.
 
-Console command (also ``python tools/neu_cls_split.py`` in a clone)::
+Console command::
 
     defect-cls-split [DATA_ROOT] [--out OUT_DIR] [--train-ratio 0.7] [--seed 0] [--classes C ...]
                      [--train-counts N ... | --train-counts CLASS=N ...] [--test-count 90]

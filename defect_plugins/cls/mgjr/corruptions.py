@@ -5,7 +5,7 @@ noise; its abstract does not say which noise. AGTS trains on Gaussian noise, sal
 Gaussian blur (:mod:`defect_plugins.cls.mgjr.noise`), so testing on those same kinds measures
 how well a model learned its training augmentation, not robustness. The four kinds here are
 never used by :class:`~defect_plugins.cls.mgjr.noise.AGTSNoise` (it refuses them) and are used
-by ``tools/noise_robustness.py`` only. They follow the definitions of Hendrycks & Dietterich,
+by ``experiments/mgjr/noise_robustness.py`` only. They follow the definitions of Hendrycks & Dietterich,
 "Benchmarking Neural Network Robustness to Common Corruptions and Perturbations" (ICLR 2019);
 the severities are the project's own, given in physical units rather than their 1-5 scale:
 

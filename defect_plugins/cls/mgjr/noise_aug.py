@@ -13,7 +13,7 @@ noisy view:
 with ``w_task = w_noisy_task = 1.0`` by default (the project's choice: plain augmentation, as if
 the batch were enlarged by the noisy copies). MGJR minus this control isolates the anchor terms'
 contribution. The model is an ``ImageClassifier`` in every other respect (test, export and
-``tools/noise_robustness.py`` use it unchanged).
+``experiments/mgjr/noise_robustness.py`` use it unchanged).
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ about 3 GFLOPs). The layout chosen here, and why:
   gives the pooled feature both mid-level texture and high-level shape.
 * **Depths** ``(1, 3, 4, 3)``: ResNet-34's ``(3, 4, 6, 3)`` trimmed where FLOPs are spent
   and parameters are not (the 56x56 stage), so that the whole classifier meets the paper's
-  budget at the assumed 224x224: measured with ``mmengine.analysis`` (``tools/mgjr_complexity.py``),
+  budget at the assumed 224x224: measured with ``mmengine.analysis`` (``experiments/mgjr/mgjr_complexity.py``),
   see the MGJR section of ``docs/RESULTS.md`` ("Student size").
 
 ``use_iema=False`` / ``gl_stages=()`` give the ablations (no IEMA, no GL-Attention).

@@ -3,7 +3,7 @@
 Huang et al. (Algorithms 16(11):516, 2023, section 3.2) denoise strip-steel images with a bilateral
 filter (Tomasi & Manduchi, ICCV 1998: edge-preserving, so scratch and crack borders survive), raise
 their contrast by stretching the grey-level histogram, and segment the defect with Otsu's threshold.
-The work is done by :mod:`defect_plugins.deploy.paper_segmentation` (numpy and OpenCV only), the
+The work is done by :mod:`defect_plugins.imaging.paper_segmentation` (numpy and OpenCV only), the
 same functions the exported classifier's post-processing and ``defect-station`` run, so training
 and the line see identical pixels. Each transform acts on ``results['img']`` (uint8, HxW or HxWxC,
 any channel order) and leaves labels untouched; :class:`SteelOtsuDefectMask` adds
@@ -14,7 +14,7 @@ from __future__ import annotations
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
-from defect_plugins.deploy.paper_segmentation import PaperSegmentation, bilateral_filter, contrast_stretch, \
+from defect_plugins.imaging.paper_segmentation import PaperSegmentation, bilateral_filter, contrast_stretch, \
     segment_defects
 
 
@@ -71,7 +71,7 @@ class SteelOtsuDefectMask(BaseTransform):
     The mask is uint8 0/1 at the image's resolution; ``results['otsu_threshold']`` is the grey level
     Otsu chose. The image itself is not changed (put :class:`SteelBilateralFilter` /
     :class:`HistogramContrastStretch` in the pipeline for that). Arguments: those of
-    :class:`defect_plugins.deploy.paper_segmentation.PaperSegmentation`.
+    :class:`defect_plugins.imaging.paper_segmentation.PaperSegmentation`.
     """
 
     def __init__(self, **settings):

@@ -1,89 +1,35 @@
-"""anomalib models: load, convert, adopt ``anomalib export`` IRs, evaluate, post-process, draw.
+"""anomalib models, runtime side: adopt ``anomalib export`` IRs, post-process, re-threshold, draw.
 
-Loading is ``AnomalibModule.load_from_checkpoint`` with ``pre_trained=False`` (nothing is
-downloaded; the checkpoint holds every weight). Conversion is anomalib's own exporter
-(``AnomalibModule.to_openvino`` in ``anomalib/models/components/base/export_mixin``: ONNX ->
-OpenVINO, the model's pre-processor (resize + ImageNet normalisation) and post-processor (score
-and map normalisation so that the learned thresholds fall at 0.5) inside). Its input is RGB float
-``[0, 1]`` NCHW, what anomalib's ``OpenVINOInferencer.pre_process`` feeds; an OpenVINO
-``PrePostProcessor`` step (:mod:`..preprocess`) puts this package's uint8 BGR NHWC contract in front.
-
-The same step adopts an IR written by ``anomalib export --export_type openvino`` at load time
-(:func:`adopt_anomalib_ir`), so anomalib users run their existing exports through
-:class:`defect_plugins.deploy.DefectInferencer` unchanged; such an IR carries no metadata of this
-package, and the defaults anomalib's post-processor implies are used (thresholds 0.5).
-
-INT8 keeps the scoring head in float (:func:`ignored_scope`): ``1 - cos`` of 8-bit features is
-mostly quantization noise, and quantizing the whole graph gave every image the score 0 (image
-AUROC 0.5) for AKF-RD and anomalib's ReverseDistillation here.
+Every IR of this family takes anomalib's RGB float ``[0, 1]`` NCHW input behind an OpenVINO
+``PrePostProcessor`` step to this package's uint8 BGR NHWC contract (:func:`to_uint8_bgr`, with
+:mod:`..preprocess`). The same step adopts an IR written by ``anomalib export --export_type
+openvino`` at load time (:func:`adopt_anomalib_ir`), so anomalib users run their existing exports
+through :class:`defect_plugins.deploy.DefectInferencer` unchanged; such an IR carries no metadata
+of this package, and the defaults anomalib's post-processor implies are used (thresholds 0.5).
+Loading checkpoints, conversion and the metric are the export half,
+:mod:`defect_plugins.deploy.export.families.anomaly`.
 """
 from __future__ import annotations
 
 import dataclasses
-
-import functools
-import importlib
-import inspect
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..geometry import heat_to_image
+from defect_plugins.imaging.geometry import heat_to_image
+from defect_plugins.imaging.quantify import MaskReport, draw_regions, quantify_mask
+
 from ..metadata import MetadataError, ModelMetadata
-from ..quantify import MaskReport, draw_regions, quantify_mask
 from ..result import InferenceResult
-from .base import ExportError, LoadedModel, PostSettings, check_file, put_text, region_from_row, region_rows
+from .base import PostSettings, put_text, region_from_row, region_rows
 
 NAME = "anomaly"
-DEFAULT_ANOMALIB_MODEL = "defect_plugins.anomaly.AkfReverseDistillation"
+OPTIONAL_REGIONS = False  # the thresholded map's regions come with the score
 OUTPUTS = ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 # anomalib's PreProcessor resizes to 256 x 256 unless the model says otherwise (anomalib/pre_processing)
 ANOMALIB_DEFAULT_SIZE = (256, 256)
-
-# Op types of the scoring head / post-processing that stay in f32 under INT8.
-F32_OP_TYPES = ("Multiply", "Divide", "ReduceL2", "ReduceSum", "ReduceMax", "Interpolate", "Subtract", "Clamp",
-                "Maximum", "Minimum", "Sqrt", "Power", "Softmax")
-
-
-# --------------------------------------------------------------------------- torch side
-
-
-def _import_class(path: str) -> type:
-    module_name, _, class_name = path.rpartition(".")
-    if not module_name:
-        raise ExportError(f"anomalib model must be a dotted class path, got {path!r}")
-    try:
-        return getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as error:
-        raise ExportError(f"cannot import anomalib model class {path!r}: {error}") from error
-
-
-@functools.cache
-def _reference_class() -> type:
-    """The torch reference (defined on first use, so that this file imports without torch)."""
-    import torch
-    from torch import nn
-
-    class Reference(nn.Module):
-        """uint8 BGR NHWC -> anomalib module forward on RGB float [0, 1] NCHW."""
-
-        def __init__(self, module: nn.Module) -> None:
-            super().__init__()
-            self.module = module
-
-        def forward(self, images: torch.Tensor):
-            out = self.module(images.flip(-1).permute(0, 3, 1, 2).float() / 255.0)
-            return out.pred_score, out.pred_label, out.anomaly_map, out.pred_mask
-
-    return Reference
-
-
-def reference_module(lightning: Any) -> Any:
-    """uint8 BGR ``(N, H, W, 3)`` -> score, label, map, mask with the input conversion in torch."""
-    return _reference_class()(lightning).eval()
 
 
 def to_uint8_bgr(ov_model: Any, size: tuple[int, int] | None) -> Any:
@@ -98,62 +44,6 @@ def to_uint8_bgr(ov_model: Any, size: tuple[int, int] | None) -> Any:
     if size is not None:
         ov_model.reshape({ov_model.input(0): ov.PartialShape([-1, 3, int(size[0]), int(size[1])])})
     return uint8_bgr_input(ov_model, to_rgb=True, divide=255.0)
-
-
-def load(*, checkpoint: str | Path | None, input_size: tuple[int, int] | None = None,
-         anomalib_model: str = DEFAULT_ANOMALIB_MODEL, **_: Any) -> LoadedModel:
-    """anomalib Lightning checkpoint -> :class:`.base.LoadedModel` (uint8 BGR -> score, label, map, mask)."""
-    checkpoint = check_file(checkpoint, "checkpoint")
-    cls = _import_class(anomalib_model)
-    overrides = {k: v for k, v in (("pre_trained", False), ("teacher_weights", None))
-                 if k in inspect.signature(cls.__init__).parameters}
-    try:
-        lightning = cls.load_from_checkpoint(str(checkpoint), map_location="cpu", weights_only=False, **overrides)
-    except TypeError:
-        lightning = cls.load_from_checkpoint(str(checkpoint), map_location="cpu", **overrides)
-    return from_module(lightning, input_size=input_size,
-                       source={"framework": "anomalib", "checkpoint": str(checkpoint), "model": anomalib_model})
-
-
-def from_module(lightning: Any, *, input_size: tuple[int, int] | None = None,  # noqa: ANN401
-                source: dict[str, str] | None = None) -> LoadedModel:
-    """A trained anomalib module in memory -> :class:`.base.LoadedModel` (what :func:`load` gives from a file).
-
-    For tools that export right after ``Engine.fit`` without a checkpoint round trip.
-    """
-    import torch
-
-    lightning.eval()
-    if input_size is None:
-        hp_size = lightning.hparams.get("image_size") if hasattr(lightning, "hparams") else None
-        input_size = tuple(int(v) for v in hp_size) if hp_size else ANOMALIB_DEFAULT_SIZE
-    post = getattr(lightning, "post_processor", None)
-    raw = {}
-    for key in ("image_threshold", "pixel_threshold"):
-        value = getattr(post, key, None)
-        if value is not None:
-            raw[f"raw_{key}"] = float(torch.as_tensor(value).reshape(-1)[0])
-    metadata = ModelMetadata(
-        family=NAME, precision="FP32", input_size=input_size, class_names=["good", "defect"], outputs=list(OUTPUTS),
-        # anomalib's exported post-processor normalises scores and maps so that the learned
-        # image/pixel thresholds fall at 0.5.
-        thresholds={"image": 0.5, "pixel": 0.5, **raw},
-        normalisation={"inside_graph": "anomalib pre-processor (resize + ImageNet mean/std on RGB [0, 1])",
-                       "input_adapter": "uint8 BGR NHWC -> RGB float [0, 1] NCHW (OpenVINO PrePostProcessor)"},
-        source=source or {"framework": "anomalib", "model": f"{type(lightning).__module__}.{type(lightning).__name__}"})
-
-    def convert(dynamic: bool):
-        import openvino as ov
-
-        with tempfile.TemporaryDirectory(prefix="anomalib-export-") as tmp:
-            # opset 18 is what torch's dynamo exporter writes: anomalib's default 14 makes it down-convert,
-            # which fails on Resize/Reduce axes and prints a traceback before falling back to 18 anyway
-            xml = lightning.to_openvino(export_root=tmp, input_size=None if dynamic else tuple(input_size),
-                                        onnx_kwargs={"opset_version": 18})
-            ov_model = to_uint8_bgr(ov.Core().read_model(str(xml)), None if dynamic else tuple(input_size))
-            return ov_model.clone()  # materialise the weights before the temporary folder goes away
-
-    return LoadedModel(reference_module(lightning), metadata, convert)
 
 
 # --------------------------------------------------------------------------- anomalib's own exports
@@ -217,27 +107,7 @@ def adopt_anomalib_ir(ov_model: Any, path: str | Path) -> tuple[Any, ModelMetada
     return to_uint8_bgr(ov_model, None), metadata
 
 
-# --------------------------------------------------------------------------- runtime side
-
-
-def evaluate(predict: Any, metadata: ModelMetadata, folder: str | Path, *, limit: int | None = None) -> Any:
-    """Image AUROC on an MVTec AD layout folder (torchmetrics, as anomalib; see :func:`..int8.evaluate`)."""
-    from ..int8 import evaluate as family_metric
-
-    return family_metric(predict, metadata, folder, limit=limit)
-
-
-def ignored_scope(ov_model: Any) -> Any:
-    """NNCF ignored scope that keeps the scoring head in f32: its op types and the Gaussian-blur convolution.
-
-    The blur is the only single-channel convolution (weights ``(1, 1, k, k)``) of the graph.
-    """
-    import nncf
-
-    blur = [op.get_friendly_name() for op in ov_model.get_ordered_ops()
-            if op.get_type_name() == "Convolution" and op.input(1).get_partial_shape().is_static
-            and list(op.input(1).get_partial_shape().to_shape())[:2] == [1, 1]]
-    return nncf.IgnoredScope(names=blur, types=list(F32_OP_TYPES), validate=False)
+# --------------------------------------------------------------------------- results
 
 
 def postprocess(image: np.ndarray, outputs: Sequence[np.ndarray], metadata: ModelMetadata, settings: PostSettings,
@@ -284,3 +154,8 @@ def overlay(result: InferenceResult) -> np.ndarray:
     put_text(picture, f"{result.decision} {result.score:.2f}/{result.image_threshold:.2f}", (3, image.shape[0] - 4),
              (0, 0, 255) if result.is_defect else (0, 255, 0))
     return picture
+
+
+def row_fields(result: InferenceResult) -> dict[str, Any]:
+    """The anomaly keys of a result row: the score and the two thresholds it was judged at."""
+    return {"score": result.score, "image_threshold": result.image_threshold, "pixel_threshold": result.pixel_threshold}

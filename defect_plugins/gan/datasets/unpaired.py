@@ -24,8 +24,8 @@ from mmpretrain.registry import DATASETS, TRANSFORMS
 from torch.utils.data import Dataset
 
 import defect_plugins.cls.transforms.loading  # noqa: F401  (registers CheckedLoadImageFromFile)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from defect_plugins.imaging.files import IMAGE_SUFFIXES
+from defect_plugins.imaging.files import list_images as list_image_files
 
 
 class ImageFolderError(ValueError):
@@ -39,11 +39,10 @@ def list_images(root: str | Path) -> list[Path]:
         raise ImageFolderError(f"image folder {root} does not exist")
     if not root.is_dir():
         raise ImageFolderError(f"{root} is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
-    if not files:
+    found = list_image_files(root, skip_hidden=True)
+    if not found:
         raise ImageFolderError(f"image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
+    return found
 
 
 def read_image(path: Path) -> np.ndarray | None:

@@ -32,8 +32,7 @@ import cv2
 import numpy as np
 
 from defect_plugins.data.atomic import DataGenerationError, atomic_output_dir, check_output_dir
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from defect_plugins.imaging.files import IMAGE_SUFFIXES
 
 
 def _pairs(data_root: Path, split: str, img_dir: str, ann_dir: str) -> list[tuple[Path, Path]]:

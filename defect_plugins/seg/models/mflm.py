@@ -23,7 +23,7 @@ reconstructor: the base network, "Base + MDC" and "Base + MFLM". Both modules re
   (``heads x head_dim`` inner width, bias-free QKV, output projection back to ``token_dim``), and
   the mean over each output token, through a sigmoid, re-weights its channel.
 * :class:`MFLM` chains masked convolution, ReLU and one of the gates. The thesis' settings
-  (Table 4.2, reproduced by ``tools/arcd_complexity.py``): MDC = ``k=3, d=1`` + SE gate
+  (Table 4.2, reproduced by ``experiments/arcd/arcd_complexity.py``): MDC = ``k=3, d=1`` + SE gate
   (reduction 8), SSPCAB's block; MFLM = ``k=1, d=1`` + channel transformer with 64-dimensional
   tokens, 5 heads of 64, one layer, SSMCTB's block.
 

@@ -21,7 +21,7 @@ its BN and ReLU; ``mflm_stages`` selects blocks) with :class:`~defect_plugins.se
 ``'mdc'`` is SSPCAB's block (masked convolution ``k=3, d=1`` + SE gate, reduction 8), ``'mflm'``
 SSMCTB's (masked convolution ``k=1, d=1`` + channel transformer, 64-dimensional tokens, 5 heads x
 64, one layer); ``mflm_cfg`` overrides these settings. At width 128 this gives the three Table 4.2
-rows, parameters within 0.03 % and GFLOPs within 0.3 % (``tools/arcd_complexity.py``, thop's
+rows, parameters within 0.03 % and GFLOPs within 0.3 % (``experiments/arcd/arcd_complexity.py``, thop's
 convention: multiply-accumulates; the transformer's positional embedding, 64 values per channel, is
 not counted). The convolutions before BN have no bias (DRAEM's have: 0.01 M at width 128).
 

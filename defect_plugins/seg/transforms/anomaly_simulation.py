@@ -44,10 +44,9 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 from torchvision.transforms import v2
 
-# the pure geometry lives with deployment, which must not import mmseg (re-exported here)
-from defect_plugins.deploy.geometry import pad_square_resize
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# the pure geometry is shared with the runtime, which must not import mmseg (re-exported here)
+from defect_plugins.imaging.files import IMAGE_SUFFIXES, list_images
+from defect_plugins.imaging.geometry import pad_square_resize
 
 
 def _check_field_shape(results: dict, key: str, image_hw: tuple[int, int]) -> None:
@@ -190,7 +189,7 @@ class SimulateAnomaly(BaseTransform):
             folder = Path(texture_dir)
             if not folder.is_dir():
                 raise FileNotFoundError(f"SimulateAnomaly: texture_dir {texture_dir!r} is not a folder")
-            self.textures = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            self.textures = list_images(folder)
             if not self.textures:
                 raise FileNotFoundError(f"SimulateAnomaly: no images ({', '.join(IMAGE_SUFFIXES)}) under texture_dir {texture_dir!r}")
         self.probability = probability

@@ -1,4 +1,5 @@
-"""Held-out corruptions: shape, dtype, effect, determinism under a seed; kept out of AGTS; wired into the tool."""
+"""Held-out corruptions: shape, dtype, effect, determinism under a seed; kept out of AGTS (their use in the noise
+study: experiments/tests/test_noise_robustness.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -99,20 +100,6 @@ def test_held_out_kinds_are_never_training_kinds():
     for kind in HELD_OUT_KINDS:
         with pytest.raises(ValueError, match="kinds must be a non-empty subset"):
             MODELS.build(dict(type='AGTSNoise', kinds=(kind, )))
-
-
-def test_robustness_tool_lists_each_kind_once_and_inserts_held_out_corruptions_after_resize():
-    from tools.noise_robustness import HELD_OUT, KINDS, TRAINING_KINDS, noisy_pipeline
-
-    assert set(TRAINING_KINDS) == set(NOISE_KINDS) and set(HELD_OUT) == set(HELD_OUT_KINDS)
-    assert all(TRANSFORMS.get(KINDS[k][0]) is not None for k in KINDS)  # every kind has a registered transform
-    pipeline = [dict(type='CheckedLoadImageFromFile'), dict(type='Resize', scale=(64, 64)), dict(type='PackInputs')]
-    inserted = noisy_pipeline(pipeline, "jpeg", 20, seed=4)
-    assert inserted[2] == {"type": "JPEGCompression", "quality": 20, "seed": 4} and len(inserted) == 4
-    assert noisy_pipeline(pipeline, "motion_blur", 5.0, seed=0)[2]["length"] == 5
-    assert noisy_pipeline(pipeline, "contrast", 0.0, seed=0) == pipeline
-    with pytest.raises(ValueError, match="unknown kind 'fog'"):
-        noisy_pipeline(pipeline, "fog", 1.0, seed=0)
 
 
 def test_training_noise_and_held_out_transforms_work_in_one_pipeline_on_a_tensor_free_image():

@@ -3,7 +3,6 @@ stage 1 (ViT teacher) and stage 2 (joint training) for two iterations each, then
 of the student (defect-export) with f32 parity."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -78,7 +77,7 @@ def test_teacher_then_joint_training_two_iterations_each(trained, repo_root):
 def test_student_export_parity_at_f32(trained, tiny_neu, tmp_path, capsys):
     """The MGJR student goes through defect-export like any classifier (teacher and projector dropped)."""
     from defect_plugins.deploy.export import main
-    from defect_plugins.deploy.families.classifier import load_network
+    from defect_plugins.deploy.export.families.classifier import load_network
     from defect_plugins.deploy.runtime import read_metadata
 
     work, mgjr_cfg, _, _ = trained
@@ -96,27 +95,3 @@ def test_student_export_parity_at_f32(trained, tiny_neu, tmp_path, capsys):
     assert main(["classifier", "--config", str(mgjr_cfg), "--checkpoint", str(tmp_path / "missing.pth"),
                  "--out", str(bad)]) == 1
     assert not bad.exists()
-
-
-def test_noise_robustness_tool_table_plot_and_json(trained, tmp_path):
-    from tools.noise_robustness import main, noisy_pipeline
-
-    work, mgjr_cfg, _, _ = trained
-    pipeline = [dict(type='CheckedLoadImageFromFile'), dict(type='Resize', scale=(64, 64)), dict(type='PackInputs')]
-    inserted = noisy_pipeline(pipeline, "salt_pepper", 0.05, seed=3)
-    assert [t["type"] for t in inserted] == ['CheckedLoadImageFromFile', 'Resize', 'AddSaltPepperNoise', 'PackInputs']
-    assert noisy_pipeline(pipeline, "gaussian", 0.0, seed=0) == pipeline
-    ckpt = str(work / "mgjr/epoch_1.pth")
-    out = tmp_path / "robust"
-    assert main(["--model", "A", str(mgjr_cfg), ckpt, "--model", "B", str(mgjr_cfg), ckpt, "--gaussian", "0", "0.3",
-                 "--salt-pepper", "0", "0.3", "--jpeg", "20", "--kinds", "gaussian", "salt_pepper", "jpeg",
-                 "--out", str(out)]) == 0
-    results = json.loads((out / "noise_robustness.json").read_text())
-    a, b = results["models"]["A"], results["models"]["B"]
-    assert a["gaussian"] == b["gaussian"] and a["salt_pepper"] == b["salt_pepper"]  # same noisy images for all
-    assert a["jpeg"] == b["jpeg"] and results["held_out"] == ["jpeg"] and len(a["jpeg"]) == 1
-    assert all(0.0 <= v <= 100.0 for v in a["gaussian"] + a["salt_pepper"]) and len(a["gaussian"]) == 2
-    assert a["gaussian"][0] == a["clean"]  # strength 0 reuses the clean accuracy
-    assert (out / "noise_robustness.png").read_bytes()[:4] == b"\x89PNG"
-    assert "| A |" in (out / "noise_robustness.md").read_text()
-    assert main(["--model", "C", str(mgjr_cfg), str(tmp_path / "none.pth"), "--out", str(out)]) == 2

@@ -1,5 +1,5 @@
 # NEU-CLS at 64x64 (the RKD-SARSN paper's input size), fixed stratified 70/30 split, seed 0.
-# Write the split first:  python tools/neu_cls_split.py ../shared/data/neu_cls --out work_dirs/cls/neu_cls_split
+# Write the split first:  defect-cls-split ../shared/data/neu_cls --out work_dirs/cls/neu_cls_split
 # Paths are relative to the project root (where tools/mim_train.sh is run); override with
 #   --cfg-options data_prefix=... (or train_dataloader.dataset.data_prefix=...).
 dataset_type = 'NEUCLSDataset'

@@ -1,0 +1,1 @@
+"""AKF reverse distillation against anomalib's ReverseDistillation and PatchCore (MVTec AD protocol, DeepPCB)."""

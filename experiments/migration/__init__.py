@@ -1,0 +1,1 @@
+"""CycleGAN defect-sample migration: a new line with few labels."""

@@ -1,0 +1,1 @@
+"""NEU-CLS classification: SARSN ablations, RKD students, imbalanced benchmark, over seeds."""
