@@ -98,7 +98,8 @@ def _count_lines(path: Path, num_classes: int) -> dict[int, int]:
             continue
         parts = line.strip().rsplit(" ", 1)
         if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) >= num_classes:  # noqa: PLR2004
-            raise TeacherError(f"{path}:{number}: expected '<relative path> <label 0..{num_classes - 1}>', got {line!r}")
+            raise TeacherError(f"{path}:{number}: expected '<relative path> <label 0..{num_classes - 1}>', "
+                               f"got {line!r}")
         counts[int(parts[1])] = counts.get(int(parts[1]), 0) + 1
     if not counts:
         raise TeacherError(f"{path} lists no image")

@@ -2,7 +2,7 @@
 
 The demo, ``defect-teacher`` and the experiment tools run each training as a child process. When such a
 command is killed (SIGKILL, SIGTERM's default action, the OOM killer, a CI timeout), Python runs no cleanup
-and the training would go on as an orphan, holding the CPU for the rest of its schedule (seen in session 17:
+and the training would go on as an orphan, holding the CPU for the rest of its schedule (seen once:
 a test that kills the demo left a 50-epoch training running under the rest of the suite). On Linux the
 child asks the kernel to kill it when its parent dies (``prctl(PR_SET_PDEATHSIG)``, see prctl(2)); the
 signal is kept across ``exec``. Elsewhere nothing changes.

@@ -88,7 +88,8 @@ def test_every_config_path_a_config_names_resolves_from_any_folder(elsewhere):
             for path in re.findall(r"""['"]((?:defect_plugins/)?configs/[^'"]+)['"]""", code):
                 assert resolve_config(path).is_file(), f"{name} names {path}"
                 named += 1
-            teacher = re.search(r"""teacher_config\s*[=:]\s*['"]([^'"]+)['"]""", code)  # any spelling, not only configs/
+            # any spelling, not only configs/
+            teacher = re.search(r"""teacher_config\s*[=:]\s*['"]([^'"]+)['"]""", code)
             if teacher:
                 assert resolve_config(teacher.group(1)).is_file(), f"{name} names teacher {teacher.group(1)}"
     assert named >= 8  # the six RKD and two MGJR configs name their teachers

@@ -85,7 +85,8 @@ def test_progress_lines_are_short_and_keep_the_figures():
     assert runner.progress_line(line) == "epoch [2][14/14] train: loss 1.9474"
     val = "12/01 - mmengine - INFO - Iter(val) [4/4]    aAcc: 92.16  mIoU: 30.72  region/mIoU: 96.57  time: 0.04"
     assert runner.progress_line(val) == "iter [4/4] val: mIoU 30.72 region/mIoU 96.57"
-    assert runner.progress_line("[progress] epoch 3/10 train_loss 0.1234 (2.0 s)") == "epoch 3/10 train_loss 0.1234 (2.0 s)"
+    assert (runner.progress_line("[progress] epoch 3/10 train_loss 0.1234 (2.0 s)")
+            == "epoch 3/10 train_loss 0.1234 (2.0 s)")
     assert runner.progress_line("Loads checkpoint by local backend from path: x.pth") is None
 
 
@@ -100,7 +101,8 @@ def test_lanes_share_the_threads_and_hand_them_back(tmp_path, monkeypatch):
     steps = runner.StepRunner(tmp_path / "logs", cwd=tmp_path, echo=False, threads=2)
     # MKL's budget follows OMP's even when the caller set its own (an inherited 2 oversubscribed the cores)
     report = [sys.executable, "-c", "import os; e = os.environ; "
-              "print('threads', e['OMP_NUM_THREADS'] if e['MKL_NUM_THREADS'] == e['OMP_NUM_THREADS'] else 'mkl-differs')"]
+              "print('threads', e['OMP_NUM_THREADS'] if e['MKL_NUM_THREADS'] == e['OMP_NUM_THREADS'] "
+              "else 'mkl-differs')"]
     seg_done = threading.Event()
 
     def long_lane():

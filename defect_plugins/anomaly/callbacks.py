@@ -130,7 +130,8 @@ class LoadTeacherWeights(Callback):
         self.loaded: list[str] = []
 
     def select(self, pl_module: nn.Module) -> dict[str, nn.Module]:
-        """The extractor(s) to load into; ``ValueError`` naming the model when there is none or the choice is unclear."""
+        """The extractor(s) to load into; ``ValueError`` naming the model when there is none or the choice is
+        unclear."""
         found = find_feature_extractors(pl_module)
         model_name = type(pl_module).__name__
         if self.target is not None:

@@ -39,7 +39,8 @@ def _modules_that_run(module: nn.Module, *inputs: Any) -> set[int]:  # noqa: ANN
 def _split(module: nn.Module, ran: set[int]) -> dict[str, int]:
     total = {id(p): p.numel() for p in module.parameters()}
     live = {id(p): p.numel() for m in module.modules() if id(m) in ran for p in m.parameters(recurse=False)}
-    return {"live": sum(live.values()), "total": sum(total.values()), "unused": sum(total.values()) - sum(live.values())}
+    return {"live": sum(live.values()), "total": sum(total.values()),
+            "unused": sum(total.values()) - sum(live.values())}
 
 
 def live_parameters(module: nn.Module, *inputs: Any) -> dict[str, int]:  # noqa: ANN401

@@ -100,7 +100,8 @@ def run_anomaly_demo(out: Path, *, epochs: int, image_size: int, num_train: int,
         "image_size": image_size, "epochs": epochs, "train_images": num_train,
         "test_images": len(rows), "openvino_model": str(model_xml), "openvino_precision": "f32",
         "image_auroc_openvino": round(float(roc_auc_score(labels, [row["score"] for row in rows])), 4),
-        "decision_accuracy": round(float(np.mean([(row["decision"] == "defect") == t for row, t in zip(rows, labels)])), 4),
+        "decision_accuracy": round(float(np.mean([(row["decision"] == "defect") == t
+                                                  for row, t in zip(rows, labels)])), 4),
         "seconds": round(time.perf_counter() - started, 1),
     }
     atomic_write_json(out / "summary.json", summary, indent=2)

@@ -38,7 +38,7 @@ from typing import Any
 
 from .runner import DemoError, StepRunner, console_command, latest
 
-# What the demo must show (issue 10): each method doing its job on held-out synthetic images.
+# What the demo must show: each method doing its job on held-out synthetic images.
 TARGETS = {
     "cls.top1": 0.90,
     "anomaly.image_auroc": 0.90,

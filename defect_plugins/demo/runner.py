@@ -162,7 +162,7 @@ class StepRunner:
         self.say(f"{name}: $ OMP_NUM_THREADS={threads} {shlex.join(command)}")
         self.say(f"{name}: log {log}")
         # MKL too: an MKL_NUM_THREADS inherited from the caller (2 here) on top of the lanes' OMP budget
-        # oversubscribed the cores and made every demo step 3-5x slower (measured in session 11)
+        # oversubscribed the cores and made every demo step 3-5x slower (measured on a 2-core CPU)
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                     **(env or {})}
         with log.open("w") as handle:

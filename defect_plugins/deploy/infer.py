@@ -47,7 +47,8 @@ is not new or empty).
 
 Command line (``defect-infer``)::
 
-    python -m defect_plugins.deploy.infer exp/model.xml IMAGES_DIR [more dirs, files, list.txt, video.mp4, 0] --out results
+    python -m defect_plugins.deploy.infer exp/model.xml \\
+        IMAGES_DIR [more dirs, files, list.txt, video.mp4, 0] --out results
 """
 from __future__ import annotations
 

@@ -113,7 +113,8 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
                 caption += f", {result.get('num_regions', 0)} regions, worst {result['worst_grade']}"
             caption += f" - {Path(result['source']).name}"
             src = f"{rel}/{result['overlay']}"
-            parts.append(f"<figure><img src='{html.escape(src)}'><figcaption>{html.escape(caption)}</figcaption></figure>")
+            parts.append(f"<figure><img src='{html.escape(src)}'>"
+                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
             md.append(f"![{caption}]({src})")
         parts.append("</p>")
         md.append("")

@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(row)
             print(f"ok   {row['family']:<10} {Path(row['model']).name}: cold start {row['cold_start_s']:.2f} s "
                   f"(process start -> first result), defect-infer {row['defect_infer_s']:.2f} s, "
-                  f"{row['processed']} processed / {row['failed']} corrupt reported; no {', '.join(FORBIDDEN)} imported")
+                  f"{row['processed']} processed / {row['failed']} corrupt reported; "
+                  f"no {', '.join(FORBIDDEN)} imported")
     if args.json:
         from defect_plugins.fileio import atomic_write_json
 

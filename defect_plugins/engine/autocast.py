@@ -10,7 +10,8 @@ exponent range, so no loss scaling is needed (the reason ``AmpOptimWrapper`` car
 It only pays where the hardware computes bf16 natively: measured here (AMD EPYC with
 ``avx512_bf16``, one thread, a ResNet-18 training step, ``experiments/training_precision/bench_training_precision.py``)
 166 ms against 259 ms in float32 at 64 px batch 32 (1.56x), 213 ms against 353 ms at 160 px batch 8;
-on a CPU without bf16 instructions oneDNN emulates it and autocast is slower than float32. ``enabled='auto'`` (the default) therefore turns it on only where
+on a CPU without bf16 instructions oneDNN emulates it and autocast is slower than float32.
+``enabled='auto'`` (the default) therefore turns it on only where
 :func:`native_bf16` says the device has it, and the configs that use this wrapper train in plain
 float32 elsewhere. Checkpoints hold float32 weights either way, so export and inference are
 unchanged.

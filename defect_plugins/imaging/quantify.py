@@ -197,5 +197,6 @@ def draw_regions(image_bgr: np.ndarray, report: MaskReport, colour: Sequence[int
         if not labels:
             continue
         text = f"{region.grade} a={region.area_ratio:.3f} K={region.k:.2f}"
-        cv2.putText(canvas, text, (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale, tuple(int(c) for c in colour), 1)
+        cv2.putText(canvas, text, (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    tuple(int(c) for c in colour), 1)
     return canvas

@@ -8,7 +8,8 @@ address (``--host 0.0.0.0``), anyone who can reach this PC's port can inspect im
 decisions under any operator name and read the whole history, so the station warns at start;
 expose it only on the line's own network or behind something that authenticates. It answers only
 to its own host names (``--allow-host NAME`` adds one) and takes writes only from its own page
-(:mod:`.guard`). ``--port 0`` takes a free port; the first line printed is always ``defect-station: serving http://HOST:PORT/``. ``--check`` tests the install instead of serving
+(:mod:`.guard`). ``--port 0`` takes a free port; the first line printed is always
+``defect-station: serving http://HOST:PORT/``. ``--check`` tests the install instead of serving
 (:mod:`.check`).
 Runs in the runtime-only install (OpenVINO, numpy, OpenCV, PyYAML, Starlette, uvicorn).
 """

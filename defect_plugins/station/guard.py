@@ -155,6 +155,7 @@ class StationGuard:
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
         expected = UPLOAD_TYPES if path in self.upload_paths else JSON_TYPES
         if not any(kind == allowed or (allowed.endswith("/") and kind.startswith(allowed)) for allowed in expected):
-            return 415, (f"{path} takes a body of type {' or '.join(t + '*' if t.endswith('/') else t for t in expected)}"
+            return 415, (f"{path} takes a body of type "
+                         f"{' or '.join(t + '*' if t.endswith('/') else t for t in expected)}"
                          f", got {kind or 'none'!r}")
         return None

@@ -1,4 +1,4 @@
-"""Issue 11's deployment targets, checked on a ``defect-bench`` run: fraction of the CPU's peak, INT8 speed-up and loss.
+"""The deployment targets, checked on a ``defect-bench`` run: fraction of the CPU's peak, INT8 speed-up and loss.
 
     python experiments/deployment/targets.py --spec families.json --out work_dirs/deploy/bench [--threads 1]
 

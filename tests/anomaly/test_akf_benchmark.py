@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from anomalib.models import AnomalibModule, ReverseDistillation, UnknownModelError, get_model
+from anomalib.models import AnomalibModule, UnknownModelError, get_model
 from anomalib.pipelines.benchmark.job import BenchmarkJob
 
 from defect_plugins.anomaly import AkfReverseDistillation
@@ -152,4 +152,5 @@ def test_anomalib_benchmark_grid_holds_reverse_distillation_and_akf_rd(tmp_path:
     assert table[sorted(DEFAULT_METRICS)].apply(lambda c: c.between(0, 1)).all().all(), table.T
     assert pd.isna(table.loc["ReverseDistillation", "pixel_AUPRO"]) and 0 <= table.loc[AKF, "pixel_AUPRO"] <= 1
     assert (table["model.init_args.backbone"] == "resnet18").all()
-    print(f"benchmark subprocess: {elapsed:.1f} s\n{table[[*sorted(DEFAULT_METRICS), 'pixel_AUPRO', 'fit_duration', 'test_duration']].T}")
+    print(f"benchmark subprocess: {elapsed:.1f} s\n"
+          f"{table[[*sorted(DEFAULT_METRICS), 'pixel_AUPRO', 'fit_duration', 'test_duration']].T}")

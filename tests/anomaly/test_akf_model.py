@@ -218,7 +218,8 @@ def test_anomaly_map_level_weights_and_sigma() -> None:
     student = [torch.randn(2, c, s, s) for c, s in ((8, 16), (16, 8), (32, 4))]
     teacher = [torch.randn_like(f) for f in student]
     default = build_anomaly_map_generator((32, 32), "add", sigma=2)
-    assert torch.allclose(default(student, teacher), AnomalyMapGenerator((32, 32), sigma=2, mode="add")(student, teacher))
+    assert torch.allclose(default(student, teacher),
+                          AnomalyMapGenerator((32, 32), sigma=2, mode="add")(student, teacher))
     deepest = build_anomaly_map_generator((32, 32), "add", sigma=2, level_weights=(0, 0, 1))
     m3 = deepest.level_maps(student, teacher)[2]
     blur = GaussianBlur2d(kernel_size=(deepest.kernel_size, deepest.kernel_size), sigma=(2, 2))

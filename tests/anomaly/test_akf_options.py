@@ -1,4 +1,4 @@
-"""Issue 17, point 4: literal fusion, 'positional' (old 'fixed'), C-channel input-conditioned weights,
+"""The paper's fusion readings: literal fusion, 'positional' (old 'fixed'), C-channel input-conditioned weights,
 per-level maps for overlays, live parameter counts."""
 
 from __future__ import annotations

@@ -49,8 +49,8 @@ def test_teacher_resumes_a_run_cut_off_and_keeps_a_finished_one(teacher: dict, t
     # the same command again after a finished training converts the checkpoint, it does not train again
     checkpoint = Path(teacher["card"]["mmpretrain_checkpoint"])
     before = checkpoint.stat().st_mtime_ns
-    assert teacher_main([str(teacher["data"]), "--out", str(teacher["weights"]), "--backbone", "resnet18", "--epochs", "1",
-                         "--image-size", "32", "--batch-size", "8"]) == 0
+    assert teacher_main([str(teacher["data"]), "--out", str(teacher["weights"]), "--backbone", "resnet18",
+                         "--epochs", "1", "--image-size", "32", "--batch-size", "8"]) == 0
     assert checkpoint.stat().st_mtime_ns == before
     card = json.loads(teacher["weights"].with_suffix(".json").read_text())
     assert card["accuracy"] == teacher["card"]["accuracy"]  # read from the same finished run's log
@@ -90,7 +90,8 @@ def test_teacher_loads_into_anomalib_models_from_the_cli(teacher: dict, model: s
     assert len(callbacks) == 1 and callbacks[0].loaded == [f"model.{extractor}"]
     loaded = getattr(cli.model.model, extractor).feature_extractor.state_dict()
     state = torch.load(teacher["weights"], map_location="cpu", weights_only=True)
-    assert all(torch.equal(value, state[key]) for key, value in loaded.items() if not key.endswith("num_batches_tracked"))
+    assert all(torch.equal(value, state[key])
+               for key, value in loaded.items() if not key.endswith("num_batches_tracked"))
     assert len(loaded) > 50
 
 

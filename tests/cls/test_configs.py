@@ -76,7 +76,7 @@ def test_imbalance_adaptive_config_names_its_k_mode(backbone):
 
 @pytest.mark.parametrize("backbone", ["resnet34", "sarsn34"])
 def test_imbalance_benchmark_configs_differ_from_the_baseline_in_the_loss_only(backbone):
-    """The imbalanced benchmark (issue 13, point 3) compares losses: everything else is the baseline's."""
+    """The imbalanced benchmark compares losses: everything else is the baseline's."""
     base = Config.fromfile(str(CONFIG_DIR / f"{backbone}_neu_cls_64.py"))
     for variant, loss_type in (("focal", "FocalLoss"), ("ial", "ImbalanceAdaptiveLoss")):
         cfg = Config.fromfile(str(CONFIG_DIR / f"{backbone}_{variant}_neu_cls_64.py"))
@@ -87,7 +87,7 @@ def test_imbalance_benchmark_configs_differ_from_the_baseline_in_the_loss_only(b
 
 
 def test_paper_augmentation_config_differs_from_sarsn34_in_the_data_only():
-    """Issue 13 point 6 compares the paper's enhancement on / off: model and recipe are SARSN-34's."""
+    """The augmentation study compares the paper's enhancement on / off: model and recipe are SARSN-34's."""
     base = Config.fromfile(str(CONFIG_DIR / "sarsn34_neu_cls_64.py"))
     cfg = Config.fromfile(str(CONFIG_DIR / "sarsn34_paperaug_neu_cls_64.py"))
     assert cfg.model == base.model and cfg.optim_wrapper == base.optim_wrapper and cfg.train_cfg == base.train_cfg

@@ -45,11 +45,13 @@ def test_empty_class_folder_is_a_clear_error(constant_class_data):
 
 def test_bad_annotation_lines_are_clear_errors(constant_class_data, tmp_path):
     ann = tmp_path / "ann.txt"
-    for text, message in [("crazing/0.png 9\n", "label 9 outside"), ("crazing/0.png\n", "expected '<relative path> <label>'"),
+    for text, message in [("crazing/0.png 9\n", "label 9 outside"),
+                          ("crazing/0.png\n", "expected '<relative path> <label>'"),
                           ("crazing/404.png 0\n", "image .*crazing/404.png not found")]:
         ann.write_text(text)
         with pytest.raises(DatasetError, match=message):
-            DATASETS.build(dict(type='NEUCLSDataset', data_prefix=str(constant_class_data), ann_file=str(ann), pipeline=[]))
+            DATASETS.build(dict(type='NEUCLSDataset', data_prefix=str(constant_class_data), ann_file=str(ann),
+                                pipeline=[]))
 
 
 def test_unreadable_image_names_the_file(constant_class_data):
@@ -82,7 +84,8 @@ def test_preprocessing_transforms_keep_label_and_shape():
                                      dict(type='SameClassFusionDataset', prob=1.0)])
 def test_same_class_mixing_keeps_labels_and_only_mixes_one_class(constant_class_data, wrapper):
     np.random.seed(0)
-    inner = dict(type='NEUCLSDataset', data_prefix=str(constant_class_data), pipeline=[dict(type='CheckedLoadImageFromFile')])
+    inner = dict(type='NEUCLSDataset', data_prefix=str(constant_class_data),
+                 pipeline=[dict(type='CheckedLoadImageFromFile')])
     dataset = DATASETS.build(dict(wrapper, dataset=inner, pipeline=[dict(type='PackInputs')]))
     assert len(dataset) == 18 and dataset.metainfo["classes"] == tuple(NEU_CLASSES)
     for index in range(len(dataset)):
@@ -97,7 +100,8 @@ def test_same_class_mixing_keeps_labels_and_only_mixes_one_class(constant_class_
 def test_fusion_around_mosaic_keeps_labels(constant_class_data):
     """The paper-augmentation config nests the wrappers: the inner one passes its images on unpacked."""
     np.random.seed(1)
-    inner = dict(type='NEUCLSDataset', data_prefix=str(constant_class_data), pipeline=[dict(type='CheckedLoadImageFromFile')])
+    inner = dict(type='NEUCLSDataset', data_prefix=str(constant_class_data),
+                 pipeline=[dict(type='CheckedLoadImageFromFile')])
     mosaic = dict(type='SameClassMosaicDataset', prob=1.0, seam_width=4, blur_kernel=3, pipeline=[], dataset=inner)
     dataset = DATASETS.build(dict(type='SameClassFusionDataset', prob=1.0, dataset=mosaic,
                                   pipeline=[dict(type='PackInputs')]))
@@ -186,7 +190,8 @@ def test_split_command_takes_counts_in_class_order_or_by_name(ten_per_class, tmp
     from defect_plugins.cls.datasets.split import main
 
     ordered = ["6", "5", "4", "3", "2", "1"]
-    assert main([str(ten_per_class), "--out", str(tmp_path / "a"), "--train-counts", *ordered, "--test-count", "3"]) == 0
+    assert main([str(ten_per_class), "--out", str(tmp_path / "a"), "--train-counts", *ordered,
+                 "--test-count", "3"]) == 0
     named = [f"{c}={n}" for c, n in reversed(list(zip(NEU_CLASSES, ordered)))]  # any order
     assert main([str(ten_per_class), "--out", str(tmp_path / "b"), "--train-counts", *named, "--test-count", "3"]) == 0
     assert (tmp_path / "a" / "train.txt").read_text() == (tmp_path / "b" / "train.txt").read_text()
@@ -196,7 +201,8 @@ def test_split_command_takes_counts_in_class_order_or_by_name(ten_per_class, tmp
         ("--train-counts", *ordered): "class 'crazing': 6 training + 90 test images requested",  # default 90
         ("--train-counts", *ordered[:5], "--test-count", "3"): "5 counts for 6 classes",
         ("--train-counts", "crazing=2", "3", "--test-count", "3"): "mix of CLASS=N and plain counts",
-        ("--train-counts", *ordered[:5], "x", "--test-count", "3"): "class 'scratches': expected an integer count, got 'x'",
+        ("--train-counts", *ordered[:5], "x", "--test-count", "3"): "class 'scratches': expected an integer count, "
+                                                                    "got 'x'",
         ("--train-counts", *ordered, "--train-ratio", "0.5"): "--train-ratio and --train-counts exclude each other",
         ("--test-count", "3"): "--test-count needs --train-counts",
     }

@@ -47,7 +47,8 @@ def test_loss_equals_weighted_ce_plus_squared_error():
     logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
     p = logits.softmax(1)
     target = F.one_hot(labels, 3).float() * 0.8 + 0.2 / 3
-    expected = (loss.class_weights[labels] * -p.log()[torch.arange(5), labels] + 0.5 * ((p - target) ** 2).sum(1)).mean()
+    expected = (loss.class_weights[labels] * -p.log()[torch.arange(5), labels]
+                + 0.5 * ((p - target) ** 2).sum(1)).mean()
     loss.eval()  # no accumulation in eval
     assert torch.isclose(loss(logits, labels), expected, atol=1e-6)
     assert loss.confusion.sum() == 0
@@ -132,7 +133,8 @@ def test_hook_counts_the_training_labels_before_training():
     runner, messages = _runner(torch.nn.ModuleList([per_class, glob, fixed]), labels, ('a', 'b', 'c'))
     ImbalanceAdaptiveWeightHook().before_train(runner)
     assert per_class.class_ratios.tolist() == pytest.approx([1.0, 3.0, 10.0])
-    assert glob.class_ratios.tolist() == pytest.approx([10.0] * 3) and glob.imbalance_ratio.item() == pytest.approx(10.0)
+    assert (glob.class_ratios.tolist() == pytest.approx([10.0] * 3)
+            and glob.imbalance_ratio.item() == pytest.approx(10.0))
     assert fixed.class_ratios.tolist() == pytest.approx([2.0] * 3)  # a given K is left alone
     assert any("k_mode=per_class" in m and "c=10.000 (n=6)" in m for m in messages)
     runner, _ = _runner(torch.nn.ModuleList([ImbalanceAdaptiveLoss(num_classes=2)]), [0, 1, 2], None)

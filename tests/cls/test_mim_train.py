@@ -15,7 +15,8 @@ pytestmark = pytest.mark.slow
 
 def _run(repo_root: Path, *args: str, timeout: int = 400) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PORT=str(random.randint(29600, 29999)))
-    result = subprocess.run([str(a) for a in args], cwd=repo_root, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([str(a) for a in args], cwd=repo_root, env=env, capture_output=True, text=True,
+                            timeout=timeout)
     assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}"
     return result
 
@@ -65,8 +66,8 @@ def test_train_two_iterations_save_and_resume(trained_teacher):
 
 def test_two_process_cpu_rkd_run_and_mim_test(repo_root, trained_teacher):
     work, student_cfg, _, _ = trained_teacher
-    dist = _run(repo_root, repo_root / "tools/mim_train.sh", "mmpretrain", student_cfg, "2", "--work-dir", work / "student",
-                "--cfg-options", "train_cfg.val_interval=10")
+    dist = _run(repo_root, repo_root / "tools/mim_train.sh", "mmpretrain", student_cfg, "2",
+                "--work-dir", work / "student", "--cfg-options", "train_cfg.val_interval=10")
     log = dist.stdout + dist.stderr
     assert "Distributed launcher: pytorch" in log and "Distributed training: True" in log
     assert "loss_rkd_angle" in log and "loss_rkd_distance" in log and "loss_kd" in log

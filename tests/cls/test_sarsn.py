@@ -109,7 +109,8 @@ def test_paper_stem_keeps_64px_and_ends_at_16x16_at_depth_34():
     x = torch.randn(2, 3, 64, 64)
     stem_out = model.maxpool(model.relu(model.norm1(model.conv1(x))))
     assert tuple(stem_out.shape) == (2, 64, 64, 64)  # Fig. 6: 64 x 64 x 64 after the stem
-    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1) and isinstance(model.maxpool, torch.nn.Identity)
+    assert (model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+            and isinstance(model.maxpool, torch.nn.Identity))
     outs = model(x)
     assert [tuple(o.shape[1:]) for o in outs] == [(64, 64, 64), (128, 32, 32), (256, 16, 16), (512, 16, 16)]
     # the default stays mmpretrain's ImageNet stem: 2 x 2 at 64 px
@@ -181,7 +182,8 @@ def test_delta_alpha_slope_is_the_excitation_and_stays_below_one():
 @pytest.mark.parametrize("depth, shrinkage", [(18, 'sarsn'), (50, 'sarsn'), (18, 'sarsn_se'), (34, 'sarsn_se')])
 def test_delta_is_exactly_one_at_init_for_any_input(depth, shrinkage):
     # init_cfg also re-initialises the Linear layers: init_weights must still leave delta at 1
-    init_cfg = [dict(type='Kaiming', layer=['Conv2d', 'Linear'], bias=0.3), dict(type='Constant', val=1, layer=['_BatchNorm'])]
+    init_cfg = [dict(type='Kaiming', layer=['Conv2d', 'Linear'], bias=0.3),
+                dict(type='Constant', val=1, layer=['_BatchNorm'])]
     model = SARSN(depth, shrinkage=shrinkage, init_cfg=init_cfg)
     model.init_weights()
     units = [m for m in model.modules() if isinstance(m, AdaptiveShrinkage)]

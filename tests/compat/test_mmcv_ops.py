@@ -24,7 +24,8 @@ def test_mmseg_models_fails_without_the_fallback():
 
 def test_mmseg_mmpretrain_anomalib_import_together():
     result = run_python(
-        "import defect_plugins.seg, defect_plugins.cls, defect_plugins.anomaly, mmseg.models, mmpretrain.models, anomalib.models\n"
+        "import defect_plugins.seg, defect_plugins.cls, defect_plugins.anomaly, mmseg.models, mmpretrain.models, "
+        "anomalib.models\n"
         "from mmseg.registry import MODELS\n"
         "print(MODELS.get('EncoderDecoder').__name__)"
     )

@@ -1,6 +1,7 @@
 """mmengine's ``pkg::`` config bases and package lookups work without pkg_resources."""
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 from pathlib import Path
 
@@ -45,5 +46,5 @@ def test_lookups_follow_the_distribution_name():
     assert not package_lookup.is_installed("surely-not-an-installed-package")
     assert Path(package_lookup.get_installed_path("mmsegmentation")) == Path(mmseg.__file__).parent
     assert Path(package_lookup.get_installed_path("mmseg")) == Path(mmseg.__file__).parent
-    with pytest.raises(Exception):
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
         package_lookup.get_installed_path("surely-not-an-installed-package")

@@ -314,10 +314,12 @@ def test_cli_subprocess_error_and_success(tmp_path: Path) -> None:
 
 
 def test_cli_in_process_seg_and_anomaly_options(tmp_path: Path, capsys) -> None:
-    seg = ["seg", str(tmp_path / "s"), "--count", "2", "--num-val", "1", "--num-normal", "0", "--height", "32", "--width", "96"]
+    seg = ["seg", str(tmp_path / "s"), "--count", "2", "--num-val", "1", "--num-normal", "0",
+           "--height", "32", "--width", "96"]
     assert cli.main(seg) == 0
     assert _read(tmp_path / "s" / "img_dir" / "train" / "001.png").shape == (32, 96, 3)
-    anomaly = ["anomaly", str(tmp_path / "a"), "--num-train", "2", "--num-test-defect", "1", "--defect-types", "scratch,patch"]
+    anomaly = ["anomaly", str(tmp_path / "a"), "--num-train", "2", "--num-test-defect", "1",
+               "--defect-types", "scratch,patch"]
     assert cli.main(anomaly) == 0
     assert _names(tmp_path / "a" / "ground_truth") == ["patch", "scratch"]
     assert cli.main(["anomaly", str(tmp_path / "x"), "--defect-types", "dent"]) == 2

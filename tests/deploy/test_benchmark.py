@@ -1,6 +1,6 @@
 """The benchmark (defect-bench): its JSON on a tiny model, the speed-up formula, and OpenVINO's benchmark_app beside it.
 
-The CPU-peak calibration, the FLOP counter and the targets of issue 11 are studies now:
+The CPU-peak calibration, the FLOP counter and the deployment targets are studies now:
 experiments/tests/test_deployment_targets.py.
 """
 from __future__ import annotations
@@ -19,8 +19,9 @@ VARIANT_FIELDS = {"latency", "throughput", "peak_rss_mb", "peak_rss_over_baselin
 
 
 def test_benchmark_json_has_every_field(tiny_classifier, tmp_path):
-    spec = {"family": "classifier", "config": str(tiny_classifier.config), "checkpoint": str(tiny_classifier.checkpoint),
-            "calib_dir": str(tiny_classifier.data), "eval_dir": str(tiny_classifier.data), "tolerance": 1.0}
+    spec = {"family": "classifier", "config": str(tiny_classifier.config),
+            "checkpoint": str(tiny_classifier.checkpoint), "calib_dir": str(tiny_classifier.data),
+            "eval_dir": str(tiny_classifier.data), "tolerance": 1.0}
     report = run_benchmark([spec], tmp_path, threads=1, batches=(1, 2), runs=3, warmup=1, seconds=0.2,
                            eval_limit=6, subset_size=6, isolate=False)
     stored = json.loads((tmp_path / "benchmark.json").read_text())
@@ -31,8 +32,10 @@ def test_benchmark_json_has_every_field(tiny_classifier, tmp_path):
     assert set(family["variants"]) == set(VARIANTS)
     for name, variant in family["variants"].items():
         assert VARIANT_FIELDS <= set(variant), name
-        assert {"p50_ms", "p95_ms"} <= set(variant["latency"]) and variant["latency"]["p95_ms"] >= variant["latency"]["p50_ms"]
-        assert variant["throughput"]["images_per_s_best"] >= variant["throughput"]["images_per_s"] > 0 and variant["throughput"]["batch"] in (1, 2)
+        assert ({"p50_ms", "p95_ms"} <= set(variant["latency"])
+                and variant["latency"]["p95_ms"] >= variant["latency"]["p50_ms"])
+        assert (variant["throughput"]["images_per_s_best"] >= variant["throughput"]["images_per_s"] > 0
+                and variant["throughput"]["batch"] in (1, 2))
         assert variant["model_size_mb"] > 0 and variant["metric"]["name"] == "accuracy"
     variants = family["variants"]
     assert variants["torch"]["accuracy_delta_vs_torch"] == 0.0
@@ -65,7 +68,8 @@ def test_benchmark_json_has_every_field(tiny_classifier, tmp_path):
             assert figures[mode]["compiled"]["INFERENCE_PRECISION_HINT"] == "f32"
             assert figures[mode]["compiled"]["INFERENCE_NUM_THREADS"] == 1
             assert figures[mode]["compiled"]["PERFORMANCE_HINT"] == hint
-        assert figures["latency"]["batch"] == 1 and figures["throughput"]["batch"] == variants[name]["throughput"]["batch"]
+        assert (figures["latency"]["batch"] == 1
+                and figures["throughput"]["batch"] == variants[name]["throughput"]["batch"])
         side = figures["side_by_side"]
         assert side["p50_ms"] == variants[name]["latency"]["p50_ms"] and side["benchmark_app_median_ms"] > 0
         assert side["benchmark_app_fps"] == figures["throughput"]["throughput_fps"] > 0
@@ -103,9 +107,11 @@ def test_benchmark_app_runs_on_a_tiny_ir_and_is_parsed(tmp_path):
     result = run_benchmark_app(xml, (16, 16), batch=2, hint="THROUGHPUT", threads=1, seconds=1)
     assert result["compiled"]["INFERENCE_PRECISION_HINT"] == "f32" and result["compiled"]["INFERENCE_NUM_THREADS"] == 1
     assert result["config"]["INFERENCE_PRECISION_HINT"] == "f32" and "-infer_precision f32" in result["command"]
-    assert result["iterations"] > 0 and 0 < result["latency_min_ms"] <= result["latency_median_ms"] <= result["latency_max_ms"]
+    assert (result["iterations"] > 0
+            and 0 < result["latency_min_ms"] <= result["latency_median_ms"] <= result["latency_max_ms"])
     # FPS counts images: iterations x batch over the run (benchmark_app rounds to 2 decimals)
-    assert result["throughput_fps"] == pytest.approx(2 * result["iterations"] / (result["duration_ms"] / 1000), rel=0.05)
+    assert result["throughput_fps"] == pytest.approx(2 * result["iterations"] / (result["duration_ms"] / 1000),
+                                                     rel=0.05)
 
 
 def test_benchmark_app_report_units_and_missing_lines():
@@ -114,7 +120,8 @@ def test_benchmark_app_report_units_and_missing_lines():
         "[ INFO ]   INFERENCE_PRECISION_HINT: <Type: 'bfloat16'>", "[ INFO ]   PERFORMANCE_HINT: THROUGHPUT",
         "[ INFO ] Count:            120 iterations", "[ INFO ] Duration:         1003.20 ms",
         "[ INFO ] Latency:", "[ INFO ]    Median:        850.50 us", "[ INFO ]    Average:       1.25 ms",
-        "[ INFO ]    Min:           700.00 us", "[ INFO ]    Max:           3.10 ms", "[ INFO ] Throughput:   239.23 FPS"])
+        "[ INFO ]    Min:           700.00 us", "[ INFO ]    Max:           3.10 ms",
+        "[ INFO ] Throughput:   239.23 FPS"])
     parsed = parse_benchmark_app(text)
     assert parsed["latency_median_ms"] == pytest.approx(0.8505) and parsed["latency_average_ms"] == pytest.approx(1.25)
     assert parsed["throughput_fps"] == 239.23 and parsed["iterations"] == 120

@@ -215,7 +215,8 @@ def test_video_and_list_sources(classifier_ir, tiny_classifier, tmp_path):
         writer.write(frame)
     writer.release()
     listing = tmp_path / "list.txt"
-    listing.write_text("# inspection list\n" + "\n".join(str(p) for p in (tiny_classifier.data / "inclusion").glob("*.png")))
+    listing.write_text("# inspection list\n"
+                       + "\n".join(str(p) for p in (tiny_classifier.data / "inclusion").glob("*.png")))
     summary = run_inference(classifier_ir, [video, listing], tmp_path / "out", progress=False, max_frames=3,
                             save_images=False)
     sources = [r["source"] for r in json.loads((tmp_path / "out" / "results.json").read_text())["results"]]

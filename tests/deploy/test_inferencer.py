@@ -60,7 +60,8 @@ def test_predict_many_keeps_input_order_and_continues_after_a_corrupt_image(tiny
     assert [r.source for r in results] == [*map(str, paths[:3]), str(corrupt), "image[4]", "camera#000001",
                                            "camera#000002", *map(str, paths[5:])]
     assert [r.status for r in results] == ["ok"] * 3 + ["error", "ok", "ok", "error"] + ["ok"] * 2
-    assert results[3].error.startswith(f"{corrupt}: PNG header is cut short") and results[6].error == "camera: frame lost"
+    assert (results[3].error.startswith(f"{corrupt}: PNG header is cut short")
+            and results[6].error == "camera: frame lost")
     one_by_one = [inferencer.predict(path) for path in paths]
     ok = [r for r in results if r.ok]
     assert [r.label for r in ok] == [r.label for r in one_by_one]

@@ -1,4 +1,5 @@
-"""run_inference (DefectInferencer.predict_many) drives its infer requests from the calling thread: no Python code on OpenVINO's threads.
+"""run_inference (DefectInferencer.predict_many) drives its infer requests from the calling thread:
+no Python code on OpenVINO's threads.
 
 The regression: with ``ov.AsyncInferQueue.set_callback`` the Python callback (a closure holding the
 compiled model) ran on an OpenVINO thread, and its last reference was sometimes released there,

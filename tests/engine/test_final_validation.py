@@ -65,7 +65,8 @@ def _runner(work_dir: Path, *, resume: bool, hook: bool) -> Runner:
         default_hooks["final_validation"] = dict(type="ResumedFinalValidationHook")
     return Runner(
         model=_Line(), work_dir=str(work_dir), experiment_name=f"final_validation_{next(_RUNS)}",
-        train_dataloader=DataLoader(_Points(), batch_size=4, shuffle=False, collate_fn=torch.utils.data.default_collate),
+        train_dataloader=DataLoader(_Points(), batch_size=4, shuffle=False,
+                                    collate_fn=torch.utils.data.default_collate),
         val_dataloader=DataLoader(_Points(), batch_size=4, collate_fn=torch.utils.data.default_collate),
         train_cfg=dict(by_epoch=False, max_iters=4, val_interval=4), val_cfg=dict(),
         val_evaluator=Evaluator(_CountingMetric()), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.01)),

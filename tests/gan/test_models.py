@@ -87,7 +87,8 @@ def test_generator_losses_are_weighted_as_configured():
         l2, fakes = heavy.generator_losses(a, b)
     assert set(l1) == {"loss_gan_a2b", "loss_gan_b2a", "loss_cycle_a", "loss_cycle_b", "loss_idt_a", "loss_idt_b"}
     assert set(l2) == {"loss_gan_a2b", "loss_gan_b2a", "loss_cycle_a", "loss_cycle_b"}  # identity off
-    assert torch.allclose(l2["loss_cycle_a"], 2 * l1["loss_cycle_a"]) and torch.equal(l2["loss_gan_a2b"], l1["loss_gan_a2b"])
+    assert (torch.allclose(l2["loss_cycle_a"], 2 * l1["loss_cycle_a"])
+            and torch.equal(l2["loss_gan_a2b"], l1["loss_gan_a2b"]))
     assert fakes["fake_b"].shape == a.shape
 
 

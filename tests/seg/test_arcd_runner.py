@@ -41,7 +41,8 @@ def stage2_dir(strip_data, stage1_dir, tmp_path_factory) -> Path:
     from defect_plugins.launcher import main
 
     work = tmp_path_factory.mktemp("stage2")
-    options = {**tiny_options(strip_data, 2, neck=True), "model.reconstructor_checkpoint": str(stage1_dir / "iter_2.pth")}
+    options = {**tiny_options(strip_data, 2, neck=True),
+               "model.reconstructor_checkpoint": str(stage1_dir / "iter_2.pth")}
     argv = sys.argv
     try:
         with DefaultScope.overwrite_default_scope("mmseg"):

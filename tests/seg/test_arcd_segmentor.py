@@ -40,7 +40,7 @@ def stage1_ckpt(tmp_path):
 
 def _samples(n=2, h=16, w=16):
     out = []
-    for i in range(n):
+    for _ in range(n):
         s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
         s.gt_sem_seg = PixelData(data=torch.randint(0, 3, (1, h, w)))
         s.gt_region_map = PixelData(data=torch.randint(0, 2, (1, h, w)))

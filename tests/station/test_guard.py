@@ -97,7 +97,8 @@ def test_cross_site_writes_are_refused_and_change_nothing(station):
 
 def test_a_rebinding_host_is_refused_everywhere(station):
     for path in ("/", "/api/history.csv", "/api/status", "/static/station.js"):
-        status, _, body = _raw(station, "GET", path, headers={"Host": f"rebind.evil.example:{urlsplit(station.url).port}"})
+        status, _, body = _raw(station, "GET", path,
+                               headers={"Host": f"rebind.evil.example:{urlsplit(station.url).port}"})
         assert status == 421 and b"--allow-host" in body, path
     status, _, _ = _raw(station, "GET", "/api/status", headers={"Host": f"localhost:{urlsplit(station.url).port}"})
     assert status == 200

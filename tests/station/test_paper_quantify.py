@@ -1,4 +1,5 @@
-"""The paper's measurements (Huang et al. 2023, section 3.2, Table 7) on masks with known answers, and its segmentation chain."""
+"""The paper's measurements (Huang et al. 2023, section 3.2, Table 7) on masks with known answers, and its
+segmentation chain."""
 from __future__ import annotations
 
 import math

@@ -83,7 +83,8 @@ def test_decisions_are_appended_signed_and_checked(tmp_path):
                                  models=[], results=[], grade="minor", class_name="+crazing", score=None,
                                  view_token="secret")
     assert store.inspection(first)["view_token_sha256"] != "secret"  # only the hash is kept
-    for operator, message in (("", "required"), ("   ", "required"), ("a\x00b", "NUL"), ("\udc80", "not valid Unicode")):
+    for operator, message in (("", "required"), ("   ", "required"), ("a\x00b", "NUL"),
+                              ("\udc80", "not valid Unicode")):
         with pytest.raises(StoreError, match=message):
             store.add_decision(first, decision="accept", operator=operator, system_grade="minor", final_grade="minor",
                                thresholds={})

@@ -31,7 +31,8 @@ def test_store_is_wal_and_keeps_inspections_with_their_latest_decision(tmp_path)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     first, second = _inspection(store, "a" * 64), _inspection(store, "b" * 64, "ok", "patches")
-    store.add_decision(first, decision="accept", operator="Ana", system_grade="minor", final_grade="minor", thresholds={"cls": None})
+    store.add_decision(first, decision="accept", operator="Ana", system_grade="minor", final_grade="minor",
+                       thresholds={"cls": None})
     row = store.add_decision(first, decision="regrade", operator="Ben", system_grade="minor", final_grade="major",
                              thresholds={"cls": None}, comment="deeper than it looks")
     assert row["inspection_id"] == first and row["final_grade"] == "major"

@@ -72,7 +72,8 @@ class LevelWeightedAnomalyMapGenerator(AnomalyMapGenerator):
         super().__init__(image_size=image_size, sigma=sigma, mode=mode)
         self.level_weights = tuple(float(w) for w in level_weights)
 
-    def level_maps(self, student_features: list[torch.Tensor], teacher_features: list[torch.Tensor]) -> list[torch.Tensor]:
+    def level_maps(self, student_features: list[torch.Tensor],
+                   teacher_features: list[torch.Tensor]) -> list[torch.Tensor]:
         """The per-level maps ``M_k`` (``(N, 1, H, W)`` each, not blurred), as anomalib computes them."""
         maps = []
         for student, teacher in zip(student_features, teacher_features, strict=True):

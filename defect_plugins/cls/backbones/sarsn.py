@@ -259,7 +259,8 @@ class SARSN(ResNet):
         if depth not in self.arch_settings:
             raise KeyError(f"invalid depth {depth} for SARSN: expected one of {sorted(self.arch_settings)}")
         if residual_gamma_init <= 0:
-            raise ValueError(f"residual_gamma_init must be > 0 (0 would switch the shrinkage units off), got {residual_gamma_init}")
+            raise ValueError(f"residual_gamma_init must be > 0 (0 would switch the shrinkage units off), "
+                             f"got {residual_gamma_init}")
         if stem not in STEMS:
             raise ValueError(f"SARSN: stem={stem!r} is not a known stem: expected one of {STEMS}")
         if stem == "paper":

@@ -53,7 +53,8 @@ class NEUCLSDataset(CustomDataset):
             if not os.path.isdir(folder):
                 raise DatasetError(f"class folder {folder} not found (classes: {list(self.CLASSES)})")
             if not any(self.is_valid_file(f) for f in os.listdir(folder)):
-                raise DatasetError(f"class folder {folder} is empty: no file with extension {', '.join(self.extensions)}")
+                raise DatasetError(f"class folder {folder} is empty: no file with extension "
+                                   f"{', '.join(self.extensions)}")
 
     def _check_annotations(self) -> None:
         num_classes = len(self.CLASSES)

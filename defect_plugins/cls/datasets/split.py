@@ -123,7 +123,8 @@ def counts_split(
 
 
 def parse_train_counts(values: Sequence[str], classes: Sequence[str]) -> dict[str, int]:
-    """``--train-counts`` values: ``N ...`` (one per class, in class order) or ``CLASS=N ...``; return ``{class: N}``."""
+    """``--train-counts`` values: ``N ...`` (one per class, in class order) or ``CLASS=N ...``;
+    return ``{class: N}``."""
     named = [v for v in values if "=" in v]
     if named and len(named) != len(values):
         raise SplitError(f"--train-counts: mix of CLASS=N and plain counts {list(values)}; use one form")
@@ -215,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("data_root", nargs="?", default=DEFAULT_DATA_ROOT,
                         help=f"folder with one sub-folder per class (default: {DEFAULT_DATA_ROOT})")
     parser.add_argument("--out", default=DEFAULT_OUT,
-                        help=f"where train.txt / test.txt / split.json go (default: {DEFAULT_OUT}, what the configs read)")
+                        help=f"where train.txt / test.txt / split.json go (default: {DEFAULT_OUT}, "
+                             "what the configs read)")
     parser.add_argument("--train-ratio", type=float, default=None,
                         help="share of each class for training (default: 0.7; not with --train-counts)")
     parser.add_argument("--train-counts", nargs="+", default=None, metavar="N|CLASS=N",

@@ -31,7 +31,8 @@ def normalized_distances(embedding: torch.Tensor, eps: float = 1e-12) -> torch.T
     embedding = _flatten(embedding)
     n = embedding.shape[0]
     diff = embedding.unsqueeze(0) - embedding.unsqueeze(1)
-    distances = diff.pow(2).sum(-1).clamp(min=eps).sqrt() * (1 - torch.eye(n, device=embedding.device, dtype=embedding.dtype))
+    distances = diff.pow(2).sum(-1).clamp(min=eps).sqrt() * (1 - torch.eye(n, device=embedding.device,
+                                                                           dtype=embedding.dtype))
     mu = distances.sum() / max(n * (n - 1), 1)
     return distances / mu.clamp(min=eps)
 
@@ -63,7 +64,8 @@ def rkd_angle_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor
     return F.smooth_l1_loss(angle_potentials(student), target)
 
 
-def hinton_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
+def hinton_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                   temperature: float = 4.0) -> torch.Tensor:
     """``T^2 * KL(softmax(t / T) || softmax(s / T))``, averaged over the batch."""
     t = temperature
     return F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits.detach() / t, dim=1),

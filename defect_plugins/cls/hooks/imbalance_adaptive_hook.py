@@ -68,7 +68,8 @@ class ImbalanceAdaptiveWeightHook(Hook):
                 names = classes if classes and len(classes) == loss.num_classes else range(loss.num_classes)
                 runner.logger.info(
                     f"ImbalanceAdaptiveWeightHook: k_mode={loss.k_mode}, K = " + ", ".join(
-                        f"{name}={ratio:.3f} (n={count})" for name, ratio, count in zip(names, ratios, counts.tolist())))
+                        f"{name}={ratio:.3f} (n={count})"
+                        for name, ratio, count in zip(names, ratios, counts.tolist())))
 
     def _update(self, runner) -> None:
         classes = runner.train_dataloader.dataset.metainfo.get("classes")

@@ -149,7 +149,8 @@ class ImbalanceAdaptiveLoss(nn.Module):
                 raise ValueError(f"imbalance_ratio={imbalance_ratio} is one global K, but k_mode={k_mode!r}: "
                                  "drop imbalance_ratio (K_c then come from the class counts) or set k_mode='global'")
             if class_counts is not None:
-                raise ValueError("give either imbalance_ratio (a fixed K) or class_counts (K from the counts), not both")
+                raise ValueError("give either imbalance_ratio (a fixed K) or class_counts (K from the counts), "
+                                 "not both")
             if imbalance_ratio <= 0:
                 raise ValueError(f"imbalance_ratio must be > 0, got {imbalance_ratio}")
         self.num_classes = num_classes
@@ -160,7 +161,8 @@ class ImbalanceAdaptiveLoss(nn.Module):
         self.weight_offset = float(weight_offset)
         # K comes from the training set's labels (the hook counts them) unless it is given here
         self.auto_imbalance_ratio = imbalance_ratio is None and class_counts is None
-        self.register_buffer("imbalance_ratio", torch.tensor(1.0 if imbalance_ratio is None else float(imbalance_ratio)))
+        self.register_buffer("imbalance_ratio",
+                             torch.tensor(1.0 if imbalance_ratio is None else float(imbalance_ratio)))
         self.register_buffer("class_ratios", torch.full((num_classes,), float(self.imbalance_ratio)))
         self.register_buffer("class_weights", torch.ones(num_classes))
         self.register_buffer("confusion", torch.zeros(num_classes, num_classes, dtype=torch.long))
@@ -169,7 +171,8 @@ class ImbalanceAdaptiveLoss(nn.Module):
 
     @torch.no_grad()
     def set_class_counts(self, counts: Sequence[int] | torch.Tensor) -> torch.Tensor:
-        """Set ``K_c`` (``class_ratios``) and ``n_max / n_min`` (``imbalance_ratio``) from class counts; return ``K_c``."""
+        """Set ``K_c`` (``class_ratios``) and ``n_max / n_min`` (``imbalance_ratio``) from class counts;
+        return ``K_c``."""
         counts = torch.as_tensor(counts).flatten()
         if counts.numel() != self.num_classes:
             raise ValueError(f"class_counts: expected {self.num_classes} counts (one per class), got {counts.tolist()}")

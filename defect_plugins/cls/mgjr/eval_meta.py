@@ -106,7 +106,7 @@ class EvalInCheckpointHook(Hook):
     def after_val_epoch(self, runner, metrics: dict | None = None) -> None:
         if not metrics or self.metric not in metrics:
             warnings.warn(f"EvalInCheckpointHook: validation produced no {self.metric!r} (got "
-                          f"{sorted(metrics or {})}); nothing recorded in the checkpoint")
+                          f"{sorted(metrics or {})}); nothing recorded in the checkpoint", stacklevel=2)
             return
         scalars = _scalar_metrics(metrics)
         self.record = dict(metric=self.metric, value=scalars.get(self.metric), metrics=scalars, epoch=runner.epoch,
@@ -166,7 +166,7 @@ def check_teacher_accuracy(checkpoint_path: str | os.PathLike, min_accuracy: flo
                    f"(the configs/mgjr teacher configs do)")
         if min_accuracy is not None and on_weak == "error":
             raise WeakTeacherError(message)
-        warnings.warn(message)
+        warnings.warn(message, stacklevel=2)
         return record
     split = record.get("split") or {}
     where = (f"{record.get('metric')} = {record['value']:.2f} % at epoch {record.get('epoch')} on "
@@ -176,7 +176,7 @@ def check_teacher_accuracy(checkpoint_path: str | os.PathLike, min_accuracy: flo
                    f"{float(min_accuracy):.2f} %; distilling from it is expected to lower the student's accuracy")
         if on_weak == "error":
             raise WeakTeacherError(message)
-        warnings.warn(message)
+        warnings.warn(message, stacklevel=2)
     else:
         print_log(f"teacher checkpoint {checkpoint_path}: {where}{floor}", logger="current")
     return record

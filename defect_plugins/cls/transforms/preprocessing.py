@@ -38,7 +38,8 @@ class SteelBilateralFilter(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(diameter={self.diameter}, sigma_color={self.sigma_color}, sigma_space={self.sigma_space})"
+        return (f"{type(self).__name__}(diameter={self.diameter}, sigma_color={self.sigma_color}, "
+                f"sigma_space={self.sigma_space})")
 
 
 @TRANSFORMS.register_module()

@@ -1,4 +1,4 @@
-# ARCD stage 1 on genuine normal NEU-Seg surface (issue 15, point 3): 64x64 windows of the NEU-Seg
+# ARCD stage 1 on genuine normal NEU-Seg surface: 64x64 windows of the NEU-Seg
 # *training* images whose mask (grown by 4 px) is background only, instead of whole defective images
 # (_base_/neu_stage1.py). Write them first:
 #   defect-seg-normal-patches ../shared/data/neu_seg --out work_dirs/seg/neu_normal64 --size 64

@@ -4,7 +4,7 @@
 _base_ = ['../arcd/arcd_stage1_recon_strip.py']
 scale = 128  # the synthetic strips are 64 x 128: padded to a square, nothing is lost at 128
 # The demo keeps the recipe its targets were measured with (docs/RESULTS.md#readme-demo), from before
-# issue 15 moved the packaged ARCD configs to the thesis' settings: the compact reconstructor (65.8 M at
+# the packaged ARCD configs moved to the thesis' settings: the compact reconstructor (65.8 M at
 # width 128 vs DRAEM's 69.0 M layout; cheaper per pixel on the demo's CPU budget), the 1/200 SSIM weight,
 # anomalies pasted after padding, and validation on the training strips (the demo validates once, at the end).
 model = dict(reconstructor=dict(layout='compact'), ssim_weight=0.005, self_sup_weight=0.1)

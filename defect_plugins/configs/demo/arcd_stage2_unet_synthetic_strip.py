@@ -24,7 +24,7 @@ test_pipeline = [
 # the demo's strips: 0.2 and 0.3 -> edge crack IoU 0, 0.4 -> 0.36, 0.5 -> 0.23 with fold marks over-
 # predicted (docs/RESULTS.md#readme-demo). At 600 iterations (300 before) tau 0.4 gave fold 0.60 / crack 0.45.
 # The compact reconstructor of stage 1 and the fixed focal alpha 0.75 the demo's targets were measured with
-# (issue 15 made alpha from class counts the packaged default).
+# (alpha from class counts is the packaged default now).
 model = dict(reconstructor=dict(layout='compact'),
              decode_head=dict(loss_decode=dict(logit_adjust_tau=0.4, alpha=0.75)),
              region_head=dict(loss_decode=dict(alpha=0.75)))

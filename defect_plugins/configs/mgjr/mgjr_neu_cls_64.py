@@ -4,7 +4,7 @@
 # (override with --cfg-options model.teacher_checkpoint=...). Loss weights: task 1.0, each teacher term 0.25
 # (teacher terms together = the task's weight; see MGJRClassifier). teacher_min_accuracy is the MGJR student
 # alone's measured top-1 on this protocol (96.48 %, mean of 3 seeds, 30 epochs, the balanced 70/30 split;
-# docs/RESULTS.md, issue-16 protocol): a teacher below it warns (on_weak_teacher='error' refuses); set it to the
+# MGJR model card, defect_plugins/cls/mgjr/README.md): a teacher below it warns (on_weak_teacher='error' refuses); set it to the
 # student-alone accuracy of the protocol you run.
 _base_ = ['../neu_cls/_base_/runtime.py', '../neu_cls/_base_/neu_cls_64.py',
           '../neu_cls/_base_/schedule_sgd_cosine_30e.py', './_base_/mgjr_student.py', './_base_/agts_noise.py']

@@ -53,8 +53,8 @@ def load_model(family: str, *, config: str | Path | None = None, checkpoint: str
     if family not in FAMILIES:
         raise ExportError(f"family must be one of {FAMILIES}, got {family!r}")
     size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
-    return get_export_family(family).load(config=config, checkpoint=checkpoint, input_size=size, class_names=class_names,
-                                   anomalib_model=anomalib_model)
+    return get_export_family(family).load(config=config, checkpoint=checkpoint, input_size=size,
+                                          class_names=class_names, anomalib_model=anomalib_model)
 
 
 def export_model(family: str, out_xml: str | Path, *, config: str | Path | None = None,

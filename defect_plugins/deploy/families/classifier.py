@@ -50,7 +50,8 @@ def postprocess(image: np.ndarray, outputs: Sequence[np.ndarray], metadata: Mode
     if settings.quantify:
         views = segment_defects(image, SEGMENTATION)
         report = quantify_mask(views.mask, min_area=settings.min_area, rule=settings.rule)
-        result.defect_mask, result.regions, result.grade = views.mask, region_rows(report.regions, name), report.worst_grade
+        result.defect_mask, result.regions, result.grade = (views.mask, region_rows(report.regions, name),
+                                                            report.worst_grade)
         result.extra["otsu_threshold"] = views.threshold
     return result
 

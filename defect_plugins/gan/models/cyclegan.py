@@ -171,7 +171,8 @@ class CycleGAN(BaseModel):
 
     def train_step(self, data: dict | tuple | list, optim_wrapper: OptimWrapperDict) -> dict[str, torch.Tensor]:
         """Generator update, then discriminator update (Zhu et al.'s order), with the two optimizers."""
-        if not isinstance(optim_wrapper, OptimWrapperDict) or not {"generators", "discriminators"} <= set(optim_wrapper.keys()):
+        if (not isinstance(optim_wrapper, OptimWrapperDict)
+                or not {"generators", "discriminators"} <= set(optim_wrapper.keys())):
             raise TypeError("CycleGAN.train_step needs an OptimWrapperDict with 'generators' and 'discriminators' "
                             "(optim_wrapper=dict(constructor='SubmoduleOptimWrapperConstructor', generators=..., "
                             "discriminators=...) in the config)")

@@ -54,7 +54,8 @@ class ARCDStripDataset(_SubsetMixin, BaseSegDataset):
         region_dir = self.data_prefix.get("region_path")
         if region_dir:
             if not osp.isdir(region_dir):
-                raise FileNotFoundError(f"{type(self).__name__}: data_prefix.region_path {region_dir!r} is not a folder")
+                raise FileNotFoundError(f"{type(self).__name__}: data_prefix.region_path {region_dir!r} "
+                                        "is not a folder")
             img_dir = self.data_prefix["img_path"]
             for info in data_list:
                 rel = osp.relpath(info["img_path"], img_dir)

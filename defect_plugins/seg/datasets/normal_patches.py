@@ -52,7 +52,8 @@ def _pairs(data_root: Path, split: str, img_dir: str, ann_dir: str) -> list[tupl
     return pairs
 
 
-def background_windows(mask: np.ndarray, size: int, stride: int, margin: int, background: int = 0) -> list[tuple[int, int]]:
+def background_windows(mask: np.ndarray, size: int, stride: int, margin: int,
+                       background: int = 0) -> list[tuple[int, int]]:
     """Top-left corners ``(y, x)`` of the ``size`` windows (step ``stride``) whose grown mask is background."""
     foreground = (mask != background).astype(np.uint8)
     if margin > 0:

@@ -144,7 +144,8 @@ class PixelFocalLoss(nn.Module):
         if self.class_weight is not None and self.class_weight.numel() != num_classes:
             raise ValueError(f"PixelFocalLoss: class_weight has {self.class_weight.numel()} entries for "
                              f"{num_classes} classes")
-        return self.loss_weight * pixel_focal_loss(cls_score, label, self.gamma, self.alpha_vector(num_classes, label, ignore_index),
+        return self.loss_weight * pixel_focal_loss(cls_score, label, self.gamma,
+                                                   self.alpha_vector(num_classes, label, ignore_index),
                                                    self.class_weight, ignore_index, weight, self.logit_adjust_tau)
 
     @property

@@ -57,7 +57,8 @@ class MaskedDilatedConv(BaseModule):
                  bias: bool = True, init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg)
         if kernel_size < 1 or dilation < 0:
-            raise ValueError(f"MaskedDilatedConv: need kernel_size >= 1 and dilation >= 0, got {kernel_size}, {dilation}")
+            raise ValueError(f"MaskedDilatedConv: need kernel_size >= 1 and dilation >= 0, "
+                             f"got {kernel_size}, {dilation}")
         out_channels = out_channels or in_channels
         self.kernel_size, self.dilation = kernel_size, dilation
         self.radius = kernel_size + dilation  # receptive field is 2 * radius + 1 wide

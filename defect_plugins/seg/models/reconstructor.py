@@ -279,7 +279,8 @@ class ARCDReconstructionModel(BaseModel):
         losses = {"loss_l2": F.mse_loss(rec_u, tgt_u),
                   # kornia's ssim_loss is (1 - SSIM) / 2
                   "loss_ssim": (2.0 * self.ssim_weight) * kornia.losses.ssim_loss(rec_u, tgt_u, self.ssim_window)}
-        extra = self.reconstructor.self_supervised_loss() if hasattr(self.reconstructor, "self_supervised_loss") else None
+        extra = (self.reconstructor.self_supervised_loss() if hasattr(self.reconstructor, "self_supervised_loss")
+                 else None)
         if extra is not None and self.self_sup_weight > 0:
             losses["loss_self_sup"] = self.self_sup_weight * extra
         return losses

@@ -191,7 +191,8 @@ class SimulateAnomaly(BaseTransform):
                 raise FileNotFoundError(f"SimulateAnomaly: texture_dir {texture_dir!r} is not a folder")
             self.textures = list_images(folder)
             if not self.textures:
-                raise FileNotFoundError(f"SimulateAnomaly: no images ({', '.join(IMAGE_SUFFIXES)}) under texture_dir {texture_dir!r}")
+                raise FileNotFoundError(f"SimulateAnomaly: no images ({', '.join(IMAGE_SUFFIXES)}) "
+                                        f"under texture_dir {texture_dir!r}")
         self.probability = probability
         self.threshold_range = tuple(threshold_range)
         self.beta_range = tuple(beta_range)
@@ -254,7 +255,8 @@ class SimulateAnomaly(BaseTransform):
         mask = self.perlin_mask(h, w, None if valid is None else torch.from_numpy(np.ascontiguousarray(valid)))
         tex = self.texture(h, w).permute(1, 2, 0).numpy()
         if channels == 1:
-            tex = cv2.cvtColor(tex, cv2.COLOR_BGR2GRAY)[..., None] if image.ndim == 3 else cv2.cvtColor(tex, cv2.COLOR_BGR2GRAY)
+            tex = (cv2.cvtColor(tex, cv2.COLOR_BGR2GRAY)[..., None] if image.ndim == 3
+                   else cv2.cvtColor(tex, cv2.COLOR_BGR2GRAY))
         beta = self._uniform(*self.beta_range)
         m = mask.numpy()[..., None] if image.ndim == 3 else mask.numpy()
         i_r = image.astype(np.float32)
@@ -268,7 +270,8 @@ class SimulateAnomaly(BaseTransform):
     def transform(self, results: dict) -> dict:
         image = results["img"]
         if image.dtype != np.uint8:
-            raise TypeError(f"SimulateAnomaly expects a uint8 image, got {image.dtype} from {results.get('img_path')!r}")
+            raise TypeError(f"SimulateAnomaly expects a uint8 image, got {image.dtype} "
+                            f"from {results.get('img_path')!r}")
         valid = None
         if self.crop_to_image and results.get("img_valid_mask") is not None:
             valid = results["img_valid_mask"] == 1  # mmseg's Pad fills label maps with 255: not real

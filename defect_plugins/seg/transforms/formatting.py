@@ -108,5 +108,6 @@ class PackARCDInputs(PackSegInputs):
         if "clean_img" in results:
             clean = results["clean_img"]
             clean = clean[..., None] if clean.ndim == 2 else clean
-            sample.set_data({"clean_img": PixelData(data=torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1))))})
+            sample.set_data(
+                {"clean_img": PixelData(data=torch.from_numpy(np.ascontiguousarray(clean.transpose(2, 0, 1))))})
         return packed

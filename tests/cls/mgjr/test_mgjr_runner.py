@@ -46,7 +46,8 @@ default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
         "             head=dict(in_channels=48))\n" + data_cfg)
     mgjr_cfg = work / "mgjr_tiny.py"
     mgjr_cfg.write_text(f"_base_ = ['{repo_root}/configs/mgjr/mgjr_neu_cls_64.py']\n" + TINY_MODELS
-                        + f"model.update(teacher_config='{teacher_cfg}', teacher_checkpoint='{work}/teacher/epoch_1.pth')\n"
+                        + f"model.update(teacher_config='{teacher_cfg}', "
+                          f"teacher_checkpoint='{work}/teacher/epoch_1.pth')\n"
                         + data_cfg)
     train = repo_root / "tools/mim_train.sh"
     teacher_log = _run(repo_root, train, "mmpretrain", teacher_cfg, "--work-dir", work / "teacher")

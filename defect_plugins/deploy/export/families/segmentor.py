@@ -42,7 +42,8 @@ from .base import (Evaluation, ExportError, LabelledSet, LoadedModel, check_file
 
 
 def geometry(cfg: Any) -> tuple[str, int | None]:
-    """``("pad_square", scale)`` when the config's test pipeline uses ``PadSquareResize``, else ``("stretch", None)``."""
+    """``("pad_square", scale)`` when the config's test pipeline uses ``PadSquareResize``, else
+    ``("stretch", None)``."""
     try:
         pipeline = cfg.test_dataloader.dataset.pipeline
     except AttributeError:
