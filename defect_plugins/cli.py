@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 # verb -> (module:function, one line for the verb list); ``defect-<verb>`` is the same command
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,6 +51,22 @@ def run(verb: str, argv: Sequence[str]) -> int:
     module, function = target.split(":")
     result = getattr(importlib.import_module(module), function)(list(argv))
     return int(result or 0)
+
+
+def alias() -> int:
+    """Entry point of the ``defect-<verb>`` names: ``defect <verb>`` with this process's arguments.
+
+    With ``--help`` it first says that the name is an alias kept for one release.
+    """
+    name = Path(sys.argv[0]).stem
+    verb = name.removeprefix("defect-")
+    if verb not in COMMANDS:
+        print(f"defect: error: {name!r} is not a defect-<verb> command; 'defect --help' lists the verbs",
+              file=sys.stderr)
+        return 2
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(f"({name} is an alias of 'defect {verb}', kept for one release)")
+    return run(verb, sys.argv[1:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

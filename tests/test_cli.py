@@ -15,7 +15,7 @@ from tests.conftest import REPO_ROOT
 def test_every_alias_is_a_verb_and_every_verb_resolves():
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts.pop("defect") == "defect_plugins.cli:main"
-    assert scripts == {f"defect-{verb}": target for verb, (target, _) in COMMANDS.items()}
+    assert scripts == {f"defect-{verb}": "defect_plugins.cli:alias" for verb in COMMANDS}
     for target, _ in COMMANDS.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function)), target
@@ -44,3 +44,18 @@ def test_runtime_verbs_import_no_training_stack(verb):
             "print('HEAVY', heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_an_alias_runs_its_verb_and_says_it_is_one_on_help(monkeypatch, capsys):
+    from defect_plugins.cli import alias
+
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/defect-configs", "list"])
+    assert alias() == 0
+    assert "akf_rd.yaml" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["defect-configs", "--help"])
+    with pytest.raises(SystemExit) as done:
+        alias()
+    assert done.value.code == 0
+    assert "(defect-configs is an alias of 'defect configs', kept for one release)" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["defect-nothing"])
+    assert alias() == 2

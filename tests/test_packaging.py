@@ -16,13 +16,11 @@ import pytest
 from defect_plugins.packaged_configs import config_root
 from tests.conftest import REPO_ROOT
 
-COMMANDS = {
-    "defect-train": "defect_plugins.launcher:train_main",
-    "defect-test": "defect_plugins.launcher:test_main",
-    "defect-configs": "defect_plugins.packaged_configs:main",
-    "defect-cls-split": "defect_plugins.cls.datasets.split:main",
-    "defect-migrate": "defect_plugins.gan.cli:main",
-}
+# every defect-<verb> name is an alias of `defect <verb>` (defect_plugins/cli.py)
+COMMANDS = {"defect": "defect_plugins.cli:main",
+            **{name: "defect_plugins.cli:alias" for name in ("defect-train", "defect-test", "defect-configs",
+                                                             "defect-cls-split", "defect-migrate", "defect-infer",
+                                                             "defect-station")}}
 PREFIX = "defect_plugins/configs/"
 
 

@@ -56,8 +56,11 @@ def test_console_scripts_point_at_real_functions():
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     import importlib
 
-    assert scripts["defect-demo"] == "defect_plugins.demo.full:main"
-    for name, target in scripts.items():
+    from defect_plugins.cli import COMMANDS
+
+    assert scripts["defect-demo"] == "defect_plugins.cli:alias"
+    assert COMMANDS["demo"][0] == "defect_plugins.demo.full:main"
+    for name, target in [*scripts.items(), *((verb, target) for verb, (target, _) in COMMANDS.items())]:
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function)), name
 

@@ -307,22 +307,3 @@ class SARSN(ResNet):
 
     def make_res_layer(self, **kwargs) -> ResLayer:
         return ResLayer(reduction=self.shrinkage_reduction, shrinkage=self.shrinkage, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# factory functions
-# --------------------------------------------------------------------------------------------
-def sarsn18(**kwargs) -> SARSN:
-    return SARSN(depth=18, **kwargs)
-
-
-def sarsn34(**kwargs) -> SARSN:
-    return SARSN(depth=34, **kwargs)
-
-
-def sarsn50(**kwargs) -> SARSN:
-    return SARSN(depth=50, **kwargs)
-
-
-def sarsn101(**kwargs) -> SARSN:
-    return SARSN(depth=101, **kwargs)
