@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import fnmatch
-import importlib.metadata
 import os
 import re
-import shutil
 import subprocess
 import sys
-import zipfile
-from typing import Iterator
 
-import pytest
 
 from defect_plugins.packaged_configs import config_root
 from tests.conftest import REPO_ROOT
@@ -22,37 +17,6 @@ COMMANDS = {"defect": "defect_plugins.cli:main",
                                                              "defect-cls-split", "defect-migrate", "defect-infer",
                                                              "defect-station")}}
 PREFIX = "defect_plugins/configs/"
-
-
-def _setuptools_version() -> tuple[int, ...] | None:
-    try:
-        version = importlib.metadata.version("setuptools")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return tuple(int(part) for part in re.findall(r"\d+", version)[:2])
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Iterator[zipfile.ZipFile]:
-    """Build the wheel from a copy of the sources (a build writes build/ and *.egg-info next to them)."""
-    version = _setuptools_version()
-    if version is None or version < (77,):
-        pytest.skip(f"building the wheel without isolation needs setuptools >= 77 here (found {version})")
-    tmp = tmp_path_factory.mktemp("wheel")
-    source = tmp / "src"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy2(REPO_ROOT / name, source / name)
-    shutil.copytree(REPO_ROOT / "defect_plugins", source / "defect_plugins",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
-                             "-w", str(tmp / "dist")], cwd=source, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "is absent from the `packages` configuration" not in result.stdout + result.stderr
-    (built,) = (tmp / "dist").glob("defect_plugins-*.whl")
-    with zipfile.ZipFile(built) as archive:
-        yield archive
 
 
 def _readme_config_paths() -> list[str]:

@@ -1,56 +1,19 @@
 """The wheel holds the product only: no studies (``experiments/``), no clone scripts (``tools/``), no study support.
 
-The wheel is built from a copy of the clone's top level (``experiments/`` and ``tools/`` included, as a user's
-``pip wheel .`` in a clone would see them), so the check is on the packaging configuration, not on the copy.
+The wheel (``tests/conftest.py``: ``wheel``) is built from a copy of the clone's top level (``experiments/`` and
+``tools/`` included, as a user's ``pip wheel .`` in a clone would see them), so the check is on the packaging
+configuration, not on the copy.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import PurePosixPath
-from typing import Iterator
 
-import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.test_packaging import _setuptools_version
 
-# what a clone's top level holds that a build can see (tests/ and docs/ hold no package either)
-CLONE = ("pyproject.toml", "README.md", "LICENSE", "requirements-runtime.txt", "defect_plugins", "configs",
-         "experiments", "tools", "tests", "docs")
 STUDY_MODULES = {"seeds.py", "stats.py", "complexity.py", "runs.py", "mvtec_layout.py"}
 IMPORTS_EXPERIMENTS = re.compile(r"^\s*(?:from\s+experiments(?:\.|\s)|import\s+experiments\b)", re.M)
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Iterator[zipfile.ZipFile]:
-    version = _setuptools_version()
-    if version is None or version < (77,):
-        pytest.skip(f"building the wheel without isolation needs setuptools >= 77 here (found {version})")
-    tmp = tmp_path_factory.mktemp("wheel_contents")
-    source = tmp / "clone"
-    source.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist", "work_dirs")
-    for name in CLONE:
-        path = REPO_ROOT / name
-        if path.is_symlink():  # configs -> defect_plugins/configs
-            os.symlink(os.readlink(path), source / name)
-        elif path.is_dir():
-            shutil.copytree(path, source / name, ignore=ignore)
-        elif path.is_file():
-            shutil.copy2(path, source / name)
-    assert (source / "experiments").is_dir() and (source / "tools").is_dir()
-    env = dict(os.environ, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
-                             "-w", str(tmp / "dist")], cwd=source, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (built,) = (tmp / "dist").glob("defect_plugins-*.whl")
-    with zipfile.ZipFile(built) as archive:
-        yield archive
 
 
 def test_wheel_holds_only_the_package_and_its_metadata(wheel):
