@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from defect_plugins.deploy.families import anomaly as anomaly_family
+from defect_plugins.deploy.families import get_family
 from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.imaging.paper_segmentation import segment_defects
 
@@ -76,7 +76,7 @@ class Station:
         for model in self.models:
             result, latency = model.predict(image, source)
             grading = self._grade(result)
-            threshold = result.image_threshold if result.ok and model.family == "anomaly" else None
+            threshold = result.image_threshold if result.ok else None  # set by the families that threshold
             states.append(ModelState(model, result, grading, latency, threshold, threshold))
         inferred = time.perf_counter()
         grade, class_name = self._overall(states)
@@ -113,11 +113,12 @@ class Station:
 
     def _overall(self, states: list[ModelState]) -> tuple[str, str]:
         grades = [s.grading.grade for s in states]
-        for family in ("classifier", "segmentor", "anomaly"):  # the class a person would name first
-            named = [s.grading.class_name for s in states if s.result.ok and s.model.family == family]
-            if named:
-                return self.rules.worst(grades), named[0]
-        return self.rules.worst(grades), "error"
+        answered = [s for s in states if s.result.ok]
+        if not answered:
+            return self.rules.worst(grades), "error"
+        # the class a person would name first: the family's priority, then the order of --model
+        first = min(answered, key=lambda s: (get_family(s.model.family).CLASS_PRIORITY, s.model.index))
+        return self.rules.worst(grades), first.grading.class_name
 
     @staticmethod
     def _record(state: ModelState) -> dict[str, Any]:
@@ -148,7 +149,7 @@ class Station:
             raise StationError(400, f"threshold must be within 0 and 1 (normalised scores), got {threshold}")
         with inspection.lock:
             state = inspection.states[model_index]
-            if state.model.family != "anomaly" or not state.result.ok:
+            if not hasattr(get_family(state.model.family), "rethreshold") or not state.result.ok:
                 raise StationError(400, f"model {state.model.name} has no anomaly map to threshold")
             state.result = self._thresholded(state.model, state.result, threshold)
             state.grading = grade_result(self.rules, state.result)
@@ -159,8 +160,8 @@ class Station:
 
     @staticmethod
     def _thresholded(model: StationModel, result: InferenceResult, threshold: float) -> InferenceResult:
-        """The anomaly family's own thresholding at another threshold, on the kept map (no inference)."""
-        return anomaly_family.rethreshold(result, threshold, threshold, model.inferencer.settings)
+        """The family's own thresholding at another threshold, on the kept map (no inference)."""
+        return get_family(model.family).rethreshold(result, threshold, threshold, model.inferencer.settings)
 
     # ------------------------------------------------------------------ operator decision
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from defect_plugins.deploy.families import get_family
 from defect_plugins.deploy.inferencer import DefectInferencer
 from defect_plugins.deploy.result import InferenceResult
 
@@ -85,11 +86,9 @@ def load_models(paths: Sequence[str | Path], *, precision: str, min_area: int) -
 
 
 def rule_classes(models: Sequence[StationModel]) -> dict[str, set[str]]:
-    """``{family: class names the rules may name}`` (a segmentor's background and anomaly models name none)."""
+    """``{family: class names the rules may name}``, as each family says (:func:`...families.get_family`)."""
     families: dict[str, set[str]] = {}
     for model in models:
-        classes = set(model.inferencer.metadata.class_names)
-        if model.family == "segmentor":
-            classes -= {model.inferencer.metadata.class_names[0]}  # background
-        families.setdefault(model.family, set()).update(classes if model.family != "anomaly" else set())
+        names = get_family(model.family).rule_classes(model.inferencer.metadata)
+        families.setdefault(model.family, set()).update(names)
     return families

@@ -13,6 +13,9 @@ half, :mod:`defect_plugins.deploy.export.families` (``get_export_family``).
 ``row_fields``         the family's own keys of a result's JSON row (``InferenceResult.to_dict``)
 ``OPTIONAL_REGIONS``   whether ``PostSettings.quantify=False`` changes anything (classifier: the
                        paper's regions are optional, so the benchmark times both)
+``CLASS_PRIORITY``     which family's class names a part first when several models answer
+                       (the station's class: classifier, then segmentor, then anomaly)
+``rule_classes``       the class names a grading rule file may name for a model of this family
 =====================  ======================================================================
 
 The anomaly family also adopts ``anomalib export`` IRs at load time (``adopt_anomalib_ir``) and
@@ -37,6 +40,7 @@ class Family(Protocol):
 
     NAME: str
     OPTIONAL_REGIONS: bool
+    CLASS_PRIORITY: int
 
     def postprocess(self, image: np.ndarray, outputs: Sequence[np.ndarray], metadata: ModelMetadata,
                     settings: PostSettings, source: str) -> InferenceResult: ...
@@ -44,6 +48,8 @@ class Family(Protocol):
     def overlay(self, result: InferenceResult) -> np.ndarray: ...
 
     def row_fields(self, result: InferenceResult) -> dict[str, Any]: ...
+
+    def rule_classes(self, metadata: ModelMetadata) -> list[str]: ...
 
 
 def get_family(name: str) -> Family | ModuleType:

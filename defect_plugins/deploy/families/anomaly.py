@@ -27,6 +27,7 @@ from .base import PostSettings, put_text, region_from_row, region_rows
 
 NAME = "anomaly"
 OPTIONAL_REGIONS = False  # the thresholded map's regions come with the score
+CLASS_PRIORITY = 2  # good / defect is named last
 OUTPUTS = ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 # anomalib's PreProcessor resizes to 256 x 256 unless the model says otherwise (anomalib/pre_processing)
 ANOMALIB_DEFAULT_SIZE = (256, 256)
@@ -159,3 +160,8 @@ def overlay(result: InferenceResult) -> np.ndarray:
 def row_fields(result: InferenceResult) -> dict[str, Any]:
     """The anomaly keys of a result row: the score and the two thresholds it was judged at."""
     return {"score": result.score, "image_threshold": result.image_threshold, "pixel_threshold": result.pixel_threshold}
+
+
+def rule_classes(metadata: ModelMetadata) -> list[str]:
+    """An anomaly model has no classes for a rule file to name (its rules are per family)."""
+    return []

@@ -25,6 +25,7 @@ from .base import PostSettings, caption_height, put_text, region_from_row, regio
 NAME = "classifier"
 # The regions are optional here (PostSettings.quantify=False gives the class only): the benchmark times both.
 OPTIONAL_REGIONS = True
+CLASS_PRIORITY = 0  # the class a person names first when several models answer (the station's class)
 
 # The paper's chain with the project's defaults (those of the neu_cls paper-augmentation config).
 SEGMENTATION = PaperSegmentation()
@@ -71,3 +72,8 @@ def overlay(result: InferenceResult) -> np.ndarray:
 def row_fields(result: InferenceResult) -> dict[str, Any]:
     """The classifier's keys of a result row: class, confidence, probabilities."""
     return {"class": result.label, "confidence": result.confidence, "probabilities": dict(result.probabilities)}
+
+
+def rule_classes(metadata: ModelMetadata) -> list[str]:
+    """The class names a grading rule file may name for this model: every class."""
+    return list(metadata.class_names)

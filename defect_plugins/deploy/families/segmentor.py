@@ -22,6 +22,7 @@ from .base import PostSettings, region_from_row, region_rows
 
 NAME = "segmentor"
 OPTIONAL_REGIONS = False  # the regions are the result
+CLASS_PRIORITY = 1  # after a classifier's class, before an anomaly model's good / defect
 PALETTE = [(0, 0, 255), (0, 200, 255), (255, 0, 255), (255, 128, 0), (0, 255, 128), (128, 0, 255)]
 REGION_CLASSES = ["outside", "machine_bed"]
 
@@ -77,3 +78,8 @@ def overlay(result: InferenceResult) -> np.ndarray:
 def row_fields(result: InferenceResult) -> dict[str, Any]:
     """No keys of its own: a segmentor's row is its regions (and ``extra``)."""
     return {}
+
+
+def rule_classes(metadata: ModelMetadata) -> list[str]:
+    """The class names a grading rule file may name: every class but the background (index 0)."""
+    return list(metadata.class_names[1:])
