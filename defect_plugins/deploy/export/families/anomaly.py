@@ -34,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from defect_plugins.imaging.files import ImageReadError, list_images, read_bgr
-from defect_plugins.imaging.geometry import to_input
+from defect_plugins.imaging.files import list_images
 
 from ...families.anomaly import ANOMALIB_DEFAULT_SIZE, NAME, OUTPUTS, to_uint8_bgr
 from ...metadata import ModelMetadata
 from ...runtime import Predict
-from .base import Evaluation, ExportError, LabelledSet, LoadedModel, check_file, check_folder, sample, selected
+from .base import (Evaluation, ExportError, LabelledSet, LoadedModel, check_file, check_folder, read_inputs, sample,
+                   selected)
 
 DEFAULT_ANOMALIB_MODEL = "defect_plugins.anomaly.AkfReverseDistillation"
 
@@ -193,21 +193,10 @@ def read_labelled(metadata: ModelMetadata, folder: str | Path, *, limit: int | N
     if split is not None:
         raise ValueError(f"{NAME}: split={split!r} is for the mmseg layout; give the category folder itself")
     root = check_folder(folder)
-    size = tuple(metadata.input_size)
+    inputs, kept, skipped = read_inputs(root, sample(_items(root), limit), metadata)
     masks = figures and (root / "ground_truth").is_dir()
-    inputs, targets, references, skipped = [], [], [], 0
-    for path, label in sample(_items(root), limit):
-        try:
-            inputs.append(to_input(read_bgr(path), size, metadata.resize))
-        except ImageReadError:
-            skipped += 1
-            continue
-        targets.append(label)
-        if masks:
-            references.append(_mask(root, path) if label else None)
-    if not inputs:
-        raise FileNotFoundError(f"{root}: no readable labelled image")
-    return LabelledSet(root, inputs, targets, skipped, references, with_figures=figures)
+    references = [_mask(root, path) if label else None for path, label in kept] if masks else []
+    return LabelledSet(root, inputs, [label for _, label in kept], skipped, references, with_figures=figures)
 
 
 def measure(predict: Predict, metadata: ModelMetadata, data: LabelledSet, *,

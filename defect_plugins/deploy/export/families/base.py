@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from defect_plugins.imaging.files import ImageReadError, read_bgr
+from defect_plugins.imaging.geometry import to_input
+
 from ...metadata import ModelMetadata
 
 
@@ -142,6 +145,26 @@ def sample(items: list, limit: int | None, seed: int = 0) -> list:
     if limit is None or len(items) <= limit:
         return items
     return sorted(random.Random(seed).sample(items, limit), key=lambda item: str(item[0]))
+
+
+def read_inputs(root: Path, items: list[tuple[Path, Any]], metadata: ModelMetadata,
+                ) -> tuple[list[np.ndarray], list[tuple[Path, Any]], int]:
+    """``(model inputs, the items read, skipped count)``: each image at the export size; unreadable ones skipped.
+
+    ``FileNotFoundError`` naming ``root`` when no image of ``items`` can be read.
+    """
+    size = tuple(metadata.input_size)
+    inputs, kept, skipped = [], [], 0
+    for path, label in items:
+        try:
+            inputs.append(to_input(read_bgr(path), size, metadata.resize))
+        except ImageReadError:
+            skipped += 1
+            continue
+        kept.append((path, label))
+    if not inputs:
+        raise FileNotFoundError(f"{root}: no readable labelled image")
+    return inputs, kept, skipped
 
 
 def check_folder(folder: str | Path) -> Path:

@@ -30,14 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from defect_plugins.imaging.files import ImageReadError, list_images, read_bgr
-from defect_plugins.imaging.geometry import to_input
+from defect_plugins.imaging.files import list_images
 
 from ...families.classifier import NAME
 from ...metadata import ModelMetadata
 from ...runtime import Predict
 from .base import (Evaluation, ExportError, LabelledSet, LoadedModel, check_file, check_folder, checkpoint_classes,
-                   convert_network, sample, selected)
+                   convert_network, read_inputs, sample, selected)
 
 OUTPUTS = ["probs"]
 
@@ -227,18 +226,8 @@ def read_labelled(metadata: ModelMetadata, folder: str | Path, *, limit: int | N
     if split is not None:
         raise ValueError(f"{NAME}: split={split!r} is for the mmseg layout; give the split's folder itself")
     root = check_folder(folder)
-    size = tuple(metadata.input_size)
-    inputs, targets, skipped = [], [], 0
-    for path, index in sample(_items(root, metadata.class_names), limit):
-        try:
-            inputs.append(to_input(read_bgr(path), size, metadata.resize))
-        except ImageReadError:
-            skipped += 1
-            continue
-        targets.append(index)
-    if not inputs:
-        raise FileNotFoundError(f"{root}: no readable labelled image")
-    return LabelledSet(root, inputs, targets, skipped, with_figures=figures)
+    inputs, kept, skipped = read_inputs(root, sample(_items(root, metadata.class_names), limit), metadata)
+    return LabelledSet(root, inputs, [index for _, index in kept], skipped, with_figures=figures)
 
 
 def measure(predict: Predict, metadata: ModelMetadata, data: LabelledSet, *,
