@@ -20,8 +20,9 @@ from pathlib import Path
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("defect_plugins.demo.full:main", "train, export and score one model of each toolkit on synthetic steel"),
     "demo-anomaly": ("defect_plugins.demo.anomaly_only:main", "AKF-RD alone, with anomalib's exporter and inferencer"),
-    "train": ("defect_plugins.launcher:train_main", "train an OpenMMLab config (mmpretrain / mmseg tools/train.py)"),
-    "test": ("defect_plugins.launcher:test_main", "test an OpenMMLab checkpoint (tools/test.py)"),
+    "train": ("defect_plugins.runners.launcher:train_main",
+              "train an OpenMMLab config (mmpretrain / mmseg tools/train.py)"),
+    "test": ("defect_plugins.runners.launcher:test_main", "test an OpenMMLab checkpoint (tools/test.py)"),
     "export": ("defect_plugins.deploy.export:main", "export a checkpoint to OpenVINO (FP32, FP16, INT8 with a guard)"),
     "infer": ("defect_plugins.deploy.infer:main", "run an exported model over folders, lists, videos or a camera"),
     "bench": ("defect_plugins.deploy.bench.cli:main", "latency and throughput beside OpenVINO's benchmark_app"),
@@ -31,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cls-split": ("defect_plugins.cls.datasets.split:main", "write NEU-CLS style split files for a class folder"),
     "seg-normal-patches": ("defect_plugins.seg.datasets.normal_patches:main",
                            "cut defect-free patches for ARCD stage 1"),
-    "teacher": ("defect_plugins.domain_teacher:main", "train a steel-domain teacher for reverse distillation"),
+    "teacher": ("defect_plugins.fit.domain_teacher:main", "train a steel-domain teacher for reverse distillation"),
     "migrate": ("defect_plugins.gan.cli:main", "CycleGAN defect-sample migration between production lines"),
 }
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from defect_plugins import launcher
-from defect_plugins.launcher import DistributedSettings, LauncherError, distributed_command, main, train_main
-from defect_plugins.launcher import test_main as eval_main  # (a console entry point, not a test)
+from defect_plugins.runners import launcher
+from defect_plugins.runners.launcher import DistributedSettings, LauncherError, distributed_command, main, train_main
+from defect_plugins.runners.launcher import test_main as eval_main  # (a console entry point, not a test)
 from defect_plugins.packaged_configs import config_root
 from tests.conftest import REPO_ROOT
 
@@ -80,8 +80,8 @@ def test_several_processes_go_through_torch_distributed_run(monkeypatch):
     monkeypatch.setenv("PORT", "29611")
     command = distributed_command("train", "mmseg", CONFIG_PATH, 1, ["--work-dir", "w"], python="py")
     assert command == ["py", "-m", "torch.distributed.run", "--nnodes=2", "--node_rank=1", "--master_addr=10.0.0.1",
-                       "--nproc_per_node=1", "--master_port=29611", "-m", "defect_plugins.launcher", "train", "mmseg",
-                       CONFIG_PATH, "--work-dir", "w", "--launcher", "pytorch"]
+                       "--nproc_per_node=1", "--master_port=29611", "-m", "defect_plugins.runners.launcher", "train",
+                       "mmseg", CONFIG_PATH, "--work-dir", "w", "--launcher", "pytorch"]
     with pytest.raises(LauncherError, match="GPUS=0"):
         distributed_command("train", "mmseg", CONFIG_PATH, 0)
 
@@ -96,7 +96,7 @@ def test_gpus_packaged_name_and_checkpoint_reach_the_workers(monkeypatch, tmp_pa
     assert eval_main(["mmpretrain", CONFIG, str(checkpoint), "2", "--work-dir", "w"]) == 0
     command = seen[0]
     assert command[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc_per_node=2" in command
-    tail = command[command.index("defect_plugins.launcher") + 1:]
+    tail = command[command.index("defect_plugins.runners.launcher") + 1:]
     assert tail == ["test", "mmpretrain", CONFIG_PATH, str(checkpoint), "--work-dir", "w", "--launcher", "pytorch"]
 
 
@@ -133,8 +133,8 @@ def test_resumable_train_command_resumes_from_the_checkpoint_mmengine_recorded(t
     """``defect-teacher`` (and the studies of a clone) train through this command: cut off, it goes on."""
     run_dir = tmp_path / "run"
     command = launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir, ["randomness.seed=2"])
-    assert command == [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", "neu_cls/x.py",
-                       "--work-dir", str(run_dir), "--cfg-options", "randomness.seed=2"]
+    assert command == [sys.executable, "-m", "defect_plugins.runners.launcher", "launch", "train", "mmpretrain",
+                       "neu_cls/x.py", "--work-dir", str(run_dir), "--cfg-options", "randomness.seed=2"]
     run_dir.mkdir()
     (run_dir / "last_checkpoint").write_text(str(run_dir / "epoch_3.pth"))
     assert launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir)[-1] == "--resume"
@@ -147,7 +147,7 @@ def _scalars(work_dir: Path, folder: str, *records: dict) -> None:
 
 
 def test_logged_scalars_come_from_the_newest_run_folder_only(tmp_path: Path) -> None:
-    from defect_plugins.launcher import LauncherError, read_logged_scalars
+    from defect_plugins.runners.launcher import LauncherError, read_logged_scalars
 
     _scalars(tmp_path, "20261204_100000", {"mIoU": 40.0, "step": 500}, {"loss": 0.1, "step": 600})
     (tmp_path / "test").mkdir()  # other folders (a test run's work dir) are not runs

@@ -1,4 +1,4 @@
-"""defect_plugins.process.die_with_parent: a child started with it does not outlive a killed parent (Linux)."""
+"""defect_plugins.runners.process.die_with_parent: a child started with it does not outlive a killed parent (Linux)."""
 from __future__ import annotations
 
 import os
@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from defect_plugins.process import die_with_parent
+from defect_plugins.runners.process import die_with_parent
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux only")
 
 PARENT = """
 import subprocess, sys, time
-from defect_plugins.process import die_with_parent
+from defect_plugins.runners.process import die_with_parent
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=die_with_parent())
 print(child.pid, flush=True)
 time.sleep(120)

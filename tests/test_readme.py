@@ -230,7 +230,7 @@ def test_demo_killed_half_way_leaves_no_summary(tmp_path):
     finally:
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
-    if sys.platform.startswith("linux"):  # the training child dies with the demo (defect_plugins.process)
+    if sys.platform.startswith("linux"):  # the training child dies with the demo (defect_plugins.runners.process)
         # at once: without it the orphan lives on until a write to the closed pipe fails, or on and on when
         # nothing is written (seen: several minutes), so a long wait here would prove nothing
         deadline = time.monotonic() + 3

@@ -85,7 +85,8 @@ def _labelled_folder(data: Path, ann_file: Path, out: Path) -> Path:
 
 def _train(toolkit: str, config: str, work_dir: Path, options: list[str]) -> list[str]:
     """``defect-train TOOLKIT CONFIG --work-dir W --cfg-options ...`` (the module form when not on PATH)."""
-    return [*console_command("defect-train", ["defect_plugins.launcher", "launch", "train"]), toolkit, _config(config),
+    module_form = ["defect_plugins.runners.launcher", "launch", "train"]
+    return [*console_command("defect-train", module_form), toolkit, _config(config),
             "--work-dir", str(work_dir), "--cfg-options", *options]
 
 

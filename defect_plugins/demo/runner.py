@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from defect_plugins.process import die_with_parent
+from defect_plugins.runners.process import die_with_parent
 
 # "12/01 21:10:40 - mmengine - INFO - Epoch(train)  [2][14/14]  lr: 5.0e-02  eta: ...  loss: 1.9474"
 _MMENGINE = re.compile(r"(Epoch|Iter)\((train|val)\)\s*(\[[^\]]*\](?:\[[^\]]*\])?)(.*)")
@@ -211,7 +211,7 @@ def python_module(module: str, *args: str) -> list[str]:
 def console_command(script: str, module: Sequence[str]) -> list[str]:
     """A console script of *this* environment (next to its python), else ``python -m module...``.
 
-    ``module`` is the module form's argv (``["defect_plugins.launcher", "launch", "train"]`` for
+    ``module`` is the module form's argv (``["defect_plugins.runners.launcher", "launch", "train"]`` for
     ``defect-train``). Looking next to ``sys.executable`` rather than on PATH keeps another
     environment's script of the same name out, which matters when the venv was not activated.
     """

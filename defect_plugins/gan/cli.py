@@ -145,7 +145,7 @@ def train(args: argparse.Namespace) -> int:
     with atomic_path(config_path) as tmp:
         cfg.dump(str(tmp))
 
-    from defect_plugins.launcher import launch  # applies the compatibility fixes before the config is parsed
+    from defect_plugins.runners.launcher import launch  # applies the compatibility fixes before the config is parsed
 
     launch_args = ["mmpretrain", str(config_path), "--work-dir", str(work_dir)]
     return launch("train", launch_args + (["--resume"] if args.resume else []), prog=f"{PROG} train")

@@ -34,7 +34,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.l
     sys.path.insert(0, str(REPO_ROOT))
 
 from defect_plugins.fileio import atomic_write_json, atomic_write_text  # noqa: E402
-from defect_plugins.launcher import LauncherError, read_logged_scalars  # noqa: E402
+from defect_plugins.runners.launcher import LauncherError, read_logged_scalars  # noqa: E402
 from experiments.lib.runs import train_resumable  # noqa: E402
 from experiments.lib.seeds import (SeedsError, add_run_arguments, markdown, parse_run_arguments,  # noqa: E402
                                   seeded_runs, summarise)

@@ -3,7 +3,7 @@
 Each study runs its steps as a user would, one process per step (``defect-train`` in its module form,
 ``defect-test``, ``defect-migrate``), the log kept beside the results; the error names the log when the
 exit code is not 0. The command line of a resumable training is the package's own
-(:func:`defect_plugins.launcher.resumable_train_command`, which ``defect-teacher`` uses too).
+(:func:`defect_plugins.runners.launcher.resumable_train_command`, which ``defect-teacher`` uses too).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from defect_plugins.launcher import LauncherError, resumable_train_command
-from defect_plugins.process import die_with_parent
+from defect_plugins.runners.launcher import LauncherError, resumable_train_command
+from defect_plugins.runners.process import die_with_parent
 
 __all__ = ["LauncherError", "run_logged", "train_resumable"]
 
@@ -40,7 +40,7 @@ def train_resumable(toolkit: str, config: str | os.PathLike, work_dir: str | os.
     off earlier resumes from the checkpoint mmengine recorded in ``work_dir/last_checkpoint``: the
     studies built on this one (``experiments/neu_cls/neu_cls_seeds.py``, ``experiments/arcd/seg_seeds.py``,
     ``experiments/migration/few_label_migration.py``) can be killed and started again. A failure raises
-    :class:`~defect_plugins.launcher.LauncherError` naming the log.
+    :class:`~defect_plugins.runners.launcher.LauncherError` naming the log.
     """
     run_dir = Path(work_dir)
     command = resumable_train_command(toolkit, config, run_dir, cfg_options)

@@ -216,7 +216,7 @@ def classifier_config(condition: str, seed: int, neu: Path, split: Path, few: Pa
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
     """Top-1 and macro F1 (fractions) of the final validation mmengine logged in ``run_dir``."""
-    from defect_plugins.launcher import LauncherError, read_logged_scalars
+    from defect_plugins.runners.launcher import LauncherError, read_logged_scalars
 
     try:
         logged = read_logged_scalars(run_dir, "accuracy/top1", extra=("macro/f1-score", ))

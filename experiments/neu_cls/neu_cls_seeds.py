@@ -50,7 +50,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a file from a clone: `experiments.l
     sys.path.insert(0, str(REPO_ROOT))
 
 from defect_plugins.fileio import atomic_write_json  # noqa: E402
-from defect_plugins.launcher import LauncherError, find_config, read_logged_scalars  # noqa: E402
+from defect_plugins.runners.launcher import LauncherError, find_config, read_logged_scalars  # noqa: E402
 from experiments.lib.runs import run_logged, train_resumable  # noqa: E402
 from experiments.lib.seeds import SeedsError, add_run_arguments, parse_run_arguments, seeded_runs  # noqa: E402
 from experiments.lib.stats import format_mean_sd, mean_sd, paired_differences  # noqa: E402
@@ -107,7 +107,7 @@ def per_class_recall(name: str, config: str, seed: int, work: Path, options: lis
     # a pickle: the metrics hold the confusion matrix as a tensor, which JSON cannot take
     metrics_path = run_dir / "test_metrics.pkl"
     metrics_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "test", "mmpretrain", config,
+    command = [sys.executable, "-m", "defect_plugins.runners.launcher", "launch", "test", "mmpretrain", config,
                str(checkpoints[-1]), "--work-dir", str(run_dir / "test"), "--out", str(metrics_path),
                "--out-item", "metrics", "--cfg-options", *options]
     code = run_logged(command, run_dir / "test.log")

@@ -22,7 +22,7 @@ def test_train_resumable_resumes_logs_and_names_the_log_on_failure(monkeypatch, 
     monkeypatch.setattr(runs.subprocess, "call", fake_call)
     run_dir = tmp_path / "run"
     assert train_resumable("mmpretrain", "neu_cls/x.py", run_dir, ["randomness.seed=2"]) >= 0.0
-    assert calls[0][1:] == ["-m", "defect_plugins.launcher", "launch", "train", "mmpretrain", "neu_cls/x.py",
+    assert calls[0][1:] == ["-m", "defect_plugins.runners.launcher", "launch", "train", "mmpretrain", "neu_cls/x.py",
                             "--work-dir", str(run_dir), "--cfg-options", "randomness.seed=2"]
     (run_dir / "last_checkpoint").write_text(str(run_dir / "epoch_3.pth"))
     train_resumable("mmpretrain", "neu_cls/x.py", run_dir)

@@ -10,7 +10,7 @@ import torch
 import torchvision
 
 from defect_plugins.data import NEU_CLASSES, make_anomaly_dataset, make_classification_dataset
-from defect_plugins.domain_teacher import convert_checkpoint, main as teacher_main
+from defect_plugins.fit.domain_teacher import convert_checkpoint, main as teacher_main
 
 CALLBACK = "defect_plugins.anomaly.callbacks.LoadTeacherWeights"
 
@@ -39,7 +39,7 @@ def test_teacher_writes_a_torchvision_state_dict_and_a_card(teacher: dict) -> No
 
 
 def test_teacher_resumes_a_run_cut_off_and_keeps_a_finished_one(teacher: dict, tmp_path: Path) -> None:
-    from defect_plugins.domain_teacher import _launcher_command
+    from defect_plugins.fit.domain_teacher import _launcher_command
 
     work = tmp_path / "train"
     work.mkdir()

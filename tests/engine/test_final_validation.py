@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from defect_plugins.engine import ResumedFinalValidationHook  # noqa: F401  (registers the hook)
-from defect_plugins.launcher import LauncherError, read_logged_scalars
+from defect_plugins.runners.launcher import LauncherError, read_logged_scalars
 
 
 class _Points(Dataset):

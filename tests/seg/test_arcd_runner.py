@@ -38,7 +38,7 @@ def stage2_dir(strip_data, stage1_dir, tmp_path_factory) -> Path:
     """Stage 2 through the launcher that tools/mim_train.sh execs, in this process (saves the start-up)."""
     from mmengine.registry import DefaultScope
 
-    from defect_plugins.launcher import main
+    from defect_plugins.runners.launcher import main
 
     work = tmp_path_factory.mktemp("stage2")
     options = {**tiny_options(strip_data, 2, neck=True),

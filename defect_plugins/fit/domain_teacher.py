@@ -5,7 +5,7 @@ methods (PatchCore, PaDiM) need a pretrained backbone; offline factories cannot 
 ImageNet weights timm would fetch (anomalib issues #2439, #2506). What they usually have is a
 few hundred labelled images of their own defects. This command trains a torchvision-layout
 ResNet classifier on them with **mmpretrain's own Runner** (``tools/train.py`` through
-``defect-train``, :mod:`defect_plugins.launcher`), then writes
+``defect-train``, :mod:`defect_plugins.runners.launcher`), then writes
 
 * ``OUT.pth``: the backbone as a torchvision / timm ``state_dict`` (``conv1``, ``bn1``,
   ``layer1`` .. ``layer4``, ``fc``), checked by loading it into ``torchvision.models.<backbone>``
@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from defect_plugins.process import die_with_parent
+from defect_plugins.runners.process import die_with_parent
 
 __all__ = ["BACKBONES", "TeacherError", "convert_checkpoint", "main", "read_accuracy", "train_teacher",
            "write_config"]
@@ -165,7 +165,7 @@ def write_config(path: Path, *, backbone: str, classes: Sequence[str], data: Pat
                         dist_cfg=dict(backend="nccl")),
         "randomness": dict(seed=seed, deterministic=False),
     }
-    lines = ["# Written by defect-teacher (defect_plugins/domain_teacher.py): one teacher run, mmpretrain's Runner.",
+    lines = ["# Written by defect-teacher (defect_plugins/fit/domain_teacher.py): one run, mmpretrain's Runner.",
              "_base_ = ['mmpretrain::_base_/default_runtime.py']"]
     lines += [f"{key} = {value!r}" for key, value in values.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +174,7 @@ def write_config(path: Path, *, backbone: str, classes: Sequence[str], data: Pat
 
 def read_accuracy(work_dir: Path) -> float:
     """Last ``accuracy/top1`` (percent -> fraction) mmengine logged under ``work_dir/*/vis_data/scalars.json``."""
-    from defect_plugins.launcher import LauncherError, read_logged_scalars
+    from defect_plugins.runners.launcher import LauncherError, read_logged_scalars
 
     try:
         return read_logged_scalars(work_dir, "accuracy/top1")["accuracy/top1"] / 100.0
@@ -212,7 +212,7 @@ def convert_checkpoint(checkpoint: Path, backbone: str, num_classes: int) -> dic
 
 def _launcher_command(config: Path, work_dir: Path) -> list[str]:
     """``defect-train mmpretrain CONFIG --work-dir W [--resume]``: a teacher run cut off goes on from its last epoch."""
-    from defect_plugins.launcher import resumable_train_command
+    from defect_plugins.runners.launcher import resumable_train_command
 
     return resumable_train_command("mmpretrain", config, work_dir)
 

@@ -16,11 +16,11 @@ Across nodes, as OpenMMLab's ``dist_train.sh``: ``NNODES``, ``NODE_RANK``, ``MAS
 (``neu_cls/sarsn34_neu_cls_64.py``, see ``defect-configs list``). The same without the console
 scripts on PATH (what ``tools/mim_train.sh`` / ``tools/mim_test.sh`` exec)::
 
-    python -m defect_plugins.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]
+    python -m defect_plugins.runners.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]
 
 One process, no GPUS handling (what each ``torch.distributed.run`` worker runs)::
 
-    python -m defect_plugins.launcher {train,test} TOOLKIT CONFIG [script args...]
+    python -m defect_plugins.runners.launcher {train,test} TOOLKIT CONFIG [script args...]
 """
 from __future__ import annotations
 
@@ -121,7 +121,8 @@ def distributed_command(script: str, toolkit: str, config: str | os.PathLike, gp
         python or sys.executable, "-m", "torch.distributed.run",
         f"--nnodes={settings.nnodes}", f"--node_rank={settings.node_rank}", f"--master_addr={settings.master_addr}",
         f"--nproc_per_node={gpus}", f"--master_port={settings.port}",
-        "-m", "defect_plugins.launcher", script, toolkit, os.fspath(config), *script_args, "--launcher", "pytorch",
+        "-m", "defect_plugins.runners.launcher", script, toolkit, os.fspath(config), *script_args,
+        "--launcher", "pytorch",
     ]
 
 
@@ -224,7 +225,7 @@ def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: s
     studies in a clone's ``experiments/`` use it).
     """
     run_dir = Path(work_dir)
-    command = [sys.executable, "-m", "defect_plugins.launcher", "launch", "train", toolkit, str(config),
+    command = [sys.executable, "-m", "defect_plugins.runners.launcher", "launch", "train", toolkit, str(config),
                "--work-dir", str(run_dir)]
     if (run_dir / "last_checkpoint").is_file():
         command.append("--resume")
@@ -273,18 +274,18 @@ test_main.__test__ = False  # a console entry point, not a pytest test
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m defect_plugins.launcher``: ``launch {train,test} ...`` or the one-process ``{train,test} ...``."""
+    """``python -m defect_plugins.runners.launcher``: ``launch {train,test} ...`` or ``{train,test} ...``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["launch"]:
-        parser = argparse.ArgumentParser(prog="python -m defect_plugins.launcher launch", allow_abbrev=False)
+        parser = argparse.ArgumentParser(prog="python -m defect_plugins.runners.launcher launch", allow_abbrev=False)
         parser.add_argument("script", choices=SCRIPTS)
         if len(argv) < 2 or argv[1] not in SCRIPTS:
             parser.parse_args(argv[1:2])  # usage and exit
         return launch(argv[1], argv[2:], prog=f"defect-{argv[1]}")
     parser = argparse.ArgumentParser(
-        prog="python -m defect_plugins.launcher", allow_abbrev=False, description=__doc__.split("\n")[0],
-        usage="python -m defect_plugins.launcher {train,test} TOOLKIT CONFIG [script args...]\n"
-              "       python -m defect_plugins.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] "
+        prog="python -m defect_plugins.runners.launcher", allow_abbrev=False, description=__doc__.split("\n")[0],
+        usage="python -m defect_plugins.runners.launcher {train,test} TOOLKIT CONFIG [script args...]\n"
+              "       python -m defect_plugins.runners.launcher launch {train,test} TOOLKIT CONFIG [CHECKPOINT] [GPUS] "
               "[args...]")
     parser.add_argument("script", choices=SCRIPTS)
     parser.add_argument("toolkit", choices=sorted(TOOLKITS))
