@@ -8,11 +8,16 @@ Each verb runs the command of the same name with the rest of the line, unchanged
 is that command's. The ``defect-<verb>`` names stay as aliases for one release: scripts and the
 README's commands keep working. Commands are imported only when chosen, so ``defect infer`` and
 ``defect station`` import no torch (they run in the runtime-only install).
+
+A reader that stops early (``defect configs list | head``) ends the command quietly, as a shell
+tool does, instead of with a ``BrokenPipeError`` traceback (:func:`quiet_on_closed_pipe`).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+from collections.abc import Callable
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -33,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seg-normal-patches": ("defect_plugins.seg.datasets.normal_patches:main",
                            "cut defect-free patches for ARCD stage 1"),
     "teacher": ("defect_plugins.fit.domain_teacher:main", "train a steel-domain teacher for reverse distillation"),
+    "fit": ("defect_plugins.fit.cli:main", "fit a model on your own folder of images into a calibrated bundle"),
     "migrate": ("defect_plugins.gan.cli:main", "CycleGAN defect-sample migration between production lines"),
 }
 
@@ -46,12 +52,40 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+# the exit status of a command a closed pipe stopped: 128 + SIGPIPE, what a shell reports for such a command
+CLOSED_PIPE_STATUS = 141
+
+
+def quiet_on_closed_pipe(command: Callable[[], int]) -> int:
+    """Run ``command``; when its reader has gone (``| head``), stop quietly with :data:`CLOSED_PIPE_STATUS`.
+
+    The recipe of the Python documentation (``signal`` module, "Note on SIGPIPE"): Python ignores
+    SIGPIPE, so a write to a closed pipe raises ``BrokenPipeError``; catch it, point stdout at
+    ``os.devnull`` so that the interpreter's final flush cannot raise it again, and exit non-zero.
+    stdout is flushed inside, also when the command exits (``--help``), so that output still
+    buffered meets the closed pipe here rather than in the interpreter's shutdown.
+    """
+    try:
+        try:
+            return command()
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return CLOSED_PIPE_STATUS
+
+
 def run(verb: str, argv: Sequence[str]) -> int:
-    """Run ``verb``'s command with ``argv``; its exit status."""
+    """Run ``verb``'s command with ``argv``; its exit status (quiet when stdout's reader goes away)."""
     target, _ = COMMANDS[verb]
     module, function = target.split(":")
-    result = getattr(importlib.import_module(module), function)(list(argv))
-    return int(result or 0)
+
+    def command() -> int:
+        return int(getattr(importlib.import_module(module), function)(list(argv)) or 0)
+
+    return quiet_on_closed_pipe(command)
 
 
 def alias() -> int:
@@ -66,15 +100,17 @@ def alias() -> int:
               file=sys.stderr)
         return 2
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-        print(f"({name} is an alias of 'defect {verb}', kept for one release)")
+        note = f"({name} is an alias of 'defect {verb}', kept for one release)"
+        status = quiet_on_closed_pipe(lambda: print(note) or 0)
+        if status:
+            return status
     return run(verb, sys.argv[1:])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(usage())
-        return 0 if args else 2
+        return quiet_on_closed_pipe(lambda: print(usage()) or (0 if args else 2))
     verb = args[0]
     if verb not in COMMANDS:
         near = [name for name in COMMANDS if name.startswith(verb[:2])]

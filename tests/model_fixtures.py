@@ -1,7 +1,7 @@
 """Tiny trained-looking models of the three families, made on the fly (no download, no shared data).
 
-Session fixtures shared by tests/deploy and tests/station (registered in tests/conftest.py, so that
-each model is made once per session whichever folders run).
+Session fixtures shared by the deploy and station tests, unit and integration (a plugin registered in
+tests/conftest.py, so that each model is made once per session whichever folders run).
 
 Classifier and segmentor: randomly initialised OpenMMLab models saved as mmengine-style checkpoints
 (``state_dict`` + ``meta.dataset_meta``). Anomaly: a one-epoch anomalib run of AKF reverse

@@ -13,11 +13,15 @@ feature extractor must be found with the right shape, otherwise a
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["load_teacher_weights"]
 
@@ -108,4 +112,8 @@ def load_teacher_weights(module: nn.Module, weights_path: str | Path) -> list[st
         )
         raise ValueError(msg)
     module.load_state_dict({k: v for k, v in state.items() if k in target}, strict=False)
+    # say which file went in (the anomalib CLI logs INFO): a run whose log does not show it cannot be told
+    # from one with a random teacher
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    logger.info("teacher weights loaded: %s (sha256 %s, %d tensors)", path, digest[:16], len(target))
     return [k for k in state if k not in target]

@@ -12,6 +12,8 @@ of the package that uses the toolkits is imported: ``defect_plugins.anomaly``, `
 ==========================  =========================================================
 fix                         why
 ==========================  =========================================================
+``mmcv_lite_warning``       mmcv-lite warns at every import of mmcv's transformer bricks
+                            that deformable attention is missing (unused here).
 ``mmcv_ops``                mmcv-lite has no ``mmcv._ext``; mmseg imports
                             ``point_sample`` / ``sigmoid_focal_loss`` unguarded.
 ``checkpoint_loading``      torch >= 2.6 loads ``weights_only``; mmengine checkpoints
@@ -36,12 +38,14 @@ from defect_plugins.compat import (
     checkpoint_loading,
     dataloader_workers,
     distributed_cpu,
+    mmcv_lite_warning,
     mmcv_ops,
     numpy_aliases,
     package_lookup,
 )
 
 _FIXES = {
+    "mmcv_lite_warning": mmcv_lite_warning.apply,  # first: before anything can import mmcv's transformer bricks
     "mmcv_ops": mmcv_ops.apply,
     "checkpoint_loading": checkpoint_loading.apply,
     "package_lookup": package_lookup.apply,

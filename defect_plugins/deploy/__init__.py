@@ -10,6 +10,8 @@ training (reading, geometry, the paper's Otsu chain, region measurement) is
 
 =====================  =========================================================================
 runtime                :mod:`.inferencer`, :mod:`.infer`, :mod:`.families` (post-processing),
+                       :mod:`.bundle` (model bundles of ``defect-fit``: IRs, threshold, rules),
+                       :mod:`.grading` (rule files, the grade of every result),
                        :mod:`.metadata`, :mod:`.ir_files`, :mod:`.runtime`, :mod:`.preprocess`,
                        :mod:`.result`, :mod:`.report`, :mod:`.selfcheck`
 export time            :mod:`.export` (``defect-export``: export, INT8, families' export halves,
@@ -25,10 +27,14 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
+    "Bundle": ".bundle",
     "DefectInferencer": ".inferencer",
     "InferenceResult": ".result",
-    "GradingRule": "defect_plugins.imaging.quantify",
     "ModelMetadata": ".metadata",
+    "PostSettings": ".families",
+    "RuleSet": ".grading",
+    "load_bundle": ".bundle",
+    "load_rules": ".grading",
 }
 
 __all__ = sorted(_EXPORTS)

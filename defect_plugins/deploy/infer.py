@@ -2,8 +2,14 @@
 
 ``defect-infer`` is a thin command over :class:`.inferencer.DefectInferencer`: this module turns
 sources into images (:func:`iter_sources`), feeds them to ``predict_many`` and writes what comes
-back. Works with any IR written by :mod:`.export` (the metadata in the IR says which family it is)
-and with IRs written by ``anomalib export --export_type openvino``:
+back. Works with any IR written by :mod:`.export` (the metadata in the IR says which family it is),
+with IRs written by ``anomalib export --export_type openvino``, and with model bundles written by
+``defect-fit`` (:mod:`.bundle`; a folder, its ``bundle.json`` or its archive): a bundle's IR of
+``--weights`` (default the bundle's own choice) is run with the bundle's calibrated threshold(s),
+OK class and rule file; ``--image-threshold``, ``--pixel-threshold``, ``--ok-threshold`` and
+``--rules`` given on the command line win over the bundle's. ``results.json``'s summary names the
+bundle (``bundle``: name, created, version), the weights used and the thresholds applied
+(``thresholds_applied``, with those that came from the bundle under ``from_bundle``).
 
 * classifier -> class and confidence, written on the picture;
 * anomaly -> image score and decision against the model's threshold, heatmap overlay with the
@@ -12,8 +18,11 @@ and with IRs written by ``anomalib export --export_type openvino``:
   the model has a region head) outlined.
 
 Regions are measured with :func:`defect_plugins.imaging.quantify.quantify_mask` (area, centroid,
-perimeter, area ratio, K; RKD-SARSN paper section 3.2.4) and graded by a configurable
-:class:`defect_plugins.imaging.quantify.GradingRule`.
+perimeter, area ratio, K; RKD-SARSN paper section 3.2.4); each image is graded over their totals by a
+rule file (``--rules``, :mod:`.grading`; default the bundle's, else the packaged rules).
+
+Progress: a bar when stderr is a terminal; otherwise (a log file, a service) one line every
+:data:`PROGRESS_EVERY` images, so that a log does not fill with redraws of a bar; none with ``--quiet``.
 
 Throughput comes from OpenVINO's asynchronous infer requests (the ``THROUGHPUT`` hint, as many
 requests as OpenVINO finds optimal), driven from the calling thread without Python callbacks
@@ -49,6 +58,7 @@ Command line (``defect-infer``)::
 
     python -m defect_plugins.deploy.infer exp/model.xml \\
         IMAGES_DIR [more dirs, files, list.txt, video.mp4, 0] --out results
+    defect-infer --model BUNDLE IMAGES_DIR --out results     # a bundle of defect-fit; --weights FP32 to choose
 """
 from __future__ import annotations
 
@@ -67,13 +77,14 @@ import cv2
 
 from defect_plugins.fileio import atomic_path, fsync_path, is_temporary, replace, temp_sibling
 from defect_plugins.imaging.files import IMAGE_SUFFIXES, ImageReadError, read_bgr
-from defect_plugins.imaging.quantify import GradingRule
 
+from .bundle import applied_thresholds
 from .inferencer import DefectInferencer
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg")
 LIST_SUFFIXES = (".txt", ".lst")
 OUTPUT_NAMES = ("results.json", "results.csv", "regions.csv", "overlays")  # all that defect-infer writes in --out
+PROGRESS_EVERY = 100  # images between two progress lines when stderr is not a terminal
 
 
 class OutputFolderError(ValueError):
@@ -185,11 +196,14 @@ def _iter_capture(capture, name: str, max_frames: int | None) -> Iterator[tuple[
 
 
 def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir: str | Path, *,
-                  precision: str = "f32", jobs: int = 0, save_images: bool = True,
-                  rule: GradingRule | None = None, min_area: int = 4, image_threshold: float | None = None,
-                  pixel_threshold: float | None = None, max_frames: int | None = None, progress: bool = True,
-                  num_threads: int | None = None, overwrite: bool = True) -> dict[str, Any]:
-    """Run ``model_xml`` over ``sources``; write results into ``out_dir`` (switched in at the end); return the summary.
+                  precision: str = "f32", jobs: int = 0, save_images: bool = True, rules: Any = None,
+                  min_area: int = 4, image_threshold: float | None = None, pixel_threshold: float | None = None,
+                  ok_threshold: float | None = None, weights: str | None = None, max_frames: int | None = None,
+                  progress: bool = True, num_threads: int | None = None, overwrite: bool = True) -> dict[str, Any]:
+    """Run ``model_xml`` (an IR or a bundle) over ``sources``; write results into ``out_dir`` (switched in at the end).
+
+    Returns the summary. ``weights``, ``rules``, the thresholds: as for
+    :class:`.inferencer.DefectInferencer` (``None``: the bundle's, else the model's defaults).
 
     ``jobs`` infer requests (0: OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` under the
     ``THROUGHPUT`` hint) run asynchronously (:meth:`.inferencer.DefectInferencer.predict_many`);
@@ -198,9 +212,10 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
     have always rerun into one folder) and off for the command line (``--overwrite``).
     """
     out_dir = check_out_dir(out_dir, overwrite=overwrite)
-    inferencer = DefectInferencer(model_xml, precision=precision, performance_hint="THROUGHPUT",
-                                  num_threads=num_threads, rule=rule, min_area=min_area,
-                                  image_threshold=image_threshold, pixel_threshold=pixel_threshold)
+    inferencer = DefectInferencer(model_xml, precision=precision, weights=weights, performance_hint="THROUGHPUT",
+                                  num_threads=num_threads, rules=rules, min_area=min_area,
+                                  image_threshold=image_threshold, pixel_threshold=pixel_threshold,
+                                  ok_threshold=ok_threshold)
     metadata = inferencer.metadata
     jobs = jobs if jobs > 0 else inferencer.optimal_jobs()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -212,11 +227,7 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
         ordered: list[dict[str, Any]] = []
         failures: list[dict[str, str]] = []
         ignored: dict[str, int] = {}
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(desc=f"defect-infer ({metadata.family}, {precision})", unit="img")
+        bar = _Progress(f"defect-infer ({metadata.family}, {precision})") if progress else None
         started = time.perf_counter()
         try:
             items = iter_sources(sources, max_frames=max_frames, ignored=ignored)
@@ -242,18 +253,46 @@ def run_inference(model_xml: str | Path, sources: Sequence[str | Path], out_dir:
         decisions: dict[str, int] = {}
         for r in ok:
             decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
-        summary = {"model": str(model_xml), "family": metadata.family, "weights": metadata.precision,
-                   "inference_precision_hint": precision, "jobs": jobs, "inputs": len(ordered),
-                   "processed": len(ok), "failed": len(failures), "failures": failures, "ignored": ignored,
-                   "decisions": decisions, "wall_s": wall, "images_per_s": len(ok) / wall if wall > 0 else 0.0,
-                   "grading_rule": (rule or GradingRule()).__dict__, "min_area": min_area,
-                   "class_names": metadata.class_names, "thresholds": metadata.thresholds}
+        bundle = inferencer.bundle
+        summary = {"model": str(model_xml), "model_xml": str(inferencer.path),
+                   "bundle": bundle.describe() if bundle is not None else None, "family": metadata.family,
+                   "weights": metadata.precision, "inference_precision_hint": precision, "jobs": jobs,
+                   "inputs": len(ordered), "processed": len(ok), "failed": len(failures), "failures": failures,
+                   "ignored": ignored, "decisions": decisions, "wall_s": wall,
+                   "images_per_s": len(ok) / wall if wall > 0 else 0.0, "rules": inferencer.settings.rules.source,
+                   "grades": list(inferencer.settings.rules.grades), "min_area": min_area,
+                   "class_names": metadata.class_names, "thresholds": metadata.thresholds,
+                   "thresholds_applied": applied_thresholds(bundle, inferencer.settings, metadata.precision)}
         _write_outputs(staging, summary, ordered)
         fsync_path(overlay_dir)
         _publish(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when published
     return summary
+
+
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere one line every :data:`PROGRESS_EVERY` images (no redraws in a log)."""
+
+    def __init__(self, description: str) -> None:
+        self.description, self.count, self.started = description, 0, time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=description, unit="img")
+
+    def update(self, count: int) -> None:
+        self.count += count
+        if self.bar is not None:
+            self.bar.update(count)
+        elif self.count % PROGRESS_EVERY == 0:
+            rate = self.count / max(time.perf_counter() - self.started, 1e-9)
+            print(f"{self.description}: {self.count} images ({rate:.1f} img/s)", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def check_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
@@ -354,14 +393,14 @@ def _write_outputs(folder: Path, summary: dict[str, Any], results: list[dict[str
 
     No temporary file per output: nobody reads ``folder`` before it is switched in whole.
     """
-    fields = ["source", "status", "decision", "class", "confidence", "score", "num_regions", "worst_grade",
+    fields = ["source", "status", "decision", "is_defect", "class", "confidence", "score", "num_regions", "grade",
               "overlay", "error"]
     with (folder / "results.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(results)
     region_fields = ["source", "class", "label", "area", "centroid_x", "centroid_y", "perimeter", "area_ratio", "k",
-                     "bbox", "grade"]
+                     "bbox"]
     with (folder / "regions.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=region_fields)
         writer.writeheader()
@@ -371,57 +410,64 @@ def _write_outputs(folder: Path, summary: dict[str, Any], results: list[dict[str
                                  "area": region["area"], "centroid_x": round(region["centroid"][0], 2),
                                  "centroid_y": round(region["centroid"][1], 2),
                                  "perimeter": round(region["perimeter"], 2), "area_ratio": region["area_ratio"],
-                                 "k": round(region["k"], 4), "bbox": " ".join(map(str, region["bbox"])),
-                                 "grade": region["grade"]})
+                                 "k": round(region["k"], 4), "bbox": " ".join(map(str, region["bbox"]))})
     (folder / "results.json").write_text(json.dumps({"summary": summary, "results": results}, indent=2) + "\n",
                                          encoding="utf-8")
     for name in ("results.csv", "regions.csv", "results.json"):
         fsync_path(folder / name)
 
 
-def _parse_rule(items: Sequence[str] | None) -> GradingRule:
-    values = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--grading expects key=value, got {item!r}")
-        values[key.strip()] = value
-    return GradingRule.from_dict(values)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    from .grading.rules import load_rules
+    from .metadata import WEIGHT_PRECISIONS
     from .runtime import PRECISION_HINTS
 
-    parser = argparse.ArgumentParser(prog="defect-infer", description=__doc__.split("\n")[0])
-    parser.add_argument("model", type=Path, help="model.xml written by defect-export (or by anomalib export)")
-    parser.add_argument("sources", nargs="+", help="folders, image files, list files (.txt), videos or camera indices")
+    parser = argparse.ArgumentParser(prog="defect-infer", description=__doc__.split("\n")[0],
+                                     usage="%(prog)s [--model] MODEL SOURCE [SOURCE ...] --out OUT [options]")
+    parser.add_argument("inputs", nargs="+", metavar="[MODEL] SOURCE",
+                        help="the model unless --model names it, then folders, image files, list files (.txt), "
+                             "videos or camera indices")
+    parser.add_argument("--model", type=Path,
+                        help="model.xml written by defect-export (or by anomalib export), or a model bundle written "
+                             "by defect-fit (its folder, bundle.json or .tar/.tar.gz); also the first positional")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--precision", choices=PRECISION_HINTS, default="f32",
                         help="OpenVINO INFERENCE_PRECISION_HINT (default f32; bf16 moves anomaly scores)")
+    parser.add_argument("--weights", type=str.upper, choices=WEIGHT_PRECISIONS,
+                        help="a bundle's weights to run (default: the bundle's default_precision); for an IR it "
+                             "must name the IR's own")
     parser.add_argument("--jobs", type=int, default=0, help="asynchronous infer requests (0: OpenVINO's optimum)")
     parser.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     parser.add_argument("--no-images", action="store_true", help="do not write overlay pictures")
-    parser.add_argument("--grading", nargs="*", metavar="KEY=VALUE",
-                        help=f"grading rule thresholds, keys {sorted(GradingRule.__dataclass_fields__)}")
+    parser.add_argument("--rules", type=Path, metavar="FILE",
+                        help="grading rule file (YAML; default: a bundle's own, else the packaged default_rules.yaml)")
     parser.add_argument("--min-area", type=int, default=4, help="ignore regions smaller than this (pixels)")
     parser.add_argument("--image-threshold", type=float, help="anomaly: override the image threshold")
     parser.add_argument("--pixel-threshold", type=float, help="anomaly: override the pixel threshold")
+    parser.add_argument("--ok-threshold", type=float,
+                        help="classifier with an OK class: minimum P(OK class) for a good part (overrides a bundle's)")
     parser.add_argument("--max-frames", type=int, help="videos/cameras: stop after this many frames")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true",
+                        help=f"no progress (else a bar on a terminal, a line per {PROGRESS_EVERY} images otherwise)")
     parser.add_argument("--overwrite", action="store_true",
                         help="--out may hold the results of an earlier run: replace them (a folder holding other "
                              "files is still refused)")
     args = parser.parse_args(argv)
+    if args.model is None:
+        if len(args.inputs) < 2:
+            parser.error("give the model (first, or with --model) and at least one source")
+        args.model, args.inputs = Path(args.inputs[0]), args.inputs[1:]
     try:
         check_out_dir(args.out, overwrite=args.overwrite)  # before the model is loaded: fail fast
-        rule = _parse_rule(args.grading)
-    except ValueError as error:
+        rules = load_rules(args.rules) if args.rules is not None else None
+    except ValueError as error:  # RuleError is one
         print(f"defect-infer: error: {error}", file=sys.stderr)
         return 2
     try:
-        summary = run_inference(args.model, args.sources, args.out, precision=args.precision, jobs=args.jobs,
-                                save_images=not args.no_images, rule=rule, min_area=args.min_area,
+        summary = run_inference(args.model, args.inputs, args.out, precision=args.precision, jobs=args.jobs,
+                                save_images=not args.no_images, rules=rules, min_area=args.min_area,
                                 image_threshold=args.image_threshold, pixel_threshold=args.pixel_threshold,
+                                ok_threshold=args.ok_threshold, weights=args.weights,
                                 max_frames=args.max_frames, progress=not args.quiet, num_threads=args.threads,
                                 overwrite=args.overwrite)
     except OutputFolderError as error:  # --out changed since the check above
@@ -431,6 +477,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"defect-infer: error: {error}", file=sys.stderr)
         return 1
     ignored = "".join(f"; ignored {count} {reason}" for reason, count in summary["ignored"].items())
+    if summary["bundle"] is not None:
+        bundle = summary["bundle"]
+        print(f"bundle {bundle['name']} (created {bundle['created']}, defect-plugins {bundle['package_version']}): "
+              f"{summary['weights']} weights, thresholds {summary['thresholds_applied']}, rules {summary['rules']}")
     print(f"{summary['processed']} of {summary['inputs']} inputs processed, {summary['failed']} failed "
           f"(INFERENCE_PRECISION_HINT={summary['inference_precision_hint']}, {summary['images_per_s']:.1f} img/s); "
           f"decisions {summary['decisions']}{ignored}; results in {args.out / 'results.json'}")

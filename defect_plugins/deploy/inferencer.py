@@ -8,6 +8,7 @@ load time (:func:`.families.anomaly.adopt_anomalib_ir`)::
     from defect_plugins.deploy import DefectInferencer
 
     inferencer = DefectInferencer("model.xml", device="CPU", precision="f32")
+    inferencer = DefectInferencer("bundle/")     # a bundle of defect-fit: its threshold and rules too
     result = inferencer.predict(frame)           # BGR uint8 array or a path
     result.decision, result.regions, result.to_dict()
     cv2.imwrite("overlay.png", result.overlay())
@@ -15,6 +16,12 @@ load time (:func:`.families.anomaly.adopt_anomalib_ir`)::
         ...
 
 Only numpy, OpenCV and OpenVINO are imported: this runs in the runtime-only install.
+
+A model bundle (:mod:`.bundle`: a folder, its ``bundle.json`` or a ``.tar``/``.tar.gz`` of it) is
+accepted wherever an IR is: the inferencer loads the bundle's IR of the weight precision asked
+(``weights``, default the bundle's ``default_precision``) and judges with the bundle's calibrated
+threshold(s), OK class and rule file (:func:`.bundle.bundle_settings`). A threshold or rule file
+given to the constructor wins over the bundle's: the bundle supplies only what the caller left unset.
 
 ``predict_many`` keeps ``jobs`` infer requests busy (OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``
 by default) as a ring driven from the calling thread with ``start_async`` / ``wait``: each new
@@ -43,9 +50,10 @@ import numpy as np
 
 from defect_plugins.imaging.files import ImageReadError, read_bgr
 from defect_plugins.imaging.geometry import to_input
-from defect_plugins.imaging.quantify import GradingRule
 
+from .bundle import Bundle, BundleError, bundle_settings, is_bundle, load_bundle
 from .families import PostSettings, get_family
+from .grading.rules import RuleSet, default_rules, load_rules
 from .families import anomaly as anomaly_family
 from .metadata import MetadataError, ModelMetadata
 from .result import InferenceResult
@@ -68,6 +76,20 @@ def load_ir(model: str | Path) -> tuple[Any, ModelMetadata]:
     return anomaly_family.adopt_anomalib_ir(ov_model, path)
 
 
+def _check_model(path: Path, metadata: ModelMetadata, bundle: Bundle | None, weights: str | None) -> None:
+    """The IR is the one asked for: a bundle's family, or an IR's weight precision when the caller named one."""
+    if bundle is not None:
+        wanted = (weights or bundle.default_precision).upper()
+        if metadata.family != bundle.family or metadata.precision != wanted:
+            raise BundleError(f"{path}: a {metadata.family} model with {metadata.precision} weights, but bundle "
+                              f"{bundle.root} lists it as its {bundle.family} {wanted} model: the bundle was "
+                              f"assembled wrongly; write it again (defect-fit)")
+        return
+    if weights is not None and weights.upper() != metadata.precision:
+        raise ValueError(f"{path}: an IR with {metadata.precision} weights, not {weights.upper()}; weights= chooses "
+                         f"among the models of a bundle, for an IR it can only name the IR's own")
+
+
 @dataclass
 class _Pending:
     """An image handed to a request (or already failed), waiting to be collected in input order."""
@@ -82,30 +104,48 @@ class DefectInferencer:
     """An exported model (this package's or anomalib's) compiled for one device and precision.
 
     Args:
-        model: path to ``model.xml`` (``model.bin`` next to it).
+        model: path to ``model.xml`` (``model.bin`` next to it), or a model bundle (its folder,
+            ``bundle.json`` or archive; :mod:`.bundle`).
         device: OpenVINO device (``CPU``).
         precision: ``INFERENCE_PRECISION_HINT``: ``f32`` (default; use it for thresholded scores),
             ``f16`` or ``bf16``.
+        weights: a bundle's weight precision to load (``FP32``, ``INT8``; default the bundle's
+            ``default_precision``). An IR has one: given for an IR, it must name that IR's weight
+            precision (a check that the file is what the caller expects), else ``ValueError``.
+            Not ``precision``, which has always been the inference precision hint.
         performance_hint: ``LATENCY`` (default: one image at a time) or ``THROUGHPUT`` (several
             streams, for :meth:`predict_many` over many images).
         num_threads: inference threads (``None``: OpenVINO decides).
-        rule, min_area, image_threshold, pixel_threshold, quantify: post-processing
-            (:class:`.families.PostSettings`; ``quantify=False``: a classifier gives its class only,
-            without the paper's regions, which cost 1-3 ms per 200 x 200 image).
+        rules, min_area, image_threshold, pixel_threshold, ok_class, ok_threshold, quantify:
+            post-processing (:class:`.families.PostSettings`; ``rules``: a rule file's path or a
+            loaded ``RuleSet``; ``quantify=False``: a classifier gives its class only, without the
+            paper's regions, which cost 1-3 ms per 200 x 200 image). ``None``: the bundle's value
+            (for a bundle), else the default.
+
+    Attributes:
+        bundle: the loaded :class:`.bundle.Bundle`, or ``None`` for a bare IR.
+        path: the ``.xml`` loaded (inside the bundle for a bundle).
     """
 
     def __init__(self, model: str | Path, device: str = "CPU", precision: str = "f32", *,
-                 performance_hint: str = "LATENCY", num_threads: int | None = None, rule: GradingRule | None = None,
-                 min_area: int = 4, image_threshold: float | None = None, pixel_threshold: float | None = None,
+                 weights: str | None = None, performance_hint: str = "LATENCY", num_threads: int | None = None,
+                 rules: RuleSet | str | Path | None = None, min_area: int = 4, image_threshold: float | None = None,
+                 pixel_threshold: float | None = None, ok_class: str | None = None, ok_threshold: float | None = None,
                  quantify: bool = True) -> None:
-        self.path = Path(model)
+        # a folder is a bundle or nothing (load_bundle says which file is missing)
+        self.bundle: Bundle | None = load_bundle(model) if is_bundle(model) or Path(model).is_dir() else None
+        self.path = self.bundle.model_xml(weights) if self.bundle is not None else Path(model)
         ov_model, self.metadata = load_ir(self.path)
+        _check_model(self.path, self.metadata, self.bundle, weights)
         self.family = get_family(self.metadata.family)
         self.precision = precision
         self.device = device
-        self.settings = PostSettings(rule=rule or GradingRule(), min_area=int(min_area),
-                                     image_threshold=image_threshold, pixel_threshold=pixel_threshold,
-                                     quantify=quantify)
+        if ok_threshold is not None and ok_class is None and self.bundle is not None:
+            ok_class = self.bundle.ok_class  # an explicit OK threshold of the bundle's OK class
+        settings = PostSettings(rules=load_rules(rules) if isinstance(rules, (str, Path)) else rules or default_rules(),
+                                min_area=int(min_area), quantify=quantify, image_threshold=image_threshold,
+                                pixel_threshold=pixel_threshold, ok_class=ok_class, ok_threshold=ok_threshold)
+        self.settings = bundle_settings(self.bundle, settings, weights) if self.bundle is not None else settings
         self.compiled = compile_model(ov_model, precision, performance_hint=performance_hint, device=device,
                                       num_threads=num_threads)
         self._size = None if self.metadata.dynamic else tuple(self.metadata.input_size)
@@ -113,7 +153,8 @@ class DefectInferencer:
         self._request = None
 
     def __repr__(self) -> str:
-        return (f"DefectInferencer({str(self.path)!r}, family={self.metadata.family!r}, "
+        bundle = f", bundle={self.bundle.name!r}" if self.bundle is not None else ""
+        return (f"DefectInferencer({str(self.path)!r}, family={self.metadata.family!r}{bundle}, "
                 f"weights={self.metadata.precision!r}, precision={self.precision!r}, device={self.device!r})")
 
     def optimal_jobs(self) -> int:

@@ -35,12 +35,16 @@ def _load(results_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def _pick(results: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
-    """Pictures to show: defects first (worst grade, then score/confidence), then the rest."""
-    order = {"severe": 3, "major": 2, "minor": 1, "": 0}
+def _pick(results: list[dict[str, Any]], count: int, grades: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Pictures to show: defects first (most severe grade, then score/confidence), then the rest.
+
+    ``grades``: the run's rule-file grades, least severe first (``summary["grades"]``); a grade it
+    does not list sorts as the least severe.
+    """
+    order = {grade: index for index, grade in enumerate(grades)}
     ok = [r for r in results if r.get("status") == "ok" and r.get("overlay")]
-    ok.sort(key=lambda r: (r.get("decision") not in ("good",), order.get(r.get("worst_grade", ""), 0),
-                           r.get("score", r.get("confidence", 0.0))), reverse=True)
+    ok.sort(key=lambda r: (bool(r.get("is_defect", r.get("decision") != "good")), order.get(r.get("grade", ""), 0),
+                           r.get("score") or r.get("confidence") or 0.0), reverse=True)
     return ok[:count]
 
 
@@ -103,14 +107,15 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], *, title: str
         md += [f"## {section.title}", "", "| key | value |", "|---|---|"]
         md += [f"| {k} | {_value(v)} |" for k, v in rows.items()]
         md += ["", f"Results: `{rel}/results.csv`, regions: `{rel}/regions.csv`", ""]
-        for result in _pick(data["results"], section.max_pictures):
+        grades = summary.get("grades") or []
+        for result in _pick(data["results"], section.max_pictures, grades):
             caption = result["decision"]
             if "score" in result:
                 caption += f" score {result['score']:.3f}"
             if "confidence" in result:
                 caption += f" {result['confidence']:.2f}"
-            if result.get("worst_grade"):
-                caption += f", {result.get('num_regions', 0)} regions, worst {result['worst_grade']}"
+            if result.get("grade"):
+                caption += f", grade {result['grade']}, {result.get('num_regions', 0)} regions"
             caption += f" - {Path(result['source']).name}"
             src = f"{rel}/{result['overlay']}"
             parts.append(f"<figure><img src='{html.escape(src)}'>"

@@ -8,8 +8,9 @@ its first moments divided by the area (centroid), the length of its traced bound
 compact blobs a small one). :class:`ImageTotals` sums the regions of one image as the paper's
 Table 7 does (total area, total perimeter, their ratio K, area ratio of the image). Everything is
 measured at the image's own resolution: areas in pixels, perimeters in pixels, K in 1/pixel (so
-K of the same defect halves when the image is taken at twice the resolution). A
-:class:`GradingRule` turns the numbers of a region into a grade.
+K of the same defect halves when the image is taken at twice the resolution). Regions carry
+measurements only: the grade of an image comes from a rule file over these totals
+(:mod:`defect_plugins.deploy.grading`).
 
 OpenCV does the work: ``cv2.connectedComponentsWithStats`` for the regions,
 ``cv2.moments`` for the moments and ``cv2.findContours`` (Suzuki-Abe border following) with
@@ -22,11 +23,13 @@ keep their exact length, a disc's perimeter comes within 2 % of 2 pi r (radius >
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from .labels import Box, TextStyle, draw_label, place_labels, text_style
 
 
 @dataclass(frozen=True)
@@ -40,43 +43,11 @@ class DefectRegion:
     area_ratio: float
     k: float  # perimeter / area
     bbox: tuple[int, int, int, int]  # x, y, width, height
-    grade: str = ""
 
     def to_dict(self) -> dict:
         # by hand: dataclasses.asdict deep-copies field by field, and an Otsu mask has hundreds of regions
         return {"label": self.label, "area": self.area, "centroid": self.centroid, "perimeter": self.perimeter,
-                "area_ratio": self.area_ratio, "k": self.k, "bbox": self.bbox, "grade": self.grade}
-
-
-@dataclass(frozen=True)
-class GradingRule:
-    """Grade a region by its area ratio and K; thresholds are configurable.
-
-    A region is ``severe`` when its area ratio exceeds ``severe_area_ratio`` or it is
-    crack-like (K above ``crack_k``) and longer than ``min_crack_area`` pixels; ``major`` when
-    its area ratio exceeds ``major_area_ratio``; ``minor`` otherwise.
-    """
-
-    major_area_ratio: float = 0.005
-    severe_area_ratio: float = 0.02
-    crack_k: float = 0.8
-    min_crack_area: float = 30.0
-
-    def grade(self, region: DefectRegion) -> str:
-        if region.area_ratio > self.severe_area_ratio or (
-            region.k > self.crack_k and region.area >= self.min_crack_area
-        ):
-            return "severe"
-        if region.area_ratio > self.major_area_ratio:
-            return "major"
-        return "minor"
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GradingRule":
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise KeyError(f"unknown grading rule keys {sorted(unknown)}; expected {sorted(cls.__dataclass_fields__)}")
-        return cls(**{key: float(value) for key, value in values.items()})
+                "area_ratio": self.area_ratio, "k": self.k, "bbox": self.bbox}
 
 
 @dataclass(frozen=True)
@@ -114,15 +85,10 @@ def image_totals(regions: Sequence[DefectRegion | dict], image_shape: Sequence[i
 
 @dataclass
 class MaskReport:
-    """All regions of one mask, largest first, the worst grade among them and the image totals."""
+    """All regions of one mask, largest first, and the image totals."""
 
     regions: list[DefectRegion] = field(default_factory=list)
     image_shape: tuple[int, int] | None = None  # (height, width) of the mask, for the totals
-
-    @property
-    def worst_grade(self) -> str:
-        order = ["", "minor", "major", "severe"]
-        return max((region.grade for region in self.regions), key=order.index, default="")
 
     @property
     def totals(self) -> ImageTotals | None:
@@ -131,8 +97,7 @@ class MaskReport:
 
     def to_dict(self) -> dict:
         totals = self.totals
-        return {"num_regions": len(self.regions), "worst_grade": self.worst_grade,
-                "regions": [region.to_dict() for region in self.regions],
+        return {"num_regions": len(self.regions), "regions": [region.to_dict() for region in self.regions],
                 "totals": totals.to_dict() if totals else None}
 
 
@@ -150,7 +115,6 @@ def quantify_mask(
     mask: np.ndarray,
     *,
     min_area: int = 1,
-    rule: GradingRule | None = None,
     connectivity: int = 8,
 ) -> MaskReport:
     """Measure every connected region of a binary (or boolean, or 0/255) mask.
@@ -165,7 +129,6 @@ def quantify_mask(
     binary = (np.asarray(mask) > 0).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=connectivity)
     image_area = float(binary.size)
-    rule = rule or GradingRule()
     regions = []
     for label in range(1, count):
         x, y, w, h, pixels = (int(v) for v in stats[label])
@@ -177,26 +140,67 @@ def quantify_mask(
         area = moments["m00"]
         perimeter = _boundary_length(component)
         centroid = (moments["m10"] / area + x - 1, moments["m01"] / area + y - 1)
-        region = DefectRegion(label=label, area=area, centroid=centroid, perimeter=perimeter,
-                              area_ratio=area / image_area, k=perimeter / area, bbox=(x, y, w, h))
-        regions.append(replace(region, grade=rule.grade(region)))
+        regions.append(DefectRegion(label=label, area=area, centroid=centroid, perimeter=perimeter,
+                                    area_ratio=area / image_area, k=perimeter / area, bbox=(x, y, w, h)))
     regions.sort(key=lambda region: region.area, reverse=True)
     return MaskReport(regions, image_shape=(int(binary.shape[0]), int(binary.shape[1])))
 
 
+def region_label_style(shape: Sequence[int]) -> TextStyle:
+    """The style of region labels: scale ``min(height, width) / 600`` (at least 0.3), as the captions scale."""
+    return text_style(shape, reference_side=600.0, minimum=0.3)
+
+
+def region_label_boxes(shape: Sequence[int], regions: Sequence[DefectRegion], texts: Sequence[str] | None = None,
+                       *, reserved: Sequence[Box] = ()) -> list[Box | None]:
+    """Where :func:`draw_regions` writes each region's label (``None``: dropped for want of room).
+
+    ``texts`` default to the regions' 1-based positions in ``regions`` (the row numbers of a
+    geometry table listing them in the same order). The largest regions are placed first, so when
+    room runs out the smallest lose their labels; no two labels overlap, none overlaps
+    ``reserved`` (a caption) and none leaves the picture; a label covers a region's box only where
+    no other spot is free (:func:`.labels.place_labels`).
+    """
+    texts = [str(index + 1) for index in range(len(regions))] if texts is None else list(texts)
+    if len(texts) != len(regions):
+        raise ValueError(f"region_label_boxes: {len(regions)} regions but {len(texts)} texts; expected one each")
+    order = sorted(range(len(regions)), key=lambda index: -regions[index].area)  # stable: ties keep their order
+    placed = place_labels(shape, [regions[index].bbox for index in order], [texts[index] for index in order],
+                          region_label_style(shape), reserved=reserved, avoid=[region.bbox for region in regions])
+    boxes: list[Box | None] = [None] * len(regions)
+    for index, box in zip(order, placed):
+        boxes[index] = box
+    return boxes
+
+
 def draw_regions(image_bgr: np.ndarray, report: MaskReport, colour: Sequence[int] = (0, 0, 255), *,
-                 labels: bool = True) -> np.ndarray:
-    """Outline each region's box, mark its centroid and (``labels``) write its grade, area ratio and K next to it."""
+                 labels: bool = True, texts: Sequence[str] | None = None,
+                 colours: Sequence[Sequence[int]] | None = None, reserved: Sequence[Box] = ()) -> np.ndarray:
+    """Outline each region's box, mark its centroid and (``labels``) write its label beside it.
+
+    A label names the region (``texts``, default its 1-based position in ``report.regions``), not
+    a grade: the grade belongs to the image (:mod:`defect_plugins.deploy.grading`). Labels never
+    overlap each other or ``reserved`` boxes and never leave the picture; the smallest regions lose
+    theirs first when there is no room (:func:`region_label_boxes`). ``colours``: one per region
+    (a segmentor's classes), else ``colour`` for all.
+    """
     canvas = image_bgr.copy()
-    scale = max(0.3, min(canvas.shape[:2]) / 600)
-    for region in report.regions:
+    regions = report.regions
+    colours = [colour] * len(regions) if colours is None else list(colours)
+    if len(colours) != len(regions):
+        raise ValueError(f"draw_regions: {len(regions)} regions but {len(colours)} colours; expected one each")
+    marker = max(5, int(round(min(canvas.shape[:2]) / 60)))
+    for region, region_colour in zip(regions, colours):
         x, y, w, h = region.bbox
-        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), tuple(int(c) for c in colour), 1)
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), tuple(int(c) for c in region_colour), 1)
         cx, cy = (int(round(v)) for v in region.centroid)
-        cv2.drawMarker(canvas, (cx, cy), (255, 255, 255), cv2.MARKER_CROSS, 5, 1)
-        if not labels:
-            continue
-        text = f"{region.grade} a={region.area_ratio:.3f} K={region.k:.2f}"
-        cv2.putText(canvas, text, (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    tuple(int(c) for c in colour), 1)
+        cv2.drawMarker(canvas, (cx, cy), (255, 255, 255), cv2.MARKER_CROSS, marker, 1)
+    if labels and regions:
+        texts = [str(index + 1) for index in range(len(regions))] if texts is None else list(texts)
+        style = region_label_style(canvas.shape)
+        for text, box, region_colour in zip(texts, region_label_boxes(canvas.shape, regions, texts,
+                                                                       reserved=reserved), colours):
+            if box is not None:  # the region's colour as the background, black or white text on it
+                light = 0.114 * region_colour[0] + 0.587 * region_colour[1] + 0.299 * region_colour[2] > 140
+                draw_label(canvas, text, box, style, (0, 0, 0) if light else (255, 255, 255), region_colour)
     return canvas

@@ -7,8 +7,6 @@ package serves that screen for any exported models of this project (classifier, 
 anomaly) and records the operator's decisions:
 
 =================  ===========================================================================
-:mod:`.rules`      grading rule files (YAML) and their checks; ``default_rules.yaml``
-:mod:`.grading`    a model's result -> Table 7 measures -> a grade with its reasons
 :mod:`.imaging`    upload checks (format, size, truncation) and images for the page
 :mod:`.store`      the SQLite file (WAL mode, one transaction per write)
 :mod:`.engine`     :class:`~.engine.Station`: models, inspection, threshold slider, decisions
@@ -16,5 +14,7 @@ anomaly) and records the operator's decisions:
 :mod:`.cli`        ``defect-station``
 =================  ===========================================================================
 
+The rule files and the grading are the deployment layer's (:mod:`defect_plugins.deploy.grading`),
+so the station, ``defect-infer`` and ``DefectInferencer`` give the same grades from the same file.
 Nothing here imports torch or a toolkit: it runs in the runtime-only install.
 """

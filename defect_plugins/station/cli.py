@@ -2,6 +2,12 @@
 
     defect-station --model cls.xml --model seg.xml --model ad.xml --rules rules.yaml \\
         --watch DIR --db station.sqlite --port 8080 [--host 127.0.0.1]
+    defect-station --bundle BUNDLE [--model more.xml ...]     # a model bundle of defect-fit
+
+A ``--model`` may be a bundle (its folder, ``bundle.json`` or archive; ``--bundle`` is a synonym):
+its model is judged with the bundle's calibrated threshold(s). One rule file grades every model:
+``--rules`` when given, else the rule file of the first bundle given (in ``--model`` / ``--bundle``
+order) that has one, else the packaged default; the station prints which at start.
 
 Binds to 127.0.0.1 unless ``--host`` says otherwise. The page has no login yet: bound to another
 address (``--host 0.0.0.0``), anyone who can reach this PC's port can inspect images, record
@@ -27,9 +33,14 @@ from defect_plugins.deploy.runtime import PRECISION_HINTS
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", dest="models", action="append", type=Path, required=True,
-                        help="model.xml exported by defect-export or anomalib (repeat for several models)")
-    parser.add_argument("--rules", type=Path, help="grading rule file (YAML; default: the packaged default_rules.yaml)")
+    parser.add_argument("--model", dest="models", action="append", type=Path, default=[],
+                        help="model.xml exported by defect-export or anomalib, or a model bundle of defect-fit "
+                             "(repeat for several models)")
+    parser.add_argument("--bundle", dest="models", action="append", type=Path,
+                        help="a model bundle of defect-fit (folder, bundle.json or .tar/.tar.gz); the same as --model")
+    parser.add_argument("--rules", type=Path,
+                        help="grading rule file (YAML; default: the first bundle's, else the packaged "
+                             "default_rules.yaml)")
     parser.add_argument("--watch", type=Path, help="folder the camera writes images into (newest image on request)")
     parser.add_argument("--db", type=Path, default=Path("station.sqlite"), help="SQLite file (default station.sqlite)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this PC only)")
@@ -67,11 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     from .app import create_app
+    from defect_plugins.deploy.grading.rules import RuleError, load_rules
+
     from .engine import Station, StationError
     from .guard import allowed_hosts, is_loopback
-    from .rules import RuleError, load_rules
+    from .models import station_rules
     from .store import Store, StoreError
 
+    if not args.models:
+        print("defect-station: error: give at least one --model (or --bundle)", file=sys.stderr)
+        return 2
     if not 1 <= args.port + 1 <= 65536:
         print(f"defect-station: error: --port must be 0 to 65535, got {args.port}", file=sys.stderr)
         return 2
@@ -86,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scratch = tempfile.TemporaryDirectory(prefix="defect-station-check-")
         args.db, args.host, args.port = Path(scratch.name) / "check.sqlite", "127.0.0.1", 0
     try:
-        rules = load_rules(args.rules)
+        rules_path, rules_origin = station_rules(args.rules, args.models)
+        rules = load_rules(rules_path)
         store = Store(args.db)
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
@@ -112,8 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"defect-station: {'checking' if args.check else 'serving'} http://{shown}:{port}/", flush=True)
     for model in station.models:
         info = model.describe()
+        bundle = info["bundle"]
+        from_bundle = (f", bundle {bundle['name']} of {bundle['created']} (thresholds {bundle['thresholds']})"
+                       if bundle else "")
         print(f"  model {info['name']}: {info['family']}, {info['weights']} weights at {info['precision']}, "
-              f"version {info['version']}", flush=True)
+              f"version {info['version']}{from_bundle}", flush=True)
+    print(f"  rules: {rules.source} ({rules_origin})", flush=True)
     for note in station.rule_notes:
         print(f"  note: {note}", flush=True)
     hosts = allowed_hosts(host, args.allow_host)

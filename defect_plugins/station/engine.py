@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from defect_plugins.deploy.families import get_family
+from defect_plugins.deploy.grading import ModelGrading, RuleSet, grade_result
 from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.imaging.paper_segmentation import segment_defects
 
 from .errors import StationError
-from .grading import ModelGrading, grade_result
 from .imaging import ImageRejected, decode_upload
 from .memory import Inspection, ModelState, ResultCache
 from .models import StationModel, load_models, rule_classes
 from .payload import inspection_payload, model_card
-from .rules import RuleSet
 from .store import Store, StoreError, token_hash
 from .watch import WatchFolder
 
@@ -56,7 +55,7 @@ class Station:
         self.max_file_bytes = int(max_file_bytes)  # uploads and watched files alike
         self.display_side = int(display_side)
         self.watch_folder = WatchFolder(watch) if watch is not None else None
-        self.models = load_models(models, precision=precision, min_area=min_area)
+        self.models = load_models(models, precision=precision, min_area=min_area, rules=rules)
         self.rule_notes = rules.check_models(rule_classes(self.models), strict=strict_rules)
         self.cache = ResultCache(int(cache_mb * 1e6))
 
@@ -105,7 +104,10 @@ class Station:
         return self.inspect(folder.read(path, self.max_file_bytes), path.name, origin="watch")
 
     def _grade(self, result: InferenceResult) -> ModelGrading:
-        """The rules' grade; a model that failed on the image gives the most severe grade (nothing passes unseen)."""
+        """The rules' grade (as the inferencer's own, :func:`~defect_plugins.deploy.grading.grade_result`).
+
+        A model that failed on the image gives the most severe grade (nothing passes unseen).
+        """
         if result.ok:
             return grade_result(self.rules, result)
         return ModelGrading(self.rules.grades[-1], [f"the model failed ({result.error}): the most severe grade "

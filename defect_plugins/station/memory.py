@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from defect_plugins.deploy.grading import ModelGrading
 from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.imaging.paper_segmentation import PaperViews
 
-from .grading import ModelGrading
 from .models import StationModel
 
 

@@ -3,6 +3,11 @@
 An inferencer owns one OpenVINO infer request and the web server calls in from several threads,
 so each model serialises its own calls; different models run side by side. A model's version is
 the hash of its files, so records say which weights graded a part.
+
+A model may be a bundle of ``defect-fit`` (:mod:`defect_plugins.deploy.bundle`): it is named after
+the bundle, judged with the bundle's calibrated threshold(s), and its status line and records say
+which bundle (name, creation date) it is. Which rule file grades is the station's choice
+(:func:`station_rules`): one rule file grades every model of a station.
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from defect_plugins.deploy.bundle import Bundle, is_bundle, load_bundle
 from defect_plugins.deploy.families import get_family
+from defect_plugins.deploy.grading.rules import RuleSet
 from defect_plugins.deploy.inferencer import DefectInferencer
 from defect_plugins.deploy.result import InferenceResult
 
@@ -40,17 +47,33 @@ class StationModel:
     def family(self) -> str:
         return self.inferencer.metadata.family
 
+    @property
+    def bundle(self) -> Bundle | None:
+        """The bundle this model came from (``None`` for a bare IR)."""
+        return self.inferencer.bundle
+
+    def bundle_info(self) -> dict[str, Any] | None:
+        """What the page and the records say of the bundle: name, creation date, its calibrated thresholds."""
+        bundle = self.bundle
+        if bundle is None:
+            return None
+        return {"name": bundle.name, "created": bundle.created, "package_version": bundle.package_version,
+                "thresholds": bundle.thresholds_for(self.inferencer.metadata.precision)}
+
     def describe(self) -> dict[str, Any]:
         latencies = list(self.latencies_ms)
         return {"index": self.index, "name": self.name, "family": self.family, "path": str(self.path),
                 "version": self.version, "weights": self.inferencer.metadata.precision,
                 "precision": self.inferencer.precision, "classes": list(self.inferencer.metadata.class_names),
-                "inferences": self.inferences,
+                "bundle": self.bundle_info(), "inferences": self.inferences,
                 "latency_ms": round(statistics.median(latencies), 2) if latencies else None}
 
     def record(self) -> dict[str, Any]:
-        return {"name": self.name, "family": self.family, "version": self.version,
-                "weights": self.inferencer.metadata.precision, "precision": self.inferencer.precision}
+        record = {"name": self.name, "family": self.family, "version": self.version,
+                  "weights": self.inferencer.metadata.precision, "precision": self.inferencer.precision}
+        if self.bundle is not None:
+            record["bundle"] = {"name": self.bundle.name, "created": self.bundle.created}
+        return record
 
     def predict(self, image: np.ndarray, source: str) -> tuple[InferenceResult, float]:
         """Run the model (serialised per model); the result and the inferencer's time in ms."""
@@ -73,16 +96,38 @@ def file_version(xml: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_models(paths: Sequence[str | Path], *, precision: str, min_area: int) -> list[StationModel]:
-    """One :class:`StationModel` per IR, named by file stem (``stem#index`` when two stems clash)."""
+def load_models(paths: Sequence[str | Path], *, precision: str, min_area: int,
+                rules: RuleSet | None = None) -> list[StationModel]:
+    """One :class:`StationModel` per IR or bundle, named by file stem or bundle name (``name#index`` when two clash).
+
+    ``rules`` (the station's rule file) grades every model; ``None`` leaves each model its own
+    (a bundle's, else the packaged default). A bundle loads its default weights.
+    """
     models: list[StationModel] = []
     names: set[str] = set()
     for index, path in enumerate(Path(m) for m in paths):
-        inferencer = DefectInferencer(path, precision=precision, min_area=min_area)
-        name = path.stem if path.stem not in names else f"{path.stem}#{index}"
+        inferencer = DefectInferencer(path, precision=precision, min_area=min_area, rules=rules)
+        stem = inferencer.bundle.name if inferencer.bundle is not None else path.stem
+        name = stem if stem not in names else f"{stem}#{index}"
         names.add(name)
-        models.append(StationModel(index, name, path, inferencer, file_version(path)))
+        models.append(StationModel(index, name, path, inferencer, file_version(inferencer.path)))
     return models
+
+
+def station_rules(explicit: str | Path | None, models: Sequence[str | Path]) -> tuple[Path | None, str]:
+    """The rule file a station grades with, and why: ``--rules``, else the first bundle's, else the packaged default.
+
+    Returns ``(path, origin)``; ``path`` is ``None`` for the packaged default. Bundles are only
+    read here (their manifest, not their weights): the models are loaded afterwards.
+    """
+    if explicit is not None:
+        return Path(explicit), "--rules"
+    for model in models:
+        if is_bundle(model):
+            bundle = load_bundle(model, verify=False)  # the full check comes when the model is loaded
+            if bundle.rules_path is not None:
+                return bundle.rules_path, f"the rules of bundle {bundle.name}, the first bundle given that has rules"
+    return None, "the packaged default (no --rules, no bundle with rules)"
 
 
 def rule_classes(models: Sequence[StationModel]) -> dict[str, set[str]]:

@@ -15,7 +15,7 @@ Why it is written this way:
   open closes (https://www.sqlite.org/wal.html, "Persistence of WAL mode"), which would
   otherwise happen after every write. A connection that never read the database does not hold
   the WAL open: 200 inserts with ``synchronous=FULL`` took 2.8-3.3 ms each without that read and 0.9-1.3 ms
-  with it on a 2-core CPU (``python experiments/station/bench_station_store.py``; ``tests/station/test_records.py``
+  with it on a 2-core CPU (``python experiments/station/bench_station_store.py``; ``tests/unit/station/test_records.py``
   checks that the WAL file stays).
 * Decisions are appended, never replaced: the history shows the current grade (the newest
   decision's) and every decision in order; the CSV has one row per decision.

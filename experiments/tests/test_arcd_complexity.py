@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from experiments.arcd.arcd_complexity import THESIS_TABLE_4_2, count_thop_style, main, measure, reconstructor_variants
-from tests.seg.conftest import _mmseg_scope, _one_thread  # noqa: F401
+from tests.fixtures.seg_autouse import _mmseg_scope, _one_thread  # noqa: F401
 
 
 @pytest.mark.parametrize("name", sorted(THESIS_TABLE_4_2))

@@ -12,7 +12,8 @@ from pathlib import Path
 from mmengine.config import Config, DictAction
 
 from experiments.arcd import seg_seeds
-from tests.seg.conftest import REPO, _mmseg_scope, _one_thread  # noqa: F401
+from tests.fixtures.seg import REPO
+from tests.fixtures.seg_autouse import _mmseg_scope, _one_thread  # noqa: F401
 
 SCRIPT = REPO / "experiments" / "arcd" / "arcd_evidence.sh"
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from experiments.arcd import arcd_residual_auroc
-from tests.seg.conftest import _mmseg_scope, _one_thread  # noqa: F401
+from tests.fixtures.seg_autouse import _mmseg_scope, _one_thread  # noqa: F401
 
 CONFIG = """model = dict(
     data_preprocessor=dict(type='ARCDDataPreProcessor', mean=[0., 0., 0.], std=[255., 255., 255.]),

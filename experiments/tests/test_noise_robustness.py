@@ -11,7 +11,7 @@ from mmpretrain.registry import MODELS, TRANSFORMS
 from defect_plugins.cls.mgjr.corruptions import HELD_OUT_KINDS
 from defect_plugins.cls.mgjr.noise import NOISE_KINDS
 from experiments.mgjr.noise_robustness import HELD_OUT, KINDS, TRAINING_KINDS, main, noisy_pipeline
-from tests.cls.mgjr.conftest import TINY_STUDENT, TINY_TEACHER
+from tests.fixtures.mgjr import TINY_STUDENT, TINY_TEACHER
 
 
 def test_tool_evaluates_training_and_held_out_kinds_on_the_same_images(tiny_neu, tmp_path):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from experiments.arcd import seg_seeds
-from tests.seg.conftest import REPO, _mmseg_scope, _one_thread, cli_options, tiny_options  # noqa: F401
+from tests.fixtures.seg import REPO, cli_options, tiny_options
+from tests.fixtures.seg_autouse import _mmseg_scope, _one_thread  # noqa: F401
 
 
 def _tool():  # noqa: ANN202
@@ -34,7 +35,7 @@ def test_stage1_then_two_stage2_runs_paired_and_kept(strip_data: Path, tmp_path:
             "--seeds", "0", "--reference", "arcd",
             "--run-options", f"arcd:model.reconstructor_checkpoint={stage1}/seed{{seed}}/base/iter_2.pth",
             f"calm:model.reconstructor_checkpoint={stage1}/seed{{seed}}/base/iter_2.pth",
-            "calm:model.neck.in_channels=[64,32,16,8,4]",  # the tiny widths (conftest.tiny_options(neck=True))
+            "calm:model.neck.in_channels=[64,32,16,8,4]",  # the tiny widths (fixtures.seg.tiny_options(neck=True))
             "--cfg-options", *cli_options(options)]
     assert tool.main(argv) == 0
     report = json.loads((stage2 / "results.json").read_text())

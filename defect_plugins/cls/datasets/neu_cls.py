@@ -74,7 +74,10 @@ class NEUCLSDataset(CustomDataset):
     def load_data_list(self):
         if self.ann_file:
             if not os.path.isfile(self.ann_file):
-                raise DatasetError(f"annotation file {self.ann_file} not found (write it with defect-cls-split)")
+                raise DatasetError(f"annotation file {self.ann_file} not found (write it with defect-cls-split; "
+                                   f"images are read from data_prefix {self.img_prefix!r}; with --cfg-options "
+                                   f"set each loader's dataset.ann_file and dataset.data_prefix, not the config's "
+                                   f"variables)")
             self._check_annotations()
         else:
             self._check_class_folders()

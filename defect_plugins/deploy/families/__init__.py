@@ -8,7 +8,8 @@ family (loading the torch model, converting it, the INT8 ignored scope, the metr
 half, :mod:`defect_plugins.deploy.export.families` (``get_export_family``).
 
 =====================  ======================================================================
-``postprocess``        raw outputs of one image -> :class:`..result.InferenceResult`
+``postprocess``        raw outputs of one image -> :class:`..result.InferenceResult`, graded
+                       with ``PostSettings.rules`` (:func:`..grading.graded`)
 ``overlay``            the picture of a result
 ``row_fields``         the family's own keys of a result's JSON row (``InferenceResult.to_dict``)
 ``OPTIONAL_REGIONS``   whether ``PostSettings.quantify=False`` changes anything (classifier: the
@@ -16,6 +17,11 @@ half, :mod:`defect_plugins.deploy.export.families` (``get_export_family``).
 ``CLASS_PRIORITY``     which family's class names a part first when several models answer
                        (the station's class: classifier, then segmentor, then anomaly)
 ``rule_classes``       the class names a grading rule file may name for a model of this family
+``rule_measures``      ``(result, rules) -> [(class name or None, measures), ...]``: which rule
+                       list (a class's, or ``default`` for None) is asked about which measures
+                       (:func:`..grading.grade_result` grades each and keeps the worst)
+``RULE_MEASURES``      the measure names ``rule_measures`` gives (a rule file may use no other)
+``RULES_PER_CLASS``    whether a rule file may give this family per-class lists (``classes``)
 =====================  ======================================================================
 
 The anomaly family also adopts ``anomalib export`` IRs at load time (``adopt_anomalib_ir``) and
@@ -30,6 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..grading.rules import RuleSet
 from ..metadata import FAMILIES, ModelMetadata
 from ..result import InferenceResult
 from .base import PostSettings
@@ -41,6 +48,8 @@ class Family(Protocol):
     NAME: str
     OPTIONAL_REGIONS: bool
     CLASS_PRIORITY: int
+    RULE_MEASURES: frozenset[str]
+    RULES_PER_CLASS: bool
 
     def postprocess(self, image: np.ndarray, outputs: Sequence[np.ndarray], metadata: ModelMetadata,
                     settings: PostSettings, source: str) -> InferenceResult: ...
@@ -50,6 +59,8 @@ class Family(Protocol):
     def row_fields(self, result: InferenceResult) -> dict[str, Any]: ...
 
     def rule_classes(self, metadata: ModelMetadata) -> list[str]: ...
+
+    def rule_measures(self, result: InferenceResult, rules: RuleSet) -> list[tuple[str | None, dict[str, float]]]: ...
 
 
 def get_family(name: str) -> Family | ModuleType:

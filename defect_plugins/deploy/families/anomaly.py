@@ -21,13 +21,17 @@ import numpy as np
 from defect_plugins.imaging.geometry import heat_to_image
 from defect_plugins.imaging.quantify import MaskReport, draw_regions, quantify_mask
 
+from ..grading.grade import Measures, graded, measures_of
+from ..grading.rules import RuleSet
 from ..metadata import MetadataError, ModelMetadata
 from ..result import InferenceResult
-from .base import PostSettings, put_text, region_from_row, region_rows
+from .base import PostSettings, draw_caption, plan_caption, region_from_row, region_rows, reserved
 
 NAME = "anomaly"
 OPTIONAL_REGIONS = False  # the thresholded map's regions come with the score
 CLASS_PRIORITY = 2  # good / defect is named last
+RULE_MEASURES = frozenset({"regions", "area", "perimeter", "area_ratio", "k", "score", "defect"})
+RULES_PER_CLASS = False  # good / defect only: the rules are the family's default list
 OUTPUTS = ["pred_score", "pred_label", "anomaly_map", "pred_mask"]
 # anomalib's PreProcessor resizes to 256 x 256 unless the model says otherwise (anomalib/pre_processing)
 ANOMALIB_DEFAULT_SIZE = (256, 256)
@@ -128,21 +132,30 @@ def postprocess(image: np.ndarray, outputs: Sequence[np.ndarray], metadata: Mode
 
 def rethreshold(result: InferenceResult, image_threshold: float, pixel_threshold: float,
                 settings: PostSettings) -> InferenceResult:
-    """The decision and regions of an anomaly result at other thresholds, from its kept map (no inference).
+    """The decision, regions and grade of an anomaly result at other thresholds, from its kept map (no inference).
 
     :func:`postprocess` ends here, and the station's threshold slider calls it directly, so both
-    threshold the same way.
+    threshold the same way. Under the image threshold the part is good: no regions, the least
+    severe grade; at or above it the map's regions above the pixel threshold are measured and the
+    rules grade the image.
     """
     is_defect = result.score >= image_threshold
-    report = (quantify_mask(result.anomaly_map >= pixel_threshold, min_area=settings.min_area, rule=settings.rule)
+    report = (quantify_mask(result.anomaly_map >= pixel_threshold, min_area=settings.min_area)
               if is_defect else MaskReport())
-    return dataclasses.replace(result, decision="defect" if is_defect else "good",
-                               regions=region_rows(report.regions, NAME), grade=report.worst_grade,
-                               image_threshold=float(image_threshold), pixel_threshold=float(pixel_threshold))
+    result = dataclasses.replace(result, decision="defect" if is_defect else "good", is_defect=is_defect,
+                                 regions=region_rows(report.regions, NAME), image_threshold=float(image_threshold),
+                                 pixel_threshold=float(pixel_threshold))
+    return graded(result, settings.rules)
+
+
+def rule_measures(result: InferenceResult, rules: RuleSet) -> list[tuple[str | None, Measures]]:
+    """The family's default rules over the totals of the thresholded map's regions, the score and the decision."""
+    return [(None, measures_of(result.regions, result.image.shape, rules, score=result.score or 0.0,
+                               defect=1.0 if result.is_defect else 0.0))]
 
 
 def overlay(result: InferenceResult) -> np.ndarray:
-    """JET heatmap over the image, the pixel-threshold contour in white, regions boxed, score at the bottom."""
+    """JET heatmap over the image, the pixel-threshold contour in white, regions boxed and numbered, score below."""
     import cv2
 
     image, heat = result.image, result.anomaly_map
@@ -151,9 +164,11 @@ def overlay(result: InferenceResult) -> np.ndarray:
     mask = (heat >= result.pixel_threshold).astype(np.uint8)
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(picture, contours, -1, (255, 255, 255), 1)
-    picture = draw_regions(picture, MaskReport([region_from_row(row) for row in result.regions]))
-    put_text(picture, f"{result.decision} {result.score:.2f}/{result.image_threshold:.2f}", (3, image.shape[0] - 4),
-             (0, 0, 255) if result.is_defect else (0, 255, 0))
+    caption = plan_caption(image.shape, f"{result.decision} {result.score:.2f}/{result.image_threshold:.2f}",
+                           bottom=True)
+    picture = draw_regions(picture, MaskReport([region_from_row(row) for row in result.regions]),
+                           reserved=reserved(caption))
+    draw_caption(picture, caption, (0, 0, 255) if result.is_defect else (0, 255, 0))
     return picture
 
 

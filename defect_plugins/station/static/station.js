@@ -68,7 +68,8 @@ async function loadStatus() {
     state.status = status;
     state.grades = status.rules.grades;
     const parts = status.models.map((m) =>
-      `${m.name} (${m.family}, ${m.weights} weights @ ${m.precision}, ` +
+      `${m.name} (${m.family}, ${m.bundle ? `bundle of ${m.bundle.created}, ` : ""}` +
+      `${m.weights} weights @ ${m.precision}, ` +
       `${m.latency_ms === null ? "not run yet" : m.latency_ms.toFixed(1) + " ms median"})`);
     $("status-line").textContent = `models: ${parts.join(" · ")} | rules: ${status.rules.source.split("/").pop()}` +
       ` | db: ${status.database.split("/").pop()}`;

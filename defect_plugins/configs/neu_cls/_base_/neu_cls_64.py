@@ -1,7 +1,10 @@
 # NEU-CLS at 64x64 (the RKD-SARSN paper's input size), fixed stratified 70/30 split, seed 0.
 # Write the split first:  defect-cls-split ../shared/data/neu_cls --out work_dirs/cls/neu_cls_split
-# Paths are relative to the project root (where tools/mim_train.sh is run); override with
-#   --cfg-options data_prefix=... (or train_dataloader.dataset.data_prefix=...).
+# Paths are relative to the project root (where tools/mim_train.sh is run). mmengine substitutes the variables
+# below when it parses this file, so `--cfg-options data_prefix=...` changes nothing; override each loader:
+#   --cfg-options train_dataloader.dataset.data_prefix=DIR val_dataloader.dataset.data_prefix=DIR
+#     test_dataloader.dataset.data_prefix=DIR (and .ann_file=SPLIT/train.txt / SPLIT/test.txt).
+# These configs are the NEU-CLS study (six classes); for your own classes use `defect-fit classifier DATA`.
 dataset_type = 'NEUCLSDataset'
 data_prefix = '../shared/data/neu_cls'
 split_dir = 'work_dirs/cls/neu_cls_split'

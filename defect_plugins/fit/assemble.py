@@ -1,0 +1,94 @@
+"""What every family's fit does after training: INT8 with its check, the bundle folder, the card.
+
+The IRs go into the bundle as plain files (``model/fp32.xml`` ...) re-saved with the calibrated
+threshold in their own metadata, so an IR taken out of the bundle still decides as the bundle does.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from defect_plugins.deploy.ir_files import read_metadata, read_model, save_ir
+from defect_plugins.deploy.metadata import ModelMetadata
+from defect_plugins.fileio import atomic_write_json, atomic_write_text
+
+
+def versions() -> dict[str, str]:
+    """The versions a card records: Python, this package and the toolkits present."""
+    from importlib import metadata
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in ("defect-plugins", "anomalib", "mmpretrain", "mmsegmentation", "mmengine", "torch", "openvino", "nncf"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def command_line(argv: Sequence[str] | None) -> str:
+    """The command as typed (``defect fit ...``), for the card."""
+    import shlex
+
+    return "defect fit " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+
+def resave(model_xml: Path, out_xml: Path, thresholds: Mapping[str, float], **changes: Any) -> ModelMetadata:
+    """Copy an IR to ``out_xml`` (plain files) with ``thresholds`` (and other metadata fields) updated."""
+    metadata = read_metadata(model_xml)
+    data = metadata.to_dict()
+    data["thresholds"] = {**data.get("thresholds", {}), **{k: float(v) for k, v in thresholds.items()}}
+    data.update(changes)
+    updated = ModelMetadata.from_dict(data)
+    save_ir(read_model(model_xml), out_xml, updated, versioned=False)
+    return updated
+
+
+def quantize_checked(fp32_xml: Path, out_xml: Path, calib_dir: Path, eval_dir: Path, tolerance: float,
+                     log: Callable[[str], None]) -> tuple[Path | None, dict[str, Any]]:
+    """INT8 of ``fp32_xml`` through the package's accuracy guard; ``(None, why)`` when the guard refuses it."""
+    from defect_plugins.deploy.export.int8 import QuantizationToleranceError, quantize_with_guard
+
+    metadata = read_metadata(fp32_xml)
+    try:
+        ov_model, report = quantize_with_guard(read_model(fp32_xml), metadata, calib_dir, eval_dir,
+                                               tolerance=tolerance)
+    except QuantizationToleranceError as error:
+        log(f"[fit] INT8 refused by the accuracy guard: {error}")
+        return None, {"accepted": False, "reason": str(error)}
+    data = {**metadata.to_dict(), "precision": "INT8", "quantization": report}
+    save_ir(ov_model, out_xml, ModelMetadata.from_dict(data), versioned=False)
+    log(f"[fit] INT8 {report['metric']}: FP32 {report['fp32']:.4f} -> INT8 {report['int8']:.4f}")
+    return out_xml, {"accepted": True, "guard": {k: report[k] for k in ("metric", "fp32", "int8", "drop", "tolerance",
+                                                                         "path", "int8_layers", "float_layers")}}
+
+
+def write_predictions(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """The held-out predictions as CSV (file, part, group, score, decision, ...), atomically."""
+    if not rows:
+        atomic_write_text(path, "")
+        return
+    fields = list(rows[0])
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_card(folder: Path, card: Mapping[str, Any], markdown: str) -> None:
+    atomic_write_json(folder / "card.json", card, indent=2, sort_keys=False)
+    atomic_write_text(folder / "card.md", markdown)
+
+
+def fmt_rate(rate: Mapping[str, Any] | None) -> str:
+    """``0.8% (1/120, 95% CI 0.0-4.6%)`` of a :class:`.calibration.Rate` dict."""
+    if not rate or not rate.get("n"):
+        return "n/a (no images)"
+    return (f"{100 * rate['value']:.1f} % ({rate['k']}/{rate['n']}; 95 % CI {100 * rate['lower']:.1f}-"
+            f"{100 * rate['upper']:.1f} %)")

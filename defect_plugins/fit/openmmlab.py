@@ -1,0 +1,74 @@
+"""Training through an OpenMMLab toolkit's own Runner, for ``defect-fit``: progress lines and resumption."""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _last_loss(run_dir: Path) -> float | None:
+    files = sorted(run_dir.glob("*/vis_data/scalars.json"))
+    if not files:
+        return None
+    for line in reversed(files[-1].read_text().splitlines()):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if "loss" in record:
+            return float(record["loss"])
+    return None
+
+
+def train_openmmlab(toolkit: str, config: Path, run_dir: Path, epochs: int,
+                    log: Callable[[str], None]) -> tuple[Path, float]:
+    """``toolkit``'s Runner in a child process (resumed when cut off); one line per epoch; the last checkpoint.
+
+    The child's output goes where this process's goes (the fit's log file, :mod:`.logs`); the terminal gets
+    one line per finished epoch (mmengine's ``epoch_N.pth`` appearing, the last logged loss) and, after the
+    first, the estimated training time.
+    """
+    from defect_plugins.runners.launcher import resumable_train_command
+    from defect_plugins.runners.process import die_with_parent
+
+    final = run_dir / f"epoch_{epochs}.pth"
+    if final.is_file():
+        log(f"[fit] training finished earlier ({final})")
+        return final, 0.0
+    command = resumable_train_command(toolkit, config, run_dir)
+    if "--resume" in command:
+        log(f"[fit] resuming the training in {run_dir}")
+    started = time.perf_counter()
+
+    def finished_epochs() -> int:
+        return max((int(p.stem.split("_")[1]) for p in run_dir.glob("epoch_*.pth")), default=0)
+
+    estimated = False
+    seen, last, runner_started = finished_epochs(), started, False  # a resumed run starts after its last epoch
+    process = subprocess.Popen(command, preexec_fn=die_with_parent())  # our own interpreter and module
+    while True:
+        ended = process.poll() is not None
+        if not runner_started and any(run_dir.glob("*/vis_data")):
+            # the Runner is built (imports and start-up done): epoch 1 is timed from here, so that the
+            # estimate is not inflated by the child's start-up
+            last, runner_started = time.perf_counter(), True
+        done = finished_epochs()
+        if done > seen:
+            now = time.perf_counter()
+            seconds = (now - last) / (done - seen)
+            loss = _last_loss(run_dir)
+            line = f"[fit] epoch {done}/{epochs} loss {loss:.4f} ({seconds:.1f} s)" if loss is not None \
+                else f"[fit] epoch {done}/{epochs} ({seconds:.1f} s)"
+            if not estimated and epochs > 1:
+                line += f"; estimated training time {seconds * epochs / 60:.1f} min for {epochs} epochs"
+            log(line)
+            seen, last, estimated = done, now, True
+        if ended:
+            break
+        time.sleep(0.5)
+    if process.wait() != 0 or not final.is_file():
+        raise RuntimeError(f"{toolkit} training of {config} failed (exit {process.returncode}); "
+                           f"its log is in the fit's log file and under {run_dir}")
+    return final, time.perf_counter() - started

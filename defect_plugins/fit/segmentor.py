@@ -1,0 +1,340 @@
+"""``defect-fit segmentor``: images and masks -> an mmsegmentation U-Net bundle with per-class figures.
+
+Training is mmsegmentation's own Runner (``tools/train.py`` through :mod:`defect_plugins.runners.launcher`,
+resumed from its last epoch when the command is given again) on a config written for the user's classes
+(:func:`write_config`): mmseg's ``UNet`` backbone (Ronneberger et al. 2015, mmseg
+``configs/_base_/models/fcn_unet_s5-d16.py`` at ``--width`` base channels) with an ``FCNHead``, SGD
+with a poly decay over ``--epochs``, flips. Letterboxed masks are padded with 255, mmseg's ignore index,
+so the padding is never learned as a class.
+
+A part is defective at run time when a defect class covers a region of at least ``min_area`` pixels
+(:mod:`defect_plugins.deploy.families.segmentor`); that rule has no continuous score to calibrate, so the
+card reports the false-reject rate on the test part's defect-free images (masks with no defect pixel)
+with its exact interval, the recall of defective images, and the IoU per class.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .layouts import SegData
+from .split import Split
+
+FRACTIONS = {"train": 0.6, "calibration": 0.2, "test": 0.2}
+GOOD = "good"  # the split group of images whose mask has no defect pixel
+SMALL_GROUP = "mixed"  # dominant classes with too few images to split on their own
+
+
+@dataclass
+class SegmentorOptions:
+    """What ``defect-fit segmentor`` takes besides the data and the output (its command-line options)."""
+
+    classes: Sequence[str] | None = None
+    width: int = 32
+    image_size: int = 256
+    resize: str = "letterbox"
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 0.01
+    seed: int = 0
+    min_area: int = 4
+    int8: bool = True
+    int8_tolerance: float = 0.02
+    log: Callable[[str], None] = field(default=print, repr=False)
+
+
+def dominant_groups(data: SegData) -> dict[str, list[Path]]:
+    """Images grouped by the defect class covering most of their mask (``good`` without any), for a stratified split."""
+    from .layouts import read_mask
+
+    groups: dict[str, list[Path]] = {}
+    for image in data.images:
+        mask = read_mask(data.masks[image])
+        counts = np.bincount(mask[mask != 255].ravel(), minlength=len(data.classes))[1:]
+        name = data.classes[1 + int(counts.argmax())] if counts.sum() else GOOD
+        groups.setdefault(name, []).append(image)
+    small = [name for name, images in groups.items() if len(images) < len(FRACTIONS)]
+    for name in small:
+        groups.setdefault(SMALL_GROUP, []).extend(groups.pop(name))
+    if SMALL_GROUP in groups and len(groups[SMALL_GROUP]) < len(FRACTIONS):
+        from .layouts import LayoutError
+
+        raise LayoutError(f"{data.root}: too few images to hold out ({len(data.images)}); each part (train, "
+                          f"calibration, test) needs images")
+    return groups
+
+
+def stage(data: SegData, split: Split, folder: Path, size: int, resize: str) -> None:
+    """``folder/img_dir/<part>`` and ``folder/ann_dir/<part>`` (train, calibration) at ``size``; masks padded 255."""
+    from .stage import stage_images
+
+    for part in ("train", "calibration"):
+        images = [data.root / f for f in split.files(part)]
+        stage_images(images, folder / "img_dir" / part, size, resize, masks=data.masks,
+                     mask_folder=folder / "ann_dir" / part, mask_pad=255)
+
+
+def write_config(path: Path, *, classes: Sequence[str], staged: Path, options: SegmentorOptions) -> Path:
+    """The mmseg config of this fit (atomically)."""
+    from defect_plugins.fileio import atomic_write_text
+
+    norm = dict(type="BN", requires_grad=True)
+    model = dict(
+        type="EncoderDecoder",
+        data_preprocessor=dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                               bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(options.image_size,) * 2),
+        backbone=dict(type="UNet", in_channels=3, base_channels=options.width, num_stages=5,
+                      strides=(1, 1, 1, 1, 1), enc_num_convs=(2, 2, 2, 2, 2), dec_num_convs=(2, 2, 2, 2),
+                      downsamples=(True, True, True, True), enc_dilations=(1, 1, 1, 1, 1),
+                      dec_dilations=(1, 1, 1, 1), with_cp=False, conv_cfg=None, norm_cfg=norm,
+                      act_cfg=dict(type="ReLU"), upsample_cfg=dict(type="InterpConv"), norm_eval=False),
+        decode_head=dict(type="FCNHead", in_channels=options.width, in_index=4, channels=options.width, num_convs=1,
+                         concat_input=False, dropout_ratio=0.1, num_classes=len(classes), norm_cfg=norm,
+                         align_corners=False,
+                         loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)),
+        train_cfg=dict(), test_cfg=dict(mode="whole"))
+
+    def loader(part: str, pipeline: list, shuffle: bool) -> dict[str, Any]:
+        return dict(batch_size=options.batch_size if shuffle else 1, num_workers=0, persistent_workers=False,
+                    sampler=dict(type="DefaultSampler", shuffle=shuffle),
+                    dataset=dict(type="BaseSegDataset", data_root=str(staged), metainfo=dict(classes=tuple(classes)),
+                                 img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=False,
+                                 data_prefix=dict(img_path=f"img_dir/{part}", seg_map_path=f"ann_dir/{part}"),
+                                 pipeline=pipeline))
+
+    train_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
+                      dict(type="RandomFlip", prob=0.5, direction="horizontal"),
+                      dict(type="RandomFlip", prob=0.5, direction="vertical"), dict(type="PackSegInputs")]
+    test_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackSegInputs")]
+    values: dict[str, Any] = {
+        "default_scope": "mmseg",
+        "custom_imports": dict(imports=["defect_plugins.seg"], allow_failed_imports=False),
+        "model": model,
+        "train_dataloader": loader("train", train_pipeline, True),
+        "val_dataloader": loader("calibration", test_pipeline, False),
+        "val_evaluator": dict(type="IoUMetric", iou_metrics=["mIoU"]),
+        "optim_wrapper": dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=options.lr, momentum=0.9,
+                                                                  weight_decay=5e-4)),
+        "param_scheduler": [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=options.epochs, by_epoch=True,
+                                 convert_to_iter_based=True)],
+        "train_cfg": dict(type="EpochBasedTrainLoop", max_epochs=options.epochs, val_interval=options.epochs),
+        "val_cfg": dict(type="ValLoop"),
+        "default_hooks": dict(logger=dict(type="LoggerHook", interval=10),
+                              checkpoint=dict(type="CheckpointHook", by_epoch=True, interval=1, max_keep_ckpts=1)),
+        "randomness": dict(seed=options.seed, deterministic=False),
+    }
+    lines = ["# Written by defect-fit segmentor (defect_plugins/fit/segmentor.py): one run, mmseg's Runner.",
+             "_base_ = ['mmseg::_base_/default_runtime.py']"]
+    lines += [f"{key} = {value!r}" for key, value in values.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def evaluate(model_xml: Path, data: SegData, files: Sequence[str], min_area: int) -> dict[str, Any]:
+    """IoU per class at each image's own resolution, and each image's defect decision (the runtime rule)."""
+    from defect_plugins.deploy.ir_files import read_metadata
+    from defect_plugins.deploy.runtime import openvino_predict
+    from defect_plugins.imaging.files import read_bgr
+    from defect_plugins.imaging.geometry import from_model_grid, to_input
+    from defect_plugins.imaging.quantify import quantify_mask
+
+    from .layouts import read_mask
+
+    metadata = read_metadata(model_xml)
+    predict = openvino_predict(model_xml, "f32")
+    classes = len(data.classes)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    decisions = {}
+    for name in files:
+        image = read_bgr(data.root / name)
+        outputs = predict(to_input(image, tuple(metadata.input_size), metadata.resize))
+        labels = from_model_grid(np.asarray(outputs[0])[0].argmax(0), image.shape[:2], metadata.resize)
+        truth = read_mask(data.masks[data.root / name])
+        valid = truth != 255
+        confusion += np.bincount(classes * truth[valid].astype(np.int64) + labels[valid],
+                                 minlength=classes * classes).reshape(classes, classes)
+        defect = any(quantify_mask(labels == index, min_area=min_area).regions for index in range(1, classes))
+        decisions[name] = "defect" if defect else "good"
+    inter = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    iou = {data.classes[i]: (float(inter[i] / union[i]) if union[i] else None) for i in range(classes)}
+    present = [v for v in iou.values() if v is not None]
+    return {"iou": iou, "miou": float(np.mean(present)) if present else None, "decisions": decisions}
+
+
+def part_rates(split: Split, part: str, decisions: dict[str, str]) -> dict[str, Any]:
+    """False-reject rate of the part's defect-free images and recall of its defective ones (Clopper-Pearson)."""
+    from .calibration import rate
+
+    good = split.files(part, GOOD) if GOOD in split.groups(part) else []
+    defective = [f for g in split.groups(part) if g != GOOD for f in split.files(part, g)]
+    return {"false_reject": rate(sum(decisions[f] == "defect" for f in good), len(good)).to_dict(),
+            "recall": rate(sum(decisions[f] == "defect" for f in defective), len(defective)).to_dict()}
+
+
+def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOptions, *,
+                  work_dir: Path | None = None, overwrite: bool = False, keep_work: bool = False,
+                  argv: Sequence[str] | None = None) -> Path:
+    """The whole ``defect-fit segmentor``: layout, split, training, export, figures, INT8, bundle."""
+    import shutil
+    import time
+
+    from defect_plugins.deploy.bundle import staging_dir, write_bundle
+    from defect_plugins.deploy.export import export_model, load_model
+    from defect_plugins.deploy.grading.rules import DEFAULT_RULES
+    from defect_plugins.fileio import atomic_write_json
+
+    from .assemble import command_line, fmt_rate, quantize_checked, resave, versions, write_card, write_predictions
+    from .layouts import check_mask_values, find_seg_data
+    from .openmmlab import train_openmmlab
+    from .split import split_groups
+    from .stage import metadata_resize
+
+    started = time.perf_counter()
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty: choose a new --out or pass --overwrite")
+    if options.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {options.epochs}")
+    data = find_seg_data(data_root, options.classes)
+    check_mask_values(data)
+    work = (work_dir or out.with_name(out.name + ".work")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    split_file = work / "split.json"
+    if split_file.is_file():
+        split = Split.load(split_file, root=data.root)
+        options.log(f"[fit] reusing the split of {split_file}")
+    else:
+        split = split_groups(data.root, dominant_groups(data), FRACTIONS, options.seed)
+        split.save(split_file)
+    counts = split.counts()
+    options.log(f"[fit] {data.root}: classes {list(data.classes)}; split by dominant class: " + "; ".join(
+        f"{part} " + ", ".join(f"{g} {n}" for g, n in groups.items()) for part, groups in counts.items()))
+    staged = work / "staged"
+    stage_started = time.perf_counter()
+    stage(data, split, staged, options.image_size, options.resize)
+    stage_seconds = time.perf_counter() - stage_started
+    config = write_config(work / "config.py", classes=data.classes, staged=staged, options=options)
+    options.log(f"[fit] mmseg UNet (width {options.width}), {options.epochs} epochs")
+    checkpoint, train_seconds = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log)
+
+    size = (options.image_size, options.image_size)
+    fp32 = work / "ir" / "fp32.xml"
+    if not fp32.is_file():
+        loaded = load_model("segmentor", config=config, checkpoint=checkpoint, input_size=size,
+                            class_names=list(data.classes))
+        loaded.metadata.resize = metadata_resize(options.resize)
+        export_model("segmentor", fp32, loaded=loaded)
+    files = split.files("calibration") + split.files("test")
+    figures = evaluate(fp32, data, files, options.min_area)
+    evidence = {"FP32": {"test": {**part_rates(split, "test", figures["decisions"]),
+                                  "iou": evaluate(fp32, data, split.files("test"), options.min_area)["iou"]},
+                         "all_held_out": {"iou": figures["iou"], "miou": figures["miou"]}}}
+    evidence["FP32"]["test"]["miou"] = _miou(evidence["FP32"]["test"]["iou"])
+    options.log(f"[fit] FP32: test mIoU {evidence['FP32']['test']['miou']}")
+
+    bundle_stage = staging_dir(out)
+    try:
+        resave(fp32, bundle_stage / "model" / "fp32.xml", {})
+        models = {"FP32": "model/fp32.xml"}
+        int8_note: dict[str, Any] = {"accepted": False, "reason": "not asked (--no-int8)"}
+        quant_started = time.perf_counter()
+        if options.int8:
+            # the guard's metric (mIoU) on the calibration part, in mmseg's img_dir / ann_dir layout
+            int8_xml, int8_note = quantize_checked(fp32, work / "ir" / "int8.xml", staged / "img_dir" / "train",
+                                                   staged, options.int8_tolerance, options.log)
+            if int8_xml is not None:
+                test8 = evaluate(int8_xml, data, split.files("test"), options.min_area)
+                lost = (evidence["FP32"]["test"]["miou"] or 0.0) - (_miou(test8["iou"]) or 0.0)
+                if lost <= options.int8_tolerance:
+                    resave(int8_xml, bundle_stage / "model" / "int8.xml", {})
+                    models["INT8"] = "model/int8.xml"
+                    evidence["INT8"] = {"test": {**part_rates(split, "test", test8["decisions"]), "iou": test8["iou"],
+                                                 "miou": _miou(test8["iou"])}}
+                else:
+                    int8_note.update(accepted=False, reason=f"INT8 loses {lost:.3f} test mIoU "
+                                                            f"(tolerance {options.int8_tolerance})")
+        quant_seconds = time.perf_counter() - quant_started
+        default = "INT8" if "INT8" in models else "FP32"
+        rows = [{"file": name, "part": part, "group": group, "decision_fp32": figures["decisions"][name]}
+                for part in ("calibration", "test") for group in split.groups(part)
+                for name in split.files(part, group)]
+        write_predictions(bundle_stage / "predictions.csv", rows)
+        split.save(bundle_stage / "split.json")
+        shutil.copyfile(DEFAULT_RULES, bundle_stage / "rules.yaml")
+        total_seconds = time.perf_counter() - started
+        card = {
+            "family": "segmentor", "model": f"mmseg EncoderDecoder, UNet width {options.width}, FCNHead",
+            "command": command_line(argv), "versions": versions(), "classes": list(data.classes),
+            "data": {"root": str(data.root), **data.summary()},
+            "split": {"seed": options.seed, "counts": counts, "fractions": FRACTIONS, "by": "dominant defect class"},
+            "image_size": options.image_size, "resize": options.resize,
+            "resize_metadata": metadata_resize(options.resize),
+            "training": {"epochs": options.epochs, "train_seconds": round(train_seconds, 1),
+                         "config": config.read_text()},
+            "decision": f"defect when a defect class covers a region of at least {options.min_area} pixels "
+                        "(not calibrated: no continuous score)",
+            "threshold": {"default_precision": default, "by_precision": {p: {} for p in models}},
+            "evidence": evidence, "int8": int8_note,
+            "timing": {"total_seconds": round(total_seconds, 1), "train_seconds": round(train_seconds, 1),
+                       "stage_seconds": round(stage_seconds, 1), "int8_seconds": round(quant_seconds, 1),
+                       "overhead_share": round((total_seconds - train_seconds) / max(total_seconds, 1e-9), 3)},
+        }
+        write_card(bundle_stage, card, render_card(card))
+        manifest = {
+            "family": "segmentor", "models": models, "default_precision": default, "thresholds": {},
+            "ok_class": None, "labels": list(data.classes), "max_false_reject": None, "rules": "rules.yaml",
+            "card": "card.md", "card_json": "card.json", "split": "split.json", "predictions": "predictions.csv",
+            "input_size": list(size), "resize": metadata_resize(options.resize),
+        }
+        write_bundle(bundle_stage, manifest, out, overwrite=overwrite)
+    except BaseException:
+        shutil.rmtree(bundle_stage, ignore_errors=True)
+        raise
+    test = evidence[default]["test"]
+    options.log(f"[fit] bundle {out} ({default}): test mIoU {test['miou']}; false-reject "
+                f"{fmt_rate(test['false_reject'])}; recall {fmt_rate(test['recall'])}")
+    atomic_write_json(work / "finished.json", {"bundle": str(out)})
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _miou(iou: dict[str, float | None]) -> float | None:
+    present = [v for v in iou.values() if v is not None]
+    return float(np.mean(present)) if present else None
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """``card.md`` of a segmentor bundle (the same facts as ``card.json``)."""
+    from .assemble import fmt_rate
+
+    default = card["threshold"]["default_precision"]
+    test = card["evidence"][default]["test"]
+    miou = f"{test['miou']:.4f}" if test.get("miou") is not None else "n/a"
+    lines = [f"# Model card: {card['model']} ({len(card['classes'])} classes)", "",
+             f"Fitted by `{card['command']}`.", "", "## On the held-out test images", "",
+             f"The line runs the **{default}** model; a part is {card['decision']}.", "",
+             "| measure on the test part | value |", "|---|---|", f"| mIoU | {miou} |",
+             f"| defect-free parts rejected (false reject) | {fmt_rate(test['false_reject'])} |",
+             f"| defective parts caught (recall) | {fmt_rate(test['recall'])} |"]
+    lines += [f"| IoU, {name} | {value:.4f} |" if value is not None else f"| IoU, {name} | n/a (absent) |"
+              for name, value in test["iou"].items()]
+    timing = card["timing"]
+    lines += ["", "The intervals are exact (Clopper-Pearson) 95 % intervals for the number of images shown.", "",
+              "## Data and training", "",
+              f"- folder `{card['data']['root']}`; split (seed {card['split']['seed']}, by dominant class): "
+              + "; ".join(
+                  f"{part}: " + ", ".join(f"{g} {n}" for g, n in groups.items())
+                  for part, groups in card["split"]["counts"].items()),
+              f"- image size {card['image_size']} px, resize {card['resize']} (`{card['resize_metadata']}` in the IR)",
+              f"- {card['training']['epochs']} epochs, {card['training']['train_seconds']} s of training",
+              f"- INT8: {'kept' if default == 'INT8' else 'not kept (' + str(card['int8'].get('reason')) + ')'}",
+              "", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; the rest "
+              f"is {100 * timing['overhead_share']:.0f} %.", "",
+              "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), ""]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Integration tests: the product end to end (tests/README.md)."""

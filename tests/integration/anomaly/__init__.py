@@ -1,0 +1,1 @@
+"""End to end: anomalib's CLI and benchmark with AKF-RD, defect-teacher."""

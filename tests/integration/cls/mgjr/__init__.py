@@ -1,0 +1,1 @@
+"""End to end: both MGJR stages through tools/mim_train.sh, then defect-export."""

@@ -1,0 +1,1 @@
+"""End to end: defect-migrate training through the launcher, killed and resumed."""

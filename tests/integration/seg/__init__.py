@@ -1,0 +1,1 @@
+"""End to end: both ARCD stages through tools/mim_train.sh and the launcher, export."""

@@ -1,0 +1,1 @@
+"""Unit tests of defect_plugins.anomaly (AKF-RD and its anomalib parts)."""

@@ -1,0 +1,1 @@
+"""Unit tests of defect_plugins.imaging (decoding, quantification)."""
