@@ -174,6 +174,8 @@ def build_model(name: str, options: AnomalyOptions) -> tuple[Any, dict[str, Any]
 def _progress_callback(epochs: int, log: Callable[[str], None]) -> Any:  # noqa: ANN401
     from lightning.pytorch import Callback
 
+    from .logs import duration
+
     class FitProgress(Callback):
         """One line per epoch (loss, seconds) and, after the first, the estimated total training time."""
 
@@ -192,7 +194,7 @@ def _progress_callback(epochs: int, log: Callable[[str], None]) -> Any:  # noqa:
             epoch = trainer.current_epoch + 1
             line = f"[fit] epoch {epoch}/{epochs} {loss} ({seconds:.1f} s)"
             if len(self.durations) == 1 and epochs > 1:
-                line += f"; estimated training time {seconds * epochs / 60:.1f} min for {epochs} epochs"
+                line += f"; estimated training time {duration(seconds * epochs)} for {epochs} epochs"
             log(line)
 
     return FitProgress()

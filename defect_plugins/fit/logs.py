@@ -50,3 +50,12 @@ class FitLog:
 
     def close(self) -> None:
         self._terminal.close()
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12.4 min`` or ``3.2 h``: a training-time estimate in the unit a person reads at a glance."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -33,6 +33,8 @@ def train_openmmlab(toolkit: str, config: Path, run_dir: Path, epochs: int,
     from defect_plugins.runners.launcher import resumable_train_command
     from defect_plugins.runners.process import die_with_parent
 
+    from .logs import duration
+
     final = run_dir / f"epoch_{epochs}.pth"
     if final.is_file():
         log(f"[fit] training finished earlier ({final})")
@@ -62,7 +64,7 @@ def train_openmmlab(toolkit: str, config: Path, run_dir: Path, epochs: int,
             line = f"[fit] epoch {done}/{epochs} loss {loss:.4f} ({seconds:.1f} s)" if loss is not None \
                 else f"[fit] epoch {done}/{epochs} ({seconds:.1f} s)"
             if not estimated and epochs > 1:
-                line += f"; estimated training time {seconds * epochs / 60:.1f} min for {epochs} epochs"
+                line += f"; estimated training time {duration(seconds * (epochs - seen))} for {epochs - seen} epochs"
             log(line)
             seen, last, estimated = done, now, True
         if ended:
