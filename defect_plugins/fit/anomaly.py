@@ -311,7 +311,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
     from defect_plugins.deploy.bundle import staging_dir, write_bundle
     from defect_plugins.fileio import atomic_write_json
 
-    from .assemble import command_line, quantize_checked, resave, versions, write_card, write_predictions
+    from .assemble import command_line, quantize_checked, resave, versions, write_card, write_predictions, write_rules
     from .calibration import threshold_for_false_reject
     from .evidence import calibrate
     from .layouts import find_anomaly_data
@@ -399,9 +399,8 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
                                  "decision_fp32": "defect" if score >= threshold else "good"})
         write_predictions(bundle_stage / "predictions.csv", rows)
         split.save(bundle_stage / "split.json")
-        from defect_plugins.deploy.grading.rules import DEFAULT_RULES
 
-        shutil.copyfile(DEFAULT_RULES, bundle_stage / "rules.yaml")
+        write_rules(bundle_stage / "rules.yaml", ["good", "defect"])
         total_seconds = time.perf_counter() - started
         train_seconds = sum(c["training"].get("train_seconds", 0.0) for c in candidates)
         card = {
@@ -509,5 +508,6 @@ def render_card(card: dict[str, Any]) -> str:
     timing = card["timing"]
     lines += ["", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; "
               f"the rest (split, staging, export, scoring, INT8, card) is {100 * timing['overhead_share']:.0f} %.",
-              "", "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), ""]
+              "", "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), "",
+              "The SHA-256 of every file of the bundle is in `bundle.json` (checked at every load).", ""]
     return "\n".join(lines)

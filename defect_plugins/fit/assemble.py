@@ -92,3 +92,31 @@ def fmt_rate(rate: Mapping[str, Any] | None) -> str:
         return "n/a (no images)"
     return (f"{100 * rate['value']:.1f} % ({rate['k']}/{rate['n']}; 95 % CI {100 * rate['lower']:.1f}-"
             f"{100 * rate['upper']:.1f} %)")
+
+
+def write_rules(path: Path, labels: Sequence[str]) -> Path:
+    """The packaged default rules for this model's classes, as the bundle's ``rules.yaml``.
+
+    Class-specific rules of the default file name NEU-CLS and the strip classes; rules for classes this model
+    does not have are left out (the station would only note them as unused), everything else is kept. The
+    header says where the numbers come from; the line's own measurements should replace them.
+    """
+    import yaml
+
+    from defect_plugins.deploy.grading.rules import DEFAULT_RULES, load_rules
+
+    data = yaml.safe_load(DEFAULT_RULES.read_text())
+    for family in data.get("families", {}).values():
+        classes = family.get("classes")
+        if isinstance(classes, dict):
+            kept = {name: rules for name, rules in classes.items() if name in labels}
+            if kept:
+                family["classes"] = kept
+            else:
+                family.pop("classes")
+    header = ("# Written by defect-fit from the packaged default rules (defect_plugins/deploy/grading/\n"
+              "# default_rules.yaml, which cites the source of every number), keeping the class rules of this\n"
+              "# model's classes only. Starting values: replace them with your line's measurements.\n")
+    atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False, width=110))
+    load_rules(path)  # the file must load as a rule file, or the bundle is not written
+    return path

@@ -183,12 +183,12 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
 
     from defect_plugins.deploy.bundle import staging_dir, write_bundle
     from defect_plugins.deploy.export import export_model, load_model
-    from defect_plugins.deploy.grading.rules import DEFAULT_RULES
     from defect_plugins.fileio import atomic_write_json
 
     from .anomaly import check_enough_good
     from .openmmlab import train_openmmlab
-    from .assemble import command_line, fmt_rate, quantize_checked, resave, versions, write_card, write_predictions
+    from .assemble import (command_line, fmt_rate, quantize_checked, resave, versions, write_card,
+                           write_predictions, write_rules)
     from .evidence import calibrate
     from .layouts import LayoutError, find_class_data
     from .scoring import score_files
@@ -296,7 +296,7 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
                     rows.append(row)
         write_predictions(bundle_stage / "predictions.csv", rows)
         split.save(bundle_stage / "split.json")
-        shutil.copyfile(DEFAULT_RULES, bundle_stage / "rules.yaml")
+        write_rules(bundle_stage / "rules.yaml", data.classes)
         total_seconds = time.perf_counter() - started
         card = {
             "family": "classifier", "model": f"mmpretrain ImageClassifier, {options.backbone}",
@@ -384,5 +384,6 @@ def render_card(card: dict[str, Any]) -> str:
               f"- INT8: {'kept' if default == 'INT8' else 'not kept (' + str(card['int8'].get('reason')) + ')'}",
               "", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; the rest "
               f"(split, staging, export, scoring, INT8, card) is {100 * timing['overhead_share']:.0f} %.", "",
-              "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), ""]
+              "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), "",
+              "The SHA-256 of every file of the bundle is in `bundle.json` (checked at every load).", ""]
     return "\n".join(lines)
