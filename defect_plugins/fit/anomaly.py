@@ -309,9 +309,9 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
     import shutil
 
     from defect_plugins.deploy.bundle import staging_dir, write_bundle
-    from defect_plugins.fileio import atomic_write_json
 
-    from .assemble import command_line, quantize_checked, resave, versions, write_card, write_predictions, write_rules
+    from .assemble import (check_out, command_line, finish, held_out_split, quantize_checked, resave, versions,
+                           work_folder, write_card, write_predictions, write_rules)
     from .calibration import threshold_for_false_reject
     from .evidence import calibrate
     from .layouts import find_anomaly_data
@@ -319,20 +319,10 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
     from .stage import metadata_resize, smallest_defect
 
     started = time.perf_counter()
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty: choose a new --out or pass --overwrite")
+    out = check_out(out, overwrite)
     data = find_anomaly_data(data_root)
-    work = (work_dir or out.with_name(out.name + ".work")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    split_file = work / "split.json"
-    if split_file.is_file():
-        split = Split.load(split_file)
-        split.verify(data.root)
-        options.log(f"[fit] reusing the split of {split_file}")
-    else:
-        split = make_split(data, options.seed)
-        split.save(split_file)
+    work = work_folder(out, work_dir)
+    split = held_out_split(work, data.root, lambda: make_split(data, options.seed), options.log)
     counts = split.counts()
     options.log(f"[fit] {data.root}: layout {data.layout}; " + "; ".join(
         f"{part} " + ", ".join(f"{g} {n}" for g, n in groups.items()) for part, groups in counts.items()))
@@ -444,9 +434,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
 
     options.log(f"[fit] bundle {out} ({best['name']}, {default}): threshold {thresholds[default]['image']:.4f}; "
                 f"test false-reject {fmt_rate(test['false_reject'])}; test recall {fmt_rate(test['recall'])}")
-    atomic_write_json(work / "finished.json", {"bundle": str(out)})
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(work, out, keep_work)
     return out
 
 

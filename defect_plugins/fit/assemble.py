@@ -120,3 +120,41 @@ def write_rules(path: Path, labels: Sequence[str]) -> Path:
     atomic_write_text(path, header + yaml.safe_dump(data, sort_keys=False, width=110))
     load_rules(path)  # the file must load as a rule file, or the bundle is not written
     return path
+
+
+def check_out(out: str | Path, overwrite: bool) -> Path:
+    """``out`` as an absolute path; refused when it is a non-empty folder and not ``overwrite`` (before any work)."""
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty: choose a new --out or pass --overwrite")
+    return out
+
+
+def work_folder(out: Path, work_dir: Path | None) -> Path:
+    """The fit's work folder (default ``OUT.work``), created: what a resumed fit finds again."""
+    work = (work_dir or out.with_name(out.name + ".work")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def held_out_split(work: Path, root: Path, make: Callable[[], Any], log: Callable[[str], None]) -> Any:
+    """The split of an earlier, interrupted run of this fit (files checked under ``root``), else ``make()``, saved."""
+    from .split import Split
+
+    path = work / "split.json"
+    if path.is_file():
+        split = Split.load(path, root=root)
+        log(f"[fit] reusing the split of {path}")
+        return split
+    split = make()
+    split.save(path)
+    return split
+
+
+def finish(work: Path, out: Path, keep_work: bool) -> None:
+    """Mark the work folder finished and remove it unless ``keep_work``."""
+    import shutil
+
+    atomic_write_json(work / "finished.json", {"bundle": str(out)})
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)

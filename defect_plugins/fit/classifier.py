@@ -73,21 +73,12 @@ def stage(data: ClassData, split: Split, folder: Path, size: int, resize: str) -
     return annotations
 
 
-def _scheduler(epochs: int) -> list[dict[str, Any]]:
-    warmup = min(2, epochs - 1)
-    schedulers: list[dict[str, Any]] = []
-    if warmup > 0:
-        schedulers.append(dict(type="LinearLR", start_factor=0.01, by_epoch=True, begin=0, end=warmup,
-                               convert_to_iter_based=True))
-    schedulers.append(dict(type="CosineAnnealingLR", T_max=max(1, epochs - warmup), eta_min=0.0, by_epoch=True,
-                           begin=warmup, end=epochs, convert_to_iter_based=True))
-    return schedulers
-
-
 def write_config(path: Path, *, classes: Sequence[str], staged: Path, annotations: dict[str, Path],
                  train_counts: Sequence[int], options: ClassifierOptions) -> tuple[Path, str]:
     """The mmpretrain config of this fit (atomically); returns it and the loss chosen."""
     from defect_plugins.fileio import atomic_write_text
+
+    from .domain_teacher import warmup_cosine
 
     depth, channels = BACKBONES[options.backbone]
     backbone: dict[str, Any] = dict(type="ResNet", depth=depth, num_stages=4, out_indices=(3,), style="pytorch")
@@ -127,7 +118,7 @@ def write_config(path: Path, *, classes: Sequence[str], staged: Path, annotation
         "val_dataloader": loader(annotations["calibration"], test_pipeline, False),
         "val_evaluator": dict(type="Accuracy", topk=(1,)),
         "optim_wrapper": dict(optimizer=dict(type="SGD", lr=options.lr, momentum=0.9, weight_decay=5e-4)),
-        "param_scheduler": _scheduler(options.epochs),
+        "param_scheduler": warmup_cosine(options.epochs),
         "train_cfg": dict(by_epoch=True, max_epochs=options.epochs, val_interval=options.epochs),
         "val_cfg": {},
         "default_hooks": dict(logger=dict(type="LoggerHook", interval=10),
@@ -183,21 +174,18 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
 
     from defect_plugins.deploy.bundle import staging_dir, write_bundle
     from defect_plugins.deploy.export import export_model, load_model
-    from defect_plugins.fileio import atomic_write_json
 
     from .anomaly import check_enough_good
     from .openmmlab import train_openmmlab
-    from .assemble import (command_line, fmt_rate, quantize_checked, resave, versions, write_card,
-                           write_predictions, write_rules)
+    from .assemble import (check_out, command_line, finish, fmt_rate, held_out_split, quantize_checked, resave,
+                           versions, work_folder, write_card, write_predictions, write_rules)
     from .evidence import calibrate
     from .layouts import LayoutError, find_class_data
     from .scoring import score_files
     from .stage import metadata_resize
 
     started = time.perf_counter()
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty: choose a new --out or pass --overwrite")
+    out = check_out(out, overwrite)
     if options.backbone not in BACKBONES:
         raise ValueError(f"--backbone {options.backbone!r}: expected one of {sorted(BACKBONES)}")
     if options.epochs < 1:
@@ -206,15 +194,8 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
     if options.ok_class is not None and options.ok_class not in data.classes:
         raise LayoutError(f"--ok-class {options.ok_class!r}: no such class folder in {data.root}; "
                           f"the classes are {list(data.classes)}")
-    work = (work_dir or out.with_name(out.name + ".work")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    split_file = work / "split.json"
-    if split_file.is_file():
-        split = Split.load(split_file, root=data.root)
-        options.log(f"[fit] reusing the split of {split_file}")
-    else:
-        split = make_split(data, options.seed)
-        split.save(split_file)
+    work = work_folder(out, work_dir)
+    split = held_out_split(work, data.root, lambda: make_split(data, options.seed), options.log)
     counts = split.counts()
     options.log(f"[fit] {data.root}: {len(data.classes)} classes; " + "; ".join(
         f"{part} " + ", ".join(f"{g} {n}" for g, n in groups.items()) for part, groups in counts.items()))
@@ -337,9 +318,7 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
                     f"{fmt_rate(chosen['ok']['test']['false_reject'])}, "
                     f"recall {fmt_rate(chosen['ok']['test']['recall'])}")
     options.log(f"[fit] bundle {out} ({default}): {summary}")
-    atomic_write_json(work / "finished.json", {"bundle": str(out)})
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(work, out, keep_work)
     return out
 
 

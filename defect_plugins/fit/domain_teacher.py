@@ -106,13 +106,14 @@ def _count_lines(path: Path, num_classes: int) -> dict[int, int]:
     return counts
 
 
-def _scheduler(epochs: int) -> list[dict[str, Any]]:
+def warmup_cosine(epochs: int) -> list[dict[str, Any]]:
+    """mmengine param schedulers: a linear warm-up (up to 2 epochs), then cosine decay to 0 at ``epochs``."""
     warmup = min(2, epochs - 1)
     schedulers: list[dict[str, Any]] = []
     if warmup > 0:
         schedulers.append(dict(type="LinearLR", start_factor=0.01, by_epoch=True, begin=0, end=warmup,
                                convert_to_iter_based=True))
-    schedulers.append(dict(type="CosineAnnealingLR", T_max=epochs - warmup, eta_min=0.0, by_epoch=True,
+    schedulers.append(dict(type="CosineAnnealingLR", T_max=max(1, epochs - warmup), eta_min=0.0, by_epoch=True,
                            begin=warmup, end=epochs, convert_to_iter_based=True))
     return schedulers
 
@@ -154,7 +155,7 @@ def write_config(path: Path, *, backbone: str, classes: Sequence[str], data: Pat
         "test_dataloader": loader(test_ann, test_pipeline, False, batch_size),
         "test_evaluator": dict(type="Accuracy", topk=(1,)),
         "optim_wrapper": dict(optimizer=dict(type="SGD", lr=lr, momentum=0.9, weight_decay=5e-4)),
-        "param_scheduler": _scheduler(epochs),
+        "param_scheduler": warmup_cosine(epochs),
         "train_cfg": dict(by_epoch=True, max_epochs=epochs, val_interval=epochs),
         "val_cfg": {},
         "test_cfg": {},

@@ -185,32 +185,23 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
 
     from defect_plugins.deploy.bundle import staging_dir, write_bundle
     from defect_plugins.deploy.export import export_model, load_model
-    from defect_plugins.fileio import atomic_write_json
 
-    from .assemble import (command_line, fmt_rate, quantize_checked, resave, versions, write_card,
-                           write_predictions, write_rules)
+    from .assemble import (check_out, command_line, finish, fmt_rate, held_out_split, quantize_checked, resave,
+                           versions, work_folder, write_card, write_predictions, write_rules)
     from .layouts import check_mask_values, find_seg_data
     from .openmmlab import train_openmmlab
     from .split import split_groups
     from .stage import metadata_resize
 
     started = time.perf_counter()
-    out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty: choose a new --out or pass --overwrite")
+    out = check_out(out, overwrite)
     if options.epochs < 1:
         raise ValueError(f"--epochs must be at least 1, got {options.epochs}")
     data = find_seg_data(data_root, options.classes)
     check_mask_values(data)
-    work = (work_dir or out.with_name(out.name + ".work")).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    split_file = work / "split.json"
-    if split_file.is_file():
-        split = Split.load(split_file, root=data.root)
-        options.log(f"[fit] reusing the split of {split_file}")
-    else:
-        split = split_groups(data.root, dominant_groups(data), FRACTIONS, options.seed)
-        split.save(split_file)
+    work = work_folder(out, work_dir)
+    split = held_out_split(work, data.root,
+                           lambda: split_groups(data.root, dominant_groups(data), FRACTIONS, options.seed), options.log)
     counts = split.counts()
     options.log(f"[fit] {data.root}: classes {list(data.classes)}; split by dominant class: " + "; ".join(
         f"{part} " + ", ".join(f"{g} {n}" for g, n in groups.items()) for part, groups in counts.items()))
@@ -301,9 +292,7 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
     test = evidence[default]["test"]
     options.log(f"[fit] bundle {out} ({default}): test mIoU {test['miou']}; false-reject "
                 f"{fmt_rate(test['false_reject'])}; recall {fmt_rate(test['recall'])}")
-    atomic_write_json(work / "finished.json", {"bundle": str(out)})
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
+    finish(work, out, keep_work)
     return out
 
 
