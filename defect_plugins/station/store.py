@@ -23,12 +23,16 @@ Why it is written this way:
   the token, so only a client that was shown the inspection can decide it (not a page that
   guesses ids).
 
-Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; a version-1 file is upgraded in place):
-``inspections`` (time, source, image SHA-256, size, the models with their versions, per-model
-results and scores as JSON, the station's grade and class, the view token's hash) and
-``decisions`` (inspection, time, operator, accept / reject / regrade, the grade the operator saw,
-the final grade, the thresholds in force, the comment). The view ``history`` joins each
-inspection with its newest decision and counts them.
+Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; version-1 and version-2 files are upgraded in
+place): ``inspections`` (time, source, the part's identity (part id, lot) when the trigger gave one,
+image SHA-256, size, the models with their versions, per-model results and scores as JSON, the
+station's grade and class, the view token's hash); ``decisions`` (inspection, time, operator,
+accept / reject / regrade, the grade the operator saw, the final grade, the thresholds in force, the
+comment); ``outbox`` (the messages a verdict owes the line, written in the inspection's transaction
+and marked when a broker acknowledged them: see :mod:`.line`); ``users`` and ``sessions`` (local
+accounts with their role and slow password hash, logged-in sessions by token hash); ``audit`` (the
+append-only, hash-chained trail of decisions and configuration changes). The view ``history``
+joins each inspection with its newest decision and counts them.
 """
 from __future__ import annotations
 
@@ -39,15 +43,16 @@ import io
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DECISIONS = ("accept", "reject", "regrade")
 MAX_COMMENT = 2000
 MAX_OPERATOR = 100
+MAX_PART_ID = 200  # part ids and lots from a PLC, an MQTT request or a file name
 MAX_ID = 2 ** 63 - 1  # SQLite's INTEGER range
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Spreadsheet formula triggers (OWASP "CSV Injection"): a cell starting with one of these is shown as text
@@ -66,7 +71,9 @@ CREATE TABLE IF NOT EXISTS inspections (
     grade TEXT NOT NULL,                  -- the station's grade: the worst of the models'
     class_name TEXT NOT NULL,
     score REAL,                           -- the highest anomaly score, NULL without an anomaly model
-    view_token_sha256 TEXT                -- SHA-256 of the token the page got (NULL: made before version 2)
+    view_token_sha256 TEXT,               -- SHA-256 of the token the page got (NULL: made before version 2)
+    part_id TEXT,                         -- the part's identity from the trigger (NULL: upload, or before version 3)
+    lot TEXT
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -80,18 +87,59 @@ CREATE TABLE IF NOT EXISTS decisions (
     operator TEXT NOT NULL DEFAULT ''     -- who decided ('' only for decisions made before version 2)
 );
 """
+# Version 3: the part's identity, the outbox, accounts and the audit trail
+_TABLES_3 = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, -- publishing order
+    inspection_id INTEGER REFERENCES inspections(id),
+    channel TEXT NOT NULL,                -- 'mqtt' (the only one so far)
+    topic TEXT NOT NULL,
+    payload TEXT NOT NULL,                -- JSON text, published as is
+    created_at TEXT NOT NULL,
+    published_at TEXT,                    -- NULL until the broker acknowledged it (QoS 1 PUBACK)
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(channel, published_at, id);
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('operator', 'engineer')),
+    password_hash TEXT NOT NULL,          -- scrypt with its parameters and salt (see .accounts)
+    created_at TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY,        -- the cookie's token itself only travels to the browser
+    user_name TEXT NOT NULL REFERENCES users(name),
+    created_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,                  -- the user, or 'station' / 'cli' for what no user did
+    action TEXT NOT NULL,                 -- decision, model_activated, threshold_moved, rules_loaded, user_added, ...
+    detail TEXT NOT NULL,                 -- JSON object
+    prev_hash TEXT NOT NULL,              -- the previous entry's hash ('' before the first)
+    hash TEXT NOT NULL                    -- SHA-256 over prev_hash and this entry (see .audit)
+);
+"""
+_UPGRADE_2 = """
+ALTER TABLE inspections ADD COLUMN part_id TEXT;
+ALTER TABLE inspections ADD COLUMN lot TEXT;
+DROP VIEW IF EXISTS history;
+"""
 _VIEW = """
 CREATE INDEX IF NOT EXISTS inspections_created ON inspections(created_at);
 CREATE INDEX IF NOT EXISTS decisions_inspection ON decisions(inspection_id);
 CREATE VIEW IF NOT EXISTS history AS
-SELECT i.id, i.created_at, i.source, i.image_sha256, i.width, i.height, i.models, i.results, i.grade,
+SELECT i.id, i.created_at, i.source, i.part_id, i.lot, i.image_sha256, i.width, i.height, i.models, i.results, i.grade,
        i.class_name, i.score, d.decision, d.decided_at, d.system_grade, d.final_grade, d.thresholds, d.comment,
        d.operator, COALESCE(d.final_grade, i.grade) AS current_grade,
        (SELECT COUNT(*) FROM decisions WHERE inspection_id = i.id) AS decision_count
 FROM inspections AS i
 LEFT JOIN decisions AS d ON d.id = (SELECT MAX(id) FROM decisions WHERE inspection_id = i.id);
 """
-SCHEMA = _TABLES + _VIEW
+SCHEMA = _TABLES + _TABLES_3 + _VIEW
 # Version 1 -> 2: the view token, the operator, and the view with the decision count
 _UPGRADE_1 = """
 ALTER TABLE inspections ADD COLUMN view_token_sha256 TEXT;
@@ -99,8 +147,8 @@ ALTER TABLE decisions ADD COLUMN operator TEXT NOT NULL DEFAULT '';
 DROP VIEW IF EXISTS history;
 """
 
-INSPECTION_FIELDS = ["id", "created_at", "source", "image_sha256", "width", "height", "class_name", "grade", "score",
-                     "current_grade", "decision_count"]
+INSPECTION_FIELDS = ["id", "created_at", "source", "part_id", "lot", "image_sha256", "width", "height", "class_name",
+                     "grade", "score", "current_grade", "decision_count"]
 DECISION_FIELDS = ["decision_id", "decided_at", "operator", "decision", "system_grade", "final_grade", "comment",
                    "thresholds"]
 CSV_FIELDS = INSPECTION_FIELDS + DECISION_FIELDS + ["models", "results"]
@@ -173,7 +221,7 @@ class Store:
         with contextlib.closing(self._connect()) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if version not in (0, 1, SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
+            if version not in (0, 1, 2, SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
                 raise StoreError(f"{self.path}: not a defect-station database (schema version {version}, "
                                  f"tables {sorted(tables)}); expected version {SCHEMA_VERSION}")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -185,7 +233,8 @@ class Store:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 script = _TABLES if version == 0 else ""
                 script += _UPGRADE_1 if version == 1 else ""
-                for statement in (script + _VIEW).split(";"):
+                script += _UPGRADE_2 if version in (1, 2) else ""
+                for statement in (script + _TABLES_3 + _VIEW).split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -226,16 +275,58 @@ class Store:
 
     def add_inspection(self, *, source: str, image_sha256: str, width: int, height: int, models: list[dict],
                        results: list[dict], grade: str, class_name: str, score: float | None,
-                       view_token: str | None = None) -> int:
-        """Insert one inspection; its id. ``view_token``: the token its page gets (only its hash is kept)."""
-        row = (now(), source, image_sha256, int(width), int(height), json.dumps(models), json.dumps(results),
+                       view_token: str | None = None, part_id: str | None = None, lot: str | None = None,
+                       messages: Callable[[int, str], list[tuple[str, str, str]]] | None = None) -> int:
+        """Insert one inspection; its id. ``view_token``: the token its page gets (only its hash is kept).
+
+        ``messages(inspection_id, created_at)`` gives the outbox rows ``(channel, topic, payload)`` the
+        verdict owes the line; they are written in the same transaction as the inspection, so a
+        verdict is never recorded without its messages, nor a message queued for an unrecorded verdict.
+        """
+        created = now()
+        row = (created, source, image_sha256, int(width), int(height), json.dumps(models), json.dumps(results),
                grade, class_name, None if score is None else float(score),
-               None if view_token is None else token_hash(view_token))
+               None if view_token is None else token_hash(view_token),
+               None if part_id is None else check_text(part_id, "part_id", limit=MAX_PART_ID),
+               None if lot is None else check_text(lot, "lot", limit=MAX_PART_ID))
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO inspections (created_at, source, image_sha256, width, height, models, results, grade, "
-                "class_name, score, view_token_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
-            return int(cursor.lastrowid)
+                "class_name, score, view_token_sha256, part_id, lot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row)
+            inspection_id = int(cursor.lastrowid)
+            for channel, topic, payload in (messages(inspection_id, created) if messages else []):
+                conn.execute("INSERT INTO outbox (inspection_id, channel, topic, payload, created_at) "
+                             "VALUES (?, ?, ?, ?, ?)", (inspection_id, channel, topic, payload, created))
+            return inspection_id
+
+    # ------------------------------------------------------------------ outbox
+
+    def outbox_pending(self, channel: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The oldest unpublished messages of ``channel``, in the order they were written."""
+        with contextlib.closing(self._connect()) as conn:
+            return [dict(row) for row in conn.execute(
+                "SELECT id, inspection_id, topic, payload, attempts FROM outbox "
+                "WHERE channel = ? AND published_at IS NULL ORDER BY id LIMIT ?", (channel, int(limit)))]
+
+    def outbox_attempted(self, message_id: int) -> None:
+        """Count one more attempt to publish ``message_id`` (what the page shows of a broker that is down)."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (int(message_id),))
+
+    def outbox_published(self, message_id: int) -> None:
+        """Mark ``message_id`` published (the broker acknowledged it); it is never sent again."""
+        with self._transaction() as conn:
+            conn.execute("UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL",
+                         (now(), int(message_id)))
+
+    def outbox_counts(self, channel: str) -> dict[str, int]:
+        """``{"pending": n, "published": m}`` for ``channel``."""
+        with contextlib.closing(self._connect()) as conn:
+            pending, published = conn.execute(
+                "SELECT COALESCE(SUM(published_at IS NULL), 0), COALESCE(SUM(published_at IS NOT NULL), 0) "
+                "FROM outbox WHERE channel = ?", (channel,)).fetchone()
+        return {"pending": int(pending), "published": int(published)}
 
     def add_decision(self, inspection_id: int, *, decision: str, operator: str, system_grade: str,
                      final_grade: str, thresholds: dict[str, float | None], comment: str = "") -> dict[str, Any]:

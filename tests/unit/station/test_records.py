@@ -38,7 +38,7 @@ def test_a_version_1_file_is_upgraded_in_place_and_keeps_its_records(tmp_path):
         conn.executescript(SCHEMA_V1)
     store = Store(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     [row] = store.history()
     assert row["decision"] == "reject" and row["comment"] == "old one" and row["operator"] == ""
     assert [d["decision"] for d in row["decisions"]] == ["reject"]

@@ -29,7 +29,7 @@ def test_store_is_wal_and_keeps_inspections_with_their_latest_decision(tmp_path)
     store = Store(tmp_path / "station.sqlite")
     with sqlite3.connect(tmp_path / "station.sqlite") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     first, second = _inspection(store, "a" * 64), _inspection(store, "b" * 64, "ok", "patches")
     store.add_decision(first, decision="accept", operator="Ana", system_grade="minor", final_grade="minor",
                        thresholds={"cls": None})
