@@ -10,6 +10,7 @@
         [--image-size 224] [--resize letterbox|stretch] [--epochs 30] [--max-false-reject 0.01]
 
     defect fit segmentor DATA --out BUNDLE [--classes background scratch ...] [--width 32] [--epochs 30]
+        [--model unet|arcd]
 
 Then ``defect-infer --model BUNDLE IMAGES`` or ``defect-station --model BUNDLE``: both use the bundle's
 threshold and rules. The same command given again after an interruption goes on where it stopped
@@ -96,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     segmentor.set_defaults(epochs=30, batch_size=8)
     segmentor.add_argument("--classes", nargs="+", help="class names by mask value, background first")
     segmentor.add_argument("--width", type=int, default=32, help="U-Net base channels (default 32; mmseg's is 64)")
+    segmentor.add_argument("--model", choices=("unet", "arcd"), default="unet",
+                           help="unet: mmseg's U-Net (default); arcd: ARCD's reconstructor (stage 1) then the same "
+                                "U-Net on image + reconstruction with a focal loss (stage 2)")
+    segmentor.add_argument("--stage1-epochs", type=int,
+                           help="ARCD's stage-1 (reconstructor) epochs (default: --epochs)")
     segmentor.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (default 0.01)")
     segmentor.add_argument("--min-area", type=int, default=4,
                            help="smallest defect region in pixels that makes a part defective (default 4)")
@@ -130,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .segmentor import SegmentorOptions, fit_segmentor
 
             options = SegmentorOptions(
-                classes=args.classes, width=args.width, image_size=args.image_size, resize=args.resize,
+                classes=args.classes, model=args.model, stage1_epochs=args.stage1_epochs, width=args.width,
+                image_size=args.image_size, resize=args.resize,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_area=args.min_area,
                 int8=not args.no_int8, int8_tolerance=args.int8_tolerance, log=log)
             with log.quiet():

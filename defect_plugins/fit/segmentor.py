@@ -25,6 +25,7 @@ from .layouts import SegData
 from .split import Split
 
 FRACTIONS = {"train": 0.6, "calibration": 0.2, "test": 0.2}
+MODELS = ("unet", "arcd")
 GOOD = "good"  # the split group of images whose mask has no defect pixel
 SMALL_GROUP = "mixed"  # dominant classes with too few images to split on their own
 
@@ -34,6 +35,8 @@ class SegmentorOptions:
     """What ``defect-fit segmentor`` takes besides the data and the output (its command-line options)."""
 
     classes: Sequence[str] | None = None
+    model: str = "unet"  # or "arcd" (:mod:`.arcd`)
+    stage1_epochs: int | None = None  # ARCD's reconstructor; default: ``epochs``
     width: int = 32
     image_size: int = 256
     resize: str = "letterbox"
@@ -78,60 +81,122 @@ def stage(data: SegData, split: Split, folder: Path, size: int, resize: str) -> 
                      mask_folder=folder / "ann_dir" / part, mask_pad=255)
 
 
-def write_config(path: Path, *, classes: Sequence[str], staged: Path, options: SegmentorOptions) -> Path:
-    """The mmseg config of this fit (atomically)."""
-    from defect_plugins.fileio import atomic_write_text
+def unet_model(options: SegmentorOptions, num_classes: int, *, in_channels: int = 3,
+               loss: dict | None = None) -> dict[str, Any]:
+    """mmseg's ``UNet`` backbone (``configs/_base_/models/fcn_unet_s5-d16.py`` at ``--width``) with an ``FCNHead``.
 
+    ``in_channels`` and ``loss`` are what ARCD's stage 2 changes (:mod:`.arcd`); the rest is shared, so
+    ``--model unet`` and ``--model arcd`` differ only by the paper's parts.
+    """
     norm = dict(type="BN", requires_grad=True)
-    model = dict(
-        type="EncoderDecoder",
-        data_preprocessor=dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
-                               bgr_to_rgb=True, pad_val=0, seg_pad_val=255, size=(options.image_size,) * 2),
-        backbone=dict(type="UNet", in_channels=3, base_channels=options.width, num_stages=5,
+    return dict(
+        backbone=dict(type="UNet", in_channels=in_channels, base_channels=options.width, num_stages=5,
                       strides=(1, 1, 1, 1, 1), enc_num_convs=(2, 2, 2, 2, 2), dec_num_convs=(2, 2, 2, 2),
                       downsamples=(True, True, True, True), enc_dilations=(1, 1, 1, 1, 1),
                       dec_dilations=(1, 1, 1, 1), with_cp=False, conv_cfg=None, norm_cfg=norm,
                       act_cfg=dict(type="ReLU"), upsample_cfg=dict(type="InterpConv"), norm_eval=False),
         decode_head=dict(type="FCNHead", in_channels=options.width, in_index=4, channels=options.width, num_convs=1,
-                         concat_input=False, dropout_ratio=0.1, num_classes=len(classes), norm_cfg=norm,
+                         concat_input=False, dropout_ratio=0.1, num_classes=num_classes, norm_cfg=norm,
                          align_corners=False,
-                         loss_decode=dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)),
+                         loss_decode=loss or dict(type="CrossEntropyLoss", use_sigmoid=False, loss_weight=1.0)),
         train_cfg=dict(), test_cfg=dict(mode="whole"))
 
-    def loader(part: str, pipeline: list, shuffle: bool) -> dict[str, Any]:
-        return dict(batch_size=options.batch_size if shuffle else 1, num_workers=0, persistent_workers=False,
-                    sampler=dict(type="DefaultSampler", shuffle=shuffle),
-                    dataset=dict(type="BaseSegDataset", data_root=str(staged), metainfo=dict(classes=tuple(classes)),
-                                 img_suffix=".png", seg_map_suffix=".png", reduce_zero_label=False,
-                                 data_prefix=dict(img_path=f"img_dir/{part}", seg_map_path=f"ann_dir/{part}"),
-                                 pipeline=pipeline))
 
+def seg_loader(staged: Path, part: str, pipeline: list, shuffle: bool, batch_size: int,
+               dataset: dict[str, Any]) -> dict[str, Any]:
+    """A dataloader over ``staged/img_dir/<part>`` (and ``ann_dir/<part>`` when ``dataset`` has masks)."""
+    return dict(batch_size=batch_size if shuffle else 1, num_workers=0, persistent_workers=False,
+                sampler=dict(type="DefaultSampler", shuffle=shuffle),
+                dataset=dict(data_root=str(staged), img_suffix=".png", pipeline=pipeline, **dataset))
+
+
+def masks_dataset(classes: Sequence[str], part: str) -> dict[str, Any]:
+    """mmseg's ``BaseSegDataset`` on the staged images and masks of ``part``, with the user's class names."""
+    return dict(type="BaseSegDataset", metainfo=dict(classes=tuple(classes)), seg_map_suffix=".png",
+                reduce_zero_label=False, data_prefix=dict(img_path=f"img_dir/{part}", seg_map_path=f"ann_dir/{part}"))
+
+
+def epoch_schedule(epochs: int, seed: int) -> dict[str, Any]:
+    """The epoch loop, one validation at the end, a checkpoint per epoch (what resume and progress read)."""
+    return {
+        "train_cfg": dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=epochs),
+        "val_cfg": dict(type="ValLoop"),
+        "default_hooks": dict(logger=dict(type="LoggerHook", interval=10),
+                              checkpoint=dict(type="CheckpointHook", by_epoch=True, interval=1, max_keep_ckpts=1)),
+        "randomness": dict(seed=seed, deterministic=False),
+    }
+
+
+def write_mmseg_config(path: Path, values: dict[str, Any], what: str) -> Path:
+    """An mmseg config file of ``values`` over mmseg's default runtime (atomically)."""
+    from defect_plugins.fileio import atomic_write_text
+
+    lines = [f"# Written by defect-fit segmentor ({what}): one run, mmseg's Runner.",
+             "_base_ = ['mmseg::_base_/default_runtime.py']",
+             "default_scope = 'mmseg'",
+             "custom_imports = " + repr(dict(imports=["defect_plugins.seg"], allow_failed_imports=False))]
+    lines += [f"{key} = {value!r}" for key, value in values.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def write_config(path: Path, *, classes: Sequence[str], staged: Path, options: SegmentorOptions) -> Path:
+    """The mmseg config of a plain U-Net fit (atomically)."""
+    model = dict(type="EncoderDecoder",
+                 data_preprocessor=dict(type="SegDataPreProcessor", mean=[123.675, 116.28, 103.53],
+                                        std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
+                                        size=(options.image_size,) * 2),
+                 **unet_model(options, len(classes)))
     train_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"),
                       dict(type="RandomFlip", prob=0.5, direction="horizontal"),
                       dict(type="RandomFlip", prob=0.5, direction="vertical"), dict(type="PackSegInputs")]
     test_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackSegInputs")]
     values: dict[str, Any] = {
-        "default_scope": "mmseg",
-        "custom_imports": dict(imports=["defect_plugins.seg"], allow_failed_imports=False),
         "model": model,
-        "train_dataloader": loader("train", train_pipeline, True),
-        "val_dataloader": loader("calibration", test_pipeline, False),
+        "train_dataloader": seg_loader(staged, "train", train_pipeline, True, options.batch_size,
+                                       masks_dataset(classes, "train")),
+        "val_dataloader": seg_loader(staged, "calibration", test_pipeline, False, 1,
+                                     masks_dataset(classes, "calibration")),
         "val_evaluator": dict(type="IoUMetric", iou_metrics=["mIoU"]),
         "optim_wrapper": dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=options.lr, momentum=0.9,
                                                                   weight_decay=5e-4)),
         "param_scheduler": [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=options.epochs, by_epoch=True,
                                  convert_to_iter_based=True)],
-        "train_cfg": dict(type="EpochBasedTrainLoop", max_epochs=options.epochs, val_interval=options.epochs),
-        "val_cfg": dict(type="ValLoop"),
-        "default_hooks": dict(logger=dict(type="LoggerHook", interval=10),
-                              checkpoint=dict(type="CheckpointHook", by_epoch=True, interval=1, max_keep_ckpts=1)),
-        "randomness": dict(seed=options.seed, deterministic=False),
+        **epoch_schedule(options.epochs, options.seed),
     }
-    lines = ["# Written by defect-fit segmentor (defect_plugins/fit/segmentor.py): one run, mmseg's Runner.",
-             "_base_ = ['mmseg::_base_/default_runtime.py']"]
-    lines += [f"{key} = {value!r}" for key, value in values.items()]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_text(path, "\n".join(lines) + "\n")
+    return write_mmseg_config(path, values, "plain U-Net")
+
+
+def _train_arcd(data: SegData, staged: Path, work: Path,
+                options: SegmentorOptions) -> tuple[Path, Path, float, str]:
+    """ARCD's two stages through mmseg's Runner; the stage-2 config and checkpoint, seconds, the model's name."""
+    from .arcd import reconstructor_width, write_stage1_config, write_stage2_config
+    from .openmmlab import train_openmmlab
+
+    epochs1 = options.stage1_epochs or options.epochs
+    config1 = write_stage1_config(work / "config_stage1.py", staged=staged, options=options, epochs=epochs1)
+    options.log(f"[fit] ARCD stage 1: reconstructor (width {reconstructor_width(options)}), {epochs1} epochs")
+    recon, seconds1 = train_openmmlab("mmseg", config1, work / "train_stage1", epochs1, options.log)
+    config = write_stage2_config(work / "config.py", classes=data.classes, staged=staged, options=options,
+                                 reconstructor_checkpoint=recon)
+    options.log(f"[fit] ARCD stage 2: UNet (width {options.width}) on image + reconstruction, focal loss, "
+                f"{options.epochs} epochs")
+    checkpoint, seconds2 = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log)
+    name = (f"ARCD: reconstructor width {reconstructor_width(options)} + mmseg UNet width {options.width}, FCNHead, "
+            f"focal loss")
+    return config, checkpoint, seconds1 + seconds2, name
+
+
+def _stage1_facts(options: SegmentorOptions, work: Path) -> dict[str, Any]:
+    """What the card says of ARCD's stage 1 (nothing for a plain U-Net)."""
+    if options.model != "arcd":
+        return {}
+    from .arcd import reconstructor_width
+
+    return {"stage1": {"epochs": options.stage1_epochs or options.epochs,
+                       "reconstructor_width": reconstructor_width(options),
+                       "images": "every training image (defects included), simulated anomalies on top",
+                       "config": (work / "config_stage1.py").read_text()}}
 
 
 def evaluate(model_xml: Path, data: SegData, files: Sequence[str], min_area: int) -> dict[str, Any]:
@@ -195,8 +260,15 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
 
     started = time.perf_counter()
     out = check_out(out, overwrite)
-    if options.epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {options.epochs}")
+    if options.epochs < 1 or (options.stage1_epochs is not None and options.stage1_epochs < 1):
+        raise ValueError(f"--epochs and --stage1-epochs must be at least 1, got {options.epochs} and "
+                         f"{options.stage1_epochs}")
+    if options.model not in MODELS:
+        raise ValueError(f"--model must be one of {MODELS}, got {options.model!r}")
+    if options.model == "arcd":
+        from .arcd import check_size
+
+        check_size(options)
     data = find_seg_data(data_root, options.classes)
     check_mask_values(data)
     work = work_folder(out, work_dir)
@@ -209,9 +281,13 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
     stage_started = time.perf_counter()
     stage(data, split, staged, options.image_size, options.resize)
     stage_seconds = time.perf_counter() - stage_started
-    config = write_config(work / "config.py", classes=data.classes, staged=staged, options=options)
-    options.log(f"[fit] mmseg UNet (width {options.width}), {options.epochs} epochs")
-    checkpoint, train_seconds = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log)
+    if options.model == "arcd":
+        config, checkpoint, train_seconds, model_name = _train_arcd(data, staged, work, options)
+    else:
+        config = write_config(work / "config.py", classes=data.classes, staged=staged, options=options)
+        options.log(f"[fit] mmseg UNet (width {options.width}), {options.epochs} epochs")
+        checkpoint, train_seconds = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log)
+        model_name = f"mmseg EncoderDecoder, UNet width {options.width}, FCNHead"
 
     size = (options.image_size, options.image_size)
     fp32 = work / "ir" / "fp32.xml"
@@ -262,14 +338,14 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
         write_rules(bundle_stage / "rules.yaml", data.classes)
         total_seconds = time.perf_counter() - started
         card = {
-            "family": "segmentor", "model": f"mmseg EncoderDecoder, UNet width {options.width}, FCNHead",
+            "family": "segmentor", "model": model_name,
             "command": command_line(argv), "versions": versions(), "classes": list(data.classes),
             "data": {"root": str(data.root), **data.summary()},
             "split": {"seed": options.seed, "counts": counts, "fractions": FRACTIONS, "by": "dominant defect class"},
             "image_size": options.image_size, "resize": options.resize,
             "resize_metadata": metadata_resize(options.resize),
             "training": {"epochs": options.epochs, "train_seconds": round(train_seconds, 1),
-                         "config": config.read_text()},
+                         "config": config.read_text(), **_stage1_facts(options, work)},
             "decision": f"defect when a defect class covers a region of at least {options.min_area} pixels "
                         "(not calibrated: no continuous score)",
             "threshold": {"default_precision": default, "by_precision": {p: {} for p in models}},
@@ -319,7 +395,10 @@ def render_card(card: dict[str, Any]) -> str:
                   f"{part}: " + ", ".join(f"{g} {n}" for g, n in groups.items())
                   for part, groups in card["split"]["counts"].items()),
               f"- image size {card['image_size']} px, resize {card['resize']} (`{card['resize_metadata']}` in the IR)",
-              f"- {card['training']['epochs']} epochs, {card['training']['train_seconds']} s of training",
+              f"- {card['training']['epochs']} epochs, {card['training']['train_seconds']} s of training"
+              + (f" (ARCD: stage 1, the reconstructor of width {card['training']['stage1']['reconstructor_width']}, "
+                 f"{card['training']['stage1']['epochs']} epochs on {card['training']['stage1']['images']}; "
+                 f"then stage 2)" if "stage1" in card["training"] else ""),
               f"- INT8: {'kept' if default == 'INT8' else 'not kept (' + str(card['int8'].get('reason')) + ')'}",
               "", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; the rest "
               f"is {100 * timing['overhead_share']:.0f} %.", "",

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from defect_plugins.deploy.families import get_family
 from defect_plugins.deploy.grading import ModelGrading, RuleSet, grade_result
 from defect_plugins.deploy.result import InferenceResult
@@ -70,24 +72,14 @@ class Station:
             raise StationError(400, str(error)) from error
         source = f"{origin}:{name}"
         decoded = time.perf_counter()
-        views = segment_defects(image)
-        states = []
-        for model in self.models:
-            result, latency = model.predict(image, source)
-            grading = self._grade(result)
-            threshold = result.image_threshold if result.ok else None  # set by the families that threshold
-            states.append(ModelState(model, result, grading, latency, threshold, threshold))
+        states = self.run_models(image, source)
         inferred = time.perf_counter()
-        grade, class_name = self._overall(states)
-        scores = [s.result.score for s in states if s.result.ok and s.result.score is not None]
         token = secrets.token_urlsafe(18)
-        record_id = self.store.add_inspection(
-            source=source, image_sha256=hashlib.sha256(data).hexdigest(), width=image.shape[1],
-            height=image.shape[0], models=[s.model.record() for s in states],
-            results=[self._record(s) for s in states], grade=grade, class_name=class_name,
-            score=max(scores) if scores else None, view_token=token)
+        record_id = self.store.add_inspection(source=source, image_sha256=hashlib.sha256(data).hexdigest(),
+                                              width=image.shape[1], height=image.shape[0], view_token=token,
+                                              **self.record_fields(states))
         stored = time.perf_counter()
-        inspection = Inspection(record_id, source, image, views, states, token_hash(token))
+        inspection = Inspection(record_id, source, image, segment_defects(image), states, token_hash(token))
         self.cache.put(inspection)
         payload = self._payload(inspection)
         payload["token"] = token
@@ -96,6 +88,22 @@ class Station:
                                  "encode": (time.perf_counter() - stored) * 1000,
                                  "total": (time.perf_counter() - started) * 1000}
         return payload
+
+    def run_models(self, image: np.ndarray, source: str) -> list[ModelState]:
+        """Every model on ``image``, each graded by the rules (a failed model: the most severe grade)."""
+        states = []
+        for model in self.models:
+            result, latency = model.predict(image, source)
+            threshold = result.image_threshold if result.ok else None  # set by the families that threshold
+            states.append(ModelState(model, result, self._grade(result), latency, threshold, threshold))
+        return states
+
+    def record_fields(self, states: list[ModelState]) -> dict[str, Any]:
+        """What :meth:`.store.Store.add_inspection` keeps of the models' states: records, grade, class, score."""
+        grade, class_name = self._overall(states)
+        scores = [s.result.score for s in states if s.result.ok and s.result.score is not None]
+        return {"models": [s.model.record() for s in states], "results": [self._record(s) for s in states],
+                "grade": grade, "class_name": class_name, "score": max(scores) if scores else None}
 
     def inspect_watch(self, name: str | None = None) -> dict[str, Any]:
         """Inspect ``name`` from the watched folder, or its newest image."""
@@ -238,8 +246,24 @@ class Station:
                                     f"(it keeps the last ones only): inspect the image again")
         return inspection
 
+    def remember(self, inspection_id: int, source: str, image: np.ndarray, states: list[ModelState], *,
+                 token: str, part_id: str | None = None) -> None:
+        """Keep a line part's inspection for the pages (its paper views are made when a page asks)."""
+        self.cache.put(Inspection(inspection_id, source, image, None, states, token_hash(token), token=token,
+                                  part_id=part_id))
+
+    def payload(self, inspection_id: int) -> dict[str, Any]:
+        """The page's payload of a kept inspection (a line part's included), with its view token."""
+        inspection = self._kept(inspection_id)
+        payload = self._payload(inspection)
+        if inspection.token is not None:
+            payload["token"] = inspection.token
+        return payload
+
     def _payload(self, inspection: Inspection) -> dict[str, Any]:
         with inspection.lock:
+            if inspection.views is None:
+                inspection.views = segment_defects(inspection.image)
             grade, class_name = self._overall(inspection.states)
             return inspection_payload(inspection, grade=grade, class_name=class_name, grades=list(self.rules.grades),
                                       min_area=self.min_area, display_side=self.display_side)

@@ -38,14 +38,19 @@ class Inspection:
     id: int
     source: str
     image: np.ndarray
-    views: PaperViews
+    views: PaperViews | None  # None until a page asks (parts from the line are not shown at once)
     states: list[ModelState]
     token_sha256: str  # the hash of the token only its page got (see Station.check_token)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # a line part's token, kept until the operator's line page fetches it (an upload's goes with its answer)
+    token: str | None = field(default=None, repr=False)
+    part_id: str | None = None
 
     @property
     def nbytes(self) -> int:
-        arrays = [self.image, self.views.grey, self.views.bilateral, self.views.stretched, self.views.mask]
+        arrays = [self.image]
+        if self.views is not None:
+            arrays += [self.views.grey, self.views.bilateral, self.views.stretched, self.views.mask]
         for state in self.states:
             arrays += [a for a in (state.result.anomaly_map, state.result.class_map, state.result.region_map,
                                    state.result.defect_mask) if a is not None]

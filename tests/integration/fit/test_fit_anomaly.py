@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
+STATION_ARGS: tuple[str, ...] = ()
 
 
 def _folders_layout(root: Path) -> Path:
@@ -151,3 +152,37 @@ def test_auto_keeps_the_candidate_with_the_best_calibration_recall(fitted, tmp_p
 def test_an_unknown_model_name_lists_the_known_ones(tmp_path, fitted) -> None:
     run = _fit(fitted["data"], tmp_path / "x", "--model", "NoSuchModel")
     assert run.returncode == 2 and "Patchcore" in run.stderr and "NoSuchModel" in run.stderr, run.stderr
+
+
+def test_station_serves_the_bundle_with_its_threshold_and_rules(fitted, tmp_path) -> None:
+    """An operator's round on the station: the bundle's threshold and rules, OK parts graded OK, decisions kept."""
+    from defect_plugins.deploy import DefectInferencer
+    from defect_plugins.deploy.bundle import load_bundle
+    from defect_plugins.deploy.grading.rules import load_rules
+    from defect_plugins.imaging.files import read_bgr
+    from tests.fixtures.station import running_station
+
+    bundle = load_bundle(fitted["out"])
+    inferencer = DefectInferencer(fitted["out"])
+    grades = list(load_rules(fitted["out"] / "rules.yaml").grades)
+    rows = list(csv.DictReader((fitted["out"] / "predictions.csv").open()))
+    with running_station([fitted["out"]], tmp_path, *STATION_ARGS) as station:
+        status, info = station.request("api/status")
+        assert status == 200
+        model = info["models"][0]
+        assert model["bundle"]["thresholds"] == bundle.thresholds_for(model["weights"])
+        assert info["rules"]["source"].endswith("rules.yaml")
+        for row in rows[:4] + rows[-4:]:
+            path = fitted["data"] / row["file"]
+            status, shown = station.upload(path.read_bytes(), path.name)
+            assert status == 200, shown
+            expected = inferencer.predict(read_bgr(path))
+            result = shown["models"][0]
+            assert result["decision"] == expected.decision
+            assert result["score"] == pytest.approx(expected.score, abs=1e-5)
+            if expected.decision == "good":
+                assert shown["grade"] == grades[0], shown  # OK means OK: no Otsu regions, the least severe grade
+            status, decided = station.request("api/decision", json_body={
+                "inspection_id": shown["inspection_id"], "token": shown["token"], "operator": "line operator",
+                "decision": "accept"})
+            assert status == 200 and decided["operator"] == "line operator", decided

@@ -2,7 +2,8 @@
 
 One fit (a width-8 mmseg U-Net, 2 epochs at 64 px) is shared by the checks: the bundle verifies and names
 its classes, the card's test figures are reproduced by evaluating the bundle's IR again, and a mask
-value past the named classes is refused before training, naming the mask.
+value past the named classes is refused before training, naming the mask. ``--model arcd`` runs both
+of ARCD's stages through mmseg's Runner into a bundle that the runtime reads like any other.
 """
 from __future__ import annotations
 
@@ -37,10 +38,10 @@ def _images_and_masks(root: Path) -> Path:
     return data
 
 
-def _fit(data: Path, out: Path) -> subprocess.CompletedProcess:
+def _fit(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "defect_plugins.cli", "fit", "segmentor", str(data), "--out", str(out),
-                           "--image-size", "64", "--epochs", "2", "--width", "8"], capture_output=True, text=True,
-                          timeout=900)
+                           "--image-size", "64", "--epochs", "2", "--width", "8", *extra], capture_output=True,
+                          text=True, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +88,29 @@ def test_a_mask_value_past_the_classes_is_named(tmp_path) -> None:
     cv2.imwrite(str(bad), mask)
     run = _fit(data, tmp_path / "b")
     assert run.returncode == 2 and bad.name in run.stderr, run.stderr
+
+
+def test_arcd_trains_both_stages_into_a_bundle(tmp_path, fitted) -> None:
+    from defect_plugins.deploy.bundle import load_bundle
+    from defect_plugins.deploy.inferencer import DefectInferencer
+
+    out = tmp_path / "arcd"
+    run = _fit(fitted["data"], out, "--model", "arcd", "--stage1-epochs", "1", "--no-int8")
+    log = out.with_name("arcd.log")
+    assert run.returncode == 0, run.stdout + run.stderr + (log.read_text() if log.exists() else "")
+    assert "ARCD stage 1" in run.stdout and "ARCD stage 2" in run.stdout
+    bundle = load_bundle(out)
+    card = bundle.card()
+    assert card["model"].startswith("ARCD") and card["training"]["stage1"]["epochs"] == 1
+    assert "ARCDSegmentor" in card["training"]["config"] and "ARCDReconstructionModel" in card["training"]["stage1"][
+        "config"]
+    image = sorted((fitted["data"] / "images").glob("*.png"))[0]
+    result = DefectInferencer(out).predict(str(image))
+    assert result.ok and result.class_map.shape == cv2.imread(str(image)).shape[:2]
+
+
+def test_arcd_refuses_a_size_its_networks_cannot_halve(tmp_path, fitted) -> None:
+    run = subprocess.run([sys.executable, "-m", "defect_plugins.cli", "fit", "segmentor", str(fitted["data"]),
+                          "--out", str(tmp_path / "b"), "--model", "arcd", "--image-size", "72"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "divisible by 16" in run.stderr, run.stderr
