@@ -111,34 +111,46 @@ def _no_loose_images(folder: Path, where: str, layouts: str) -> None:
         raise _fail(f"{loose[0]}: image directly in {folder} ({len(loose)} such files); {where}", layouts)
 
 
+def _key(path: Path, folder: Path, stem: str | None = None) -> str:
+    """What matches an image and its mask: the subfolder under its top folder and the file stem.
+
+    Flat folders match by stem alone; mmseg's ``img_dir/train/x.png`` matches ``ann_dir/train/x.png``
+    (its splits reuse stems).
+    """
+    return (path.parent.relative_to(folder) / (stem if stem is not None else path.stem)).as_posix()
+
+
 def _unique_stems(images: Sequence[Path], folder: Path, layouts: str) -> dict[str, Path]:
-    """Stem -> image; two images of one stem in a folder would make mask matching ambiguous."""
-    by_stem: dict[str, Path] = {}
+    """Key (subfolder / stem) -> image; two images of one stem in a folder would make mask matching ambiguous."""
+    by_key: dict[str, Path] = {}
     for image in images:
-        if image.stem in by_stem:
-            raise _fail(f"{folder}: two images with the stem {image.stem!r} ({by_stem[image.stem]}, {image}); "
+        key = _key(image, folder)
+        if key in by_key:
+            raise _fail(f"{image.parent}: two images with the stem {image.stem!r} ({by_key[key]}, {image}); "
                         f"masks are matched to images by file stem, so stems must be unique in a folder", layouts)
-        by_stem[image.stem] = image
-    return by_stem
+        by_key[key] = image
+    return by_key
 
 
 def _match_masks(images: Sequence[Path], image_folder: Path, mask_folder: Path, layouts: str) -> dict[Path, Path]:
     """Image -> mask for the masks under ``mask_folder``, matched by stem to the images of ``image_folder``.
 
-    The mask of an image of stem ``x`` has the stem ``x`` or ``x_mask`` (MVTec AD). A mask with
-    no such image, a mask that fits two images (``x_mask`` when both ``x`` and ``x_mask`` are
-    images) and two masks for one image are errors; images without a mask are the caller's to judge.
+    The mask of an image of stem ``x`` has the stem ``x`` or ``x_mask`` (MVTec AD), in the same
+    subfolder under its top folder (:func:`_key`). A mask with no such image, a mask that fits two
+    images (``x_mask`` when both ``x`` and ``x_mask`` are images) and two masks for one image are
+    errors; images without a mask are the caller's to judge.
     """
-    by_stem = _unique_stems(images, image_folder, layouts)
+    by_key = _unique_stems(images, image_folder, layouts)
     matched: dict[Path, Path] = {}
     for mask in _images(mask_folder):
         stems = [mask.stem]
         if mask.stem.endswith(_MASK_SUFFIX) and len(mask.stem) > len(_MASK_SUFFIX):
             stems.append(mask.stem[: -len(_MASK_SUFFIX)])
-        candidates = [by_stem[stem] for stem in stems if stem in by_stem]
+        keys = [_key(mask, mask_folder, stem) for stem in stems]
+        candidates = [by_key[key] for key in keys if key in by_key]
         if not candidates:
-            searched = " or ".join(repr(stem) for stem in stems)
-            raise _fail(f"mask {mask} has no image in {image_folder} (searched for the stem {searched})", layouts)
+            searched = " or ".join(repr(key) for key in keys)
+            raise _fail(f"mask {mask} has no image in {image_folder} (searched for {searched})", layouts)
         if len(candidates) > 1:
             raise _fail(f"mask {mask} fits two images in {image_folder} ({candidates[0]}, {candidates[1]}); "
                         f"rename one of them", layouts)

@@ -303,7 +303,7 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
                                   "miou": test_fp32["miou"]},
                          "calibration": {**part_rates(split, "calibration", decisions),
                                          "iou": calibration_fp32["iou"], "miou": calibration_fp32["miou"]}}}
-    options.log(f"[fit] FP32: test mIoU {evidence['FP32']['test']['miou']}")
+    options.log(f"[fit] FP32: test mIoU {_fmt(evidence['FP32']['test']['miou'])}")
 
     bundle_stage = staging_dir(out)
     try:
@@ -366,10 +366,14 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
         shutil.rmtree(bundle_stage, ignore_errors=True)
         raise
     test = evidence[default]["test"]
-    options.log(f"[fit] bundle {out} ({default}): test mIoU {test['miou']}; false-reject "
+    options.log(f"[fit] bundle {out} ({default}): test mIoU {_fmt(test['miou'])}; false-reject "
                 f"{fmt_rate(test['false_reject'])}; recall {fmt_rate(test['recall'])}")
     finish(work, out, keep_work)
     return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def render_card(card: dict[str, Any]) -> str:

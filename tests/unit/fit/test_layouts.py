@@ -327,3 +327,19 @@ def test_read_mask_palette_indices_and_colour_masks(tmp_path):
     cv2.imwrite(str(tmp_path / "colour.png"), colour)
     with pytest.raises(LayoutError, match="colour.png has 3 different channels"):
         read_mask(tmp_path / "colour.png")
+
+
+def test_seg_mmseg_splits_reuse_stems_and_match_within_their_subfolder(tmp_path):
+    """mmseg's img_dir/train/000.png pairs with ann_dir/train/000.png, not with ann_dir/val/000.png."""
+    for split, value in (("train", 1), ("val", 2)):
+        png(tmp_path / "img_dir" / split / "000.png", 128, shape=(20, 30))
+        mask = np.full((20, 30), value, np.uint8)
+        (tmp_path / "ann_dir" / split).mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / "ann_dir" / split / "000.png"), mask)
+    data = find_seg_data(tmp_path)
+    assert {p.relative_to(tmp_path).as_posix(): m.relative_to(tmp_path).as_posix() for p, m in data.masks.items()} == {
+        "img_dir/train/000.png": "ann_dir/train/000.png", "img_dir/val/000.png": "ann_dir/val/000.png"}
+    (tmp_path / "ann_dir" / "test").mkdir()
+    (tmp_path / "ann_dir" / "val" / "000.png").rename(tmp_path / "ann_dir" / "test" / "000.png")
+    with pytest.raises(LayoutError, match="(?s)ann_dir/test/000.png has no image.*'test/000'"):
+        find_seg_data(tmp_path)
