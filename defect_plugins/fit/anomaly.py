@@ -312,6 +312,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
 
     from .assemble import (check_out, command_line, finish, held_out_split, quantize_checked, resave, versions,
                            work_folder, write_card, write_predictions, write_rules)
+    from .assemble import overhead
     from .calibration import threshold_for_false_reject
     from .evidence import calibrate
     from .layouts import find_anomaly_data
@@ -414,7 +415,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
                           if len(candidates) > 1 else "asked for (--model)"),
             "timing": {"total_seconds": round(total_seconds, 1), "train_seconds": round(train_seconds, 1),
                        "stage_seconds": round(stage_seconds, 1), "int8_seconds": round(quant_seconds, 1),
-                       "overhead_share": round((total_seconds - train_seconds) / max(total_seconds, 1e-9), 3)},
+                       **overhead(total_seconds, train_seconds)},
         }
         write_card(bundle_stage, card, render_card(card))
         manifest = {
@@ -440,7 +441,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
 
 def render_card(card: dict[str, Any]) -> str:
     """``card.md``: what a quality engineer reads first (the same facts as ``card.json``)."""
-    from .assemble import fmt_rate
+    from .assemble import fmt_rate, overhead_text
 
     default = card["threshold"]["default_precision"]
     evidence = card["evidence"][default]
@@ -495,7 +496,7 @@ def render_card(card: dict[str, Any]) -> str:
                          f"{fmt_rate(c['test']['recall'])} | {auroc} |")
     timing = card["timing"]
     lines += ["", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; "
-              f"the rest (split, staging, export, scoring, INT8, card) is {100 * timing['overhead_share']:.0f} %.",
+              f"the rest (split, staging, export, scoring, INT8, card) is {overhead_text(timing)}.",
               "", "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), "",
               "The SHA-256 of every file of the bundle is in `bundle.json` (checked at every load).", ""]
     return "\n".join(lines)

@@ -86,6 +86,24 @@ def write_card(folder: Path, card: Mapping[str, Any], markdown: str) -> None:
     atomic_write_text(folder / "card.md", markdown)
 
 
+def overhead(total_seconds: float, train_seconds: float) -> dict[str, float]:
+    """The fit's own time (everything but training) as a share of the training time and of the whole run.
+
+    The first is the figure the fit's speed aim is about (at most 15 % of the training time at the
+    default schedule); the second says how much of the wait was not training.
+    """
+    rest = max(total_seconds - train_seconds, 0.0)
+    return {"overhead_seconds": round(rest, 1), "overhead_vs_training": round(rest / max(train_seconds, 1e-9), 3),
+            "overhead_share": round(rest / max(total_seconds, 1e-9), 3)}
+
+
+def overhead_text(timing: Mapping[str, Any]) -> str:
+    """``54.8 s, 23 % of the training time`` for a card (older cards: the share of the whole run)."""
+    if "overhead_vs_training" not in timing:
+        return f"{100 * timing['overhead_share']:.0f} % of the whole run"
+    return f"{timing['overhead_seconds']} s, {100 * timing['overhead_vs_training']:.0f} % of the training time"
+
+
 def fmt_rate(rate: Mapping[str, Any] | None) -> str:
     """``0.8% (1/120, 95% CI 0.0-4.6%)`` of a :class:`.calibration.Rate` dict."""
     if not rate or not rate.get("n"):

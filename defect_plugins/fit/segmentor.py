@@ -253,6 +253,7 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
 
     from .assemble import (check_out, command_line, finish, fmt_rate, held_out_split, quantize_checked, resave,
                            versions, work_folder, write_card, write_predictions, write_rules)
+    from .assemble import overhead
     from .layouts import check_mask_values, find_seg_data
     from .openmmlab import train_openmmlab
     from .split import split_groups
@@ -352,7 +353,7 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
             "evidence": evidence, "int8": int8_note,
             "timing": {"total_seconds": round(total_seconds, 1), "train_seconds": round(train_seconds, 1),
                        "stage_seconds": round(stage_seconds, 1), "int8_seconds": round(quant_seconds, 1),
-                       "overhead_share": round((total_seconds - train_seconds) / max(total_seconds, 1e-9), 3)},
+                       **overhead(total_seconds, train_seconds)},
         }
         write_card(bundle_stage, card, render_card(card))
         manifest = {
@@ -378,7 +379,7 @@ def _fmt(value: float | None) -> str:
 
 def render_card(card: dict[str, Any]) -> str:
     """``card.md`` of a segmentor bundle (the same facts as ``card.json``)."""
-    from .assemble import fmt_rate
+    from .assemble import fmt_rate, overhead_text
 
     default = card["threshold"]["default_precision"]
     test = card["evidence"][default]["test"]
@@ -405,7 +406,7 @@ def render_card(card: dict[str, Any]) -> str:
                  f"then stage 2)" if "stage1" in card["training"] else ""),
               f"- INT8: {'kept' if default == 'INT8' else 'not kept (' + str(card['int8'].get('reason')) + ')'}",
               "", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; the rest "
-              f"is {100 * timing['overhead_share']:.0f} %.", "",
+              f"is {overhead_text(timing)}.", "",
               "## Versions", "", ", ".join(f"{k} {v}" for k, v in card["versions"].items()), "",
               "The SHA-256 of every file of the bundle is in `bundle.json` (checked at every load).", ""]
     return "\n".join(lines)
