@@ -32,6 +32,8 @@ pytest_plugins = [
     "tests.fixtures.gan",
     "tests.fixtures.seg",
     "tests.fixtures.station",
+    "tests.fixtures.mqtt",
+    "tests.fixtures.opcua",
 ]
 
 # Tests never reach a hub: anything that tries to download fails fast instead of hanging.

@@ -10,25 +10,39 @@ buttons as one screen. Uploads are the raw request body (``fetch(file)``), so no
 is needed either.
 
 Routes (JSON unless said; errors are ``{"error": message}`` with a 4xx/5xx status, and the
-server keeps serving):
+server keeps serving). With logins on (the default), every route but the first three needs a
+session (401, or a redirect to ``/login`` for the page); role: *op* = operators and engineers,
+*eng* = engineers only (403 for an operator):
 
 =========================  =====================================================================
+``GET /login``             the login page (``static/login.html``); without logins: to ``/``
+``POST /api/login``        ``{"name", "password"}``: a session; its cookie (``HttpOnly``,
+                           ``SameSite=Strict``, ``Secure`` over https) and ``csrf_token``
+``GET /static/*``          the page's script and style
+``POST /api/logout``       end this session (op)
+``GET /api/me``            ``{"login": bool, "user", "role", "csrf_token", "expires_at"}``
 ``GET /``                  the page (``static/index.html``)
 ``GET /api/status``        models (name, family, version, precision, median latency), rules, limits
 ``POST /api/inspect``      raw image bytes, ``?name=FILE``: inspect with every model, store, results
 ``GET /api/watch``         the watched folder's newest images
 ``POST /api/watch``        ``{"name": FILE}`` (optional): inspect that file, or the newest one
-``POST /api/threshold``    ``{"inspection_id", "token", "model", "threshold"}``: re-threshold the kept map
+``POST /api/threshold``    ``{"inspection_id", "token", "model", "threshold"}``: re-threshold the kept
+                           map (eng; audited as ``threshold_moved``)
 ``POST /api/decision``     ``{"inspection_id", "token", "operator", "decision", "grade"?, "comment"?,
-                           "thresholds"?}``: append it (``thresholds``: what the page shows, checked)
+                           "thresholds"?}``: append it (op; ``thresholds``: what the page shows,
+                           checked; with logins the operator is the logged-in user)
 ``GET /api/history``       ``?grade=&class=&decision=&from=YYYY-MM-DD&to=YYYY-MM-DD``: rows
 ``GET /api/history.csv``   the same filters, every row, as a CSV download
 =========================  =====================================================================
 
 Every request passes :class:`.guard.StationGuard` first (own host names, same-origin writes with
-the ``X-Requested-With: defect-station`` header, JSON or image bodies, no framing). An inspection's
-payload carries a ``token``; re-thresholding and deciding need it, so only the client that was
-shown an inspection can change or decide it. Every malformed request gets a 4xx with a message.
+the ``X-Requested-With: defect-station`` header, JSON or image bodies, no framing), then, with
+logins on, :class:`.guard.LoginGate` (a live session; on writes its ``X-CSRF-Token`` and the role).
+Accounts, sessions and the login throttle are :mod:`.accounts`; logins, logouts, failed logins,
+threshold moves and decisions go into the audit trail (:mod:`.audit`). With ``--no-login`` the
+operator's name is typed on the page and anyone who reaches it acts as any operator. An
+inspection's payload carries a ``token``; re-thresholding and deciding need it, so only the client
+that was shown an inspection can change or decide it. Every malformed request gets a 4xx with a message.
 
 CPU work (decoding, inference, the database) runs in Starlette's thread pool, so one slow image
 does not stop the page of another operator from loading.
@@ -44,12 +58,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .accounts import Accounts, HashBusy, LoginRefused, Session
+from .audit import append
 from .engine import Station, StationError
-from .guard import StationGuard, allowed_hosts
+from .guard import SESSION_COOKIE, LoginGate, StationGuard, allowed_hosts
 from .store import StoreError, check_id
 
 STATIC = Path(__file__).with_name("static")
@@ -123,15 +139,74 @@ def _filters(request: Request) -> dict[str, str | None]:
             "date_to": query.get("to") or None}
 
 
-def create_app(station: Station, *, max_upload_bytes: int = 20_000_000,
-               hosts: set[str] | None = None) -> StationGuard:
+NO_LOGIN_ACTOR = "anonymous"  # the audit's actor for what nobody logged in did (--no-login)
+
+
+def session_of(request: Request) -> Session | None:
+    """The session :class:`.guard.LoginGate` found for this request (None without logins)."""
+    return request.scope.get("station.session")
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def session_cookie(token: str, max_age: int, *, secure: bool) -> str:
+    """The ``Set-Cookie`` value: script cannot read it, no other site's request carries it, whole station."""
+    return (f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max(0, int(max_age))}"
+            + ("; Secure" if secure else ""))
+
+
+def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: set[str] | None = None,
+               accounts: Accounts | None = None) -> StationGuard:
     """The ASGI application serving ``station`` behind :class:`.guard.StationGuard`.
 
     ``hosts``: the names the station answers to (:func:`.guard.allowed_hosts`; default: loopback).
+    ``accounts``: logins on, through :class:`.guard.LoginGate`; None: no logins (``--no-login``).
     """
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def login_page(request: Request) -> Response:
+        if accounts is None:
+            return RedirectResponse("/", status_code=303)
+        return FileResponse(STATIC / "login.html", headers={"Cache-Control": "no-store"})
+
+    async def login(request: Request) -> Response:
+        if accounts is None:
+            raise StationError(400, "logins are off on this station (started with --no-login)")
+        data = await _json(request)
+        name, password = data.get("name"), data.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise StationError(400, "a login needs 'name' and 'password', both text")
+        try:
+            token, session = await run_in_threadpool(accounts.login, name, password, client=_client(request))
+        except LoginRefused as refused:
+            headers = {"Retry-After": str(int(refused.retry_after) + 1)} if refused.status == 429 else {}
+            return JSONResponse({"error": refused.message}, status_code=refused.status, headers=headers)
+        response = JSONResponse(_me(session))
+        response.headers.append("set-cookie", session_cookie(token, int(accounts.session_hours * 3600),
+                                                             secure=request.url.scheme == "https"))
+        return response
+
+    async def logout(request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        if accounts is not None:
+            await run_in_threadpool(accounts.logout, token, client=_client(request))
+        response = JSONResponse({"logged_out": True})
+        response.headers.append("set-cookie", session_cookie("", 0, secure=request.url.scheme == "https"))
+        return response
+
+    def _me(session: Session | None) -> dict[str, Any]:
+        if session is None:
+            return {"login": accounts is not None, "user": None, "role": None, "csrf_token": None,
+                    "expires_at": None}
+        return {"login": True, "user": session.user.name, "role": session.user.role,
+                "csrf_token": session.csrf_token, "expires_at": session.expires_at}
+
+    async def me(request: Request) -> Response:
+        return JSONResponse(_me(session_of(request)), headers={"Cache-Control": "no-store"})
 
     async def status(request: Request) -> Response:
         return JSONResponse({**station.status(), "max_upload_bytes": max_upload_bytes})
@@ -152,13 +227,23 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000,
             raise StationError(400, f"'name' must be a file name, got {name!r}")
         return JSONResponse(await run_in_threadpool(station.inspect_watch, name or None))
 
+    def _moved(actor: str, inspection_id: int, value: float, answer: dict[str, Any]) -> None:
+        with station.store.transaction() as conn:
+            append(conn, actor, "threshold_moved", {"inspection_id": inspection_id, "model": answer["model"]["name"],
+                                                    "threshold": value, "grade": answer["grade"]})
+
     async def threshold(request: Request) -> Response:
         data = await _json(request)
         value = data.get("threshold")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise StationError(400, f"'threshold' must be a number, got {value!r}")
-        return JSONResponse(await run_in_threadpool(station.rethreshold, check_id(data.get("inspection_id")),
-                                                    _index(data, "model"), float(value), token=_text(data, "token")))
+        inspection_id = check_id(data.get("inspection_id"))
+        answer = await run_in_threadpool(station.rethreshold, inspection_id, _index(data, "model"), float(value),
+                                         token=_text(data, "token"))
+        session = session_of(request)
+        await run_in_threadpool(_moved, session.user.name if session else NO_LOGIN_ACTOR, inspection_id,
+                                float(value), answer)
+        return JSONResponse(answer)
 
     async def decision(request: Request) -> Response:
         data = await _json(request)
@@ -167,8 +252,15 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000,
                 v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in shown.values())):
             raise StationError(400, "'thresholds' must map model names to numbers (or null)")
         inspection_id = check_id(data.get("inspection_id"))
+        operator = _text(data, "operator")
+        session = session_of(request)
+        if session is not None:  # a decision is signed by who is logged in, never by a typed name
+            if operator.strip() not in ("", session.user.name):
+                raise StationError(403, f"decisions are signed with the logged-in user's name, "
+                                        f"{session.user.name!r}; this one names {operator.strip()!r}")
+            operator = session.user.name
         return JSONResponse(await run_in_threadpool(
-            lambda: station.decide(inspection_id, str(data.get("decision")), operator=_text(data, "operator"),
+            lambda: station.decide(inspection_id, str(data.get("decision")), operator=operator,
                                    token=_text(data, "token"), grade=data.get("grade") or None,
                                    comment=_text(data, "comment").strip(), shown_thresholds=shown)))
 
@@ -193,12 +285,19 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000,
     async def store_error(request: Request, error: StoreError) -> Response:
         return JSONResponse({"error": str(error)}, status_code=400)
 
+    async def busy(request: Request, error: HashBusy) -> Response:
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+
     async def unexpected(request: Request, error: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
         return JSONResponse({"error": f"internal error ({type(error).__name__}: {error}); the station goes on"},
                             status_code=500)
 
     routes = [
+        Route("/login", login_page),
+        Route("/api/login", login, methods=["POST"]),
+        Route("/api/logout", logout, methods=["POST"]),
+        Route("/api/me", me),
         Route("/", index),
         Route("/api/status", status),
         Route("/api/inspect", inspect, methods=["POST"]),
@@ -211,5 +310,7 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={StationError: station_error, StoreError: store_error,
-                                                       Exception: unexpected})
+                                                       HashBusy: busy, Exception: unexpected})
+    if accounts is not None:
+        app = LoginGate(app, lookup=lambda token: run_in_threadpool(accounts.session, token))
     return StationGuard(app, hosts=hosts or allowed_hosts("127.0.0.1"), upload_paths={"/api/inspect"})

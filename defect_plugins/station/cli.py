@@ -3,36 +3,50 @@
     defect-station --model cls.xml --model seg.xml --model ad.xml --rules rules.yaml \\
         --watch DIR --db station.sqlite --port 8080 [--host 127.0.0.1]
     defect-station --bundle BUNDLE [--model more.xml ...]     # a model bundle of defect-fit
+    defect-station users add NAME --role engineer --db station.sqlite   # accounts (see .admin)
+    defect-station audit verify --db station.sqlite                     # the audit trail (see .admin)
 
 A ``--model`` may be a bundle (its folder, ``bundle.json`` or archive; ``--bundle`` is a synonym):
 its model is judged with the bundle's calibrated threshold(s). One rule file grades every model:
 ``--rules`` when given, else the rule file of the first bundle given (in ``--model`` / ``--bundle``
 order) that has one, else the packaged default; the station prints which at start.
 
-Binds to 127.0.0.1 unless ``--host`` says otherwise. The page has no login yet: bound to another
-address (``--host 0.0.0.0``), anyone who can reach this PC's port can inspect images, record
-decisions under any operator name and read the whole history, so the station warns at start;
-expose it only on the line's own network or behind something that authenticates. It answers only
-to its own host names (``--allow-host NAME`` adds one) and takes writes only from its own page
+Logins are on by default: operators and engineers log in on the page with the accounts of
+``defect-station users add`` (:mod:`.accounts`, :mod:`.admin`); the station refuses to start
+without an engineer account. ``--no-login`` (a single-user bench) serves without logins: the
+operator's name is typed on the page and anyone who reaches it acts as any operator, so the station
+warns at start and the page shows a banner. At start the station writes ``rules_loaded`` and
+``model_loaded`` entries in the audit trail (:mod:`.audit`). Binds to 127.0.0.1 unless ``--host``
+says otherwise; bound to another address (``--host 0.0.0.0``) it warns at start: passwords and
+session cookies cross the network in clear unless a TLS proxy is in front (and with
+``--no-login``, anyone who can reach the port acts as any operator). It answers only to its own
+host names (``--allow-host NAME`` adds one) and takes writes only from its own page
 (:mod:`.guard`). ``--port 0`` takes a free port; the first line printed is always
 ``defect-station: serving http://HOST:PORT/``. ``--check`` tests the install instead of serving
-(:mod:`.check`).
+(:mod:`.check`; a temporary database, no logins).
 Runs in the runtime-only install (OpenVINO, numpy, OpenCV, PyYAML, Starlette, uvicorn).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import socket
+import sqlite3
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from defect_plugins.deploy.runtime import PRECISION_HINTS
 
+ADMIN_COMMANDS = ("users", "audit")  # first words that run .admin instead of serving
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0],
+                                     epilog="accounts and the audit trail: defect-station users --help, "
+                                            "defect-station audit --help")
     parser.add_argument("--model", dest="models", action="append", type=Path, default=[],
                         help="model.xml exported by defect-export or anomalib, or a model bundle of defect-fit "
                              "(repeat for several models)")
@@ -57,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest image accepted, in megapixels (default 50)")
     parser.add_argument("--cache-mb", type=float, default=256.0,
                         help="memory for recent results the threshold slider works on (MB, default 256)")
+    parser.add_argument("--no-login", action="store_true",
+                        help="serve without logins (a single-user bench): the operator's name is typed on the page "
+                             "and anyone who reaches it acts as any operator")
+    parser.add_argument("--session-hours", type=float, default=12.0,
+                        help="how long a login lasts, in hours (default 12: one shift)")
     parser.add_argument("--check", action="store_true",
                         help="check this install instead of serving: page, a synthetic image through every model, "
                              "the slider, no torch imported (temporary database, free loopback port); exit 0 if fine")
@@ -73,13 +92,35 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _audit_start(store: Any, station: Any, rules: Any, rules_origin: str, *, logins: bool, url: str) -> None:
+    """The audit entries of a start: how the station serves, its rules and each model (actor ``station``)."""
+    from .audit import append
+
+    source = Path(rules.source)
+    rules_sha = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+    with store.transaction() as conn:
+        append(conn, "station", "station_started", {"url": url, "logins": logins})
+        append(conn, "station", "rules_loaded", {"rules": rules.source, "origin": rules_origin, "sha256": rules_sha,
+                                                 "grades": list(rules.grades)})
+        for model in station.models:
+            info = model.describe()
+            append(conn, "station", "model_loaded", {key: info[key] for key in (
+                "index", "name", "family", "path", "version", "weights", "precision", "bundle")})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ADMIN_COMMANDS:  # defect-station users ... / audit ...
+        from .admin import main as admin_main
+
+        return admin_main(argv)
     args = build_parser().parse_args(argv)
     import uvicorn
 
     from .app import create_app
     from defect_plugins.deploy.grading.rules import RuleError, load_rules
 
+    from .accounts import Accounts
     from .engine import Station, StationError
     from .guard import allowed_hosts, is_loopback
     from .models import station_rules
@@ -94,13 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.max_upload_mb <= 0 or args.max_pixels <= 0:
         print("defect-station: error: --max-upload-mb and --max-pixels must be positive", file=sys.stderr)
         return 2
+    if not 0 < args.session_hours <= 744:
+        print(f"defect-station: error: --session-hours must be above 0 and at most 744, got {args.session_hours}",
+              file=sys.stderr)
+        return 2
     from defect_plugins.imaging.decode import DEFAULT_BUDGET, default_decode_bytes
 
     # decodes in flight share one budget: room for two of the largest image --max-pixels admits (1 GB at least)
     DEFAULT_BUDGET.configure(max_bytes=max(1_000_000_000, 2 * default_decode_bytes(int(args.max_pixels * 1e6))))
     if args.check:  # a temporary database and a free loopback port: nothing of the line's is touched
         scratch = tempfile.TemporaryDirectory(prefix="defect-station-check-")
-        args.db, args.host, args.port = Path(scratch.name) / "check.sqlite", "127.0.0.1", 0
+        args.db, args.host, args.port, args.no_login = Path(scratch.name) / "check.sqlite", "127.0.0.1", 0, True
+    logins = not args.no_login
     try:
         rules_path, rules_origin = station_rules(args.rules, args.models)
         rules = load_rules(rules_path)
@@ -109,6 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
                           max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
                           strict_rules=args.rules is not None)
+        accounts = Accounts(store, session_hours=args.session_hours) if logins else None
+        if accounts is not None and not accounts.has_engineer():
+            store.close()
+            print(f"defect-station: error: {args.db} has no engineer account and logins are on: create one with "
+                  f"`defect-station users add NAME --role engineer --db {args.db}` (or start with --no-login, "
+                  f"a single-user bench without logins)", file=sys.stderr)
+            return 1
     except (RuleError, StoreError, FileNotFoundError, ValueError) as error:
         print(f"defect-station: error: {error}", file=sys.stderr)
         return 1
@@ -126,6 +179,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    try:
+        _audit_start(store, station, rules, rules_origin, logins=logins, url=f"http://{shown}:{port}/")
+    except (StoreError, sqlite3.Error, OSError) as error:
+        sock.close()
+        store.close()
+        print(f"defect-station: error: cannot write the start into the audit trail of {args.db}: {error}",
+              file=sys.stderr)
+        return 1
     print(f"defect-station: {'checking' if args.check else 'serving'} http://{shown}:{port}/", flush=True)
     for model in station.models:
         info = model.describe()
@@ -138,12 +199,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for note in station.rule_notes:
         print(f"  note: {note}", flush=True)
     hosts = allowed_hosts(host, args.allow_host)
+    if not logins and not args.check:
+        print("defect-station: WARNING: --no-login: anyone who reaches this page acts as any operator (decisions "
+              "carry the name typed on the page, anyone may move thresholds). For a single-user bench only; "
+              "create accounts with `defect-station users add` and start without --no-login on a line.",
+              file=sys.stderr, flush=True)
     if not is_loopback(host):
-        print(f"defect-station: WARNING: listening on {host}, not only on this PC. There are no logins yet: "
-              f"anyone who can reach port {port} can inspect, record decisions under any operator name and "
-              f"read the whole history. Host names answered: {', '.join(sorted(hosts))}", file=sys.stderr,
-              flush=True)
-    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6), hosts=hosts)
+        exposure = (f"passwords and session cookies cross the network in clear unless a TLS proxy (https) is in "
+                    f"front of port {port}" if logins else
+                    f"with no logins (--no-login), anyone who can reach port {port} can inspect, record decisions "
+                    f"under any operator name and read the whole history")
+        print(f"defect-station: WARNING: listening on {host}, not only on this PC: {exposure}. Host names "
+              f"answered: {', '.join(sorted(hosts))}", file=sys.stderr, flush=True)
+    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6), hosts=hosts, accounts=accounts)
     if args.check:
         from .check import run_check
 

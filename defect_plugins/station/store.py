@@ -18,7 +18,9 @@ Why it is written this way:
   with it on a 2-core CPU (``python experiments/station/bench_station_store.py``; ``tests/unit/station/test_records.py``
   checks that the WAL file stays).
 * Decisions are appended, never replaced: the history shows the current grade (the newest
-  decision's) and every decision in order; the CSV has one row per decision.
+  decision's) and every decision in order; the CSV has one row per decision. Each decision's
+  entry in the audit trail (:mod:`.audit`) is written in the decision's own transaction; other
+  modules do the same through :meth:`Store.transaction` and :func:`.audit.append`.
 * An inspection keeps the SHA-256 of the view token its page received; a decision must present
   the token, so only a client that was shown the inspection can decide it (not a page that
   guesses ids).
@@ -122,6 +124,12 @@ CREATE TABLE IF NOT EXISTS audit (
     prev_hash TEXT NOT NULL,              -- the previous entry's hash ('' before the first)
     hash TEXT NOT NULL                    -- SHA-256 over prev_hash and this entry (see .audit)
 );
+CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_name);
+-- append-only: the station never changes an entry; someone who drops these is found by audit.verify
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: its entries are never changed'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: its entries are never deleted'); END;
 """
 _UPGRADE_2 = """
 ALTER TABLE inspections ADD COLUMN part_id TEXT;
@@ -166,6 +174,20 @@ def now() -> str:
 def token_hash(token: str) -> str:
     """What the store keeps of a view token: its SHA-256 (the token itself only travels to the page)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The SQL statements of ``script``, whole (a trigger's body has semicolons of its own)."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            if statement.strip():
+                yield statement
+            statement = ""
+    if statement.strip() and not all(part.strip().startswith("--") or not part.strip()
+                                     for part in statement.splitlines()):
+        raise StoreError(f"incomplete SQL statement in the store's schema: {statement.strip()[:80]!r}")
 
 
 def check_id(value: Any, what: str = "inspection id") -> int:
@@ -234,9 +256,8 @@ class Store:
                 script = _TABLES if version == 0 else ""
                 script += _UPGRADE_1 if version == 1 else ""
                 script += _UPGRADE_2 if version in (1, 2) else ""
-                for statement in (script + _TABLES_3 + _VIEW).split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in _statements(script + _TABLES_3 + _VIEW):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -250,7 +271,12 @@ class Store:
         """Close the long-lived connection (SQLite then checkpoints the log into the file)."""
         self._keeper.close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
+        """A new connection (rows as ``sqlite3.Row``, foreign keys on); the caller closes it.
+
+        One per operation and thread (see the module docstring). Reads on it see the newest
+        committed state; writes go through :meth:`transaction`.
+        """
         # isolation_level=None: transactions are the explicit BEGIN IMMEDIATE / COMMIT below
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000, isolation_level=None)
         conn.row_factory = sqlite3.Row
@@ -260,9 +286,13 @@ class Store:
         return conn
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it is committed, or none of it."""
-        with contextlib.closing(self._connect()) as conn:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on a new connection: all of it is committed, or none of it.
+
+        ``BEGIN IMMEDIATE`` takes SQLite's write lock first, so what the block reads (the newest
+        audit hash, say) cannot change before it commits; an exception rolls everything back.
+        """
+        with contextlib.closing(self.connect()) as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -270,6 +300,10 @@ class Store:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    # the names the store's own methods (and older callers) use
+    _connect = connect
+    _transaction = transaction
 
     # ------------------------------------------------------------------ writes
 
@@ -330,7 +364,12 @@ class Store:
 
     def add_decision(self, inspection_id: int, *, decision: str, operator: str, system_grade: str,
                      final_grade: str, thresholds: dict[str, float | None], comment: str = "") -> dict[str, Any]:
-        """Append an operator decision for an existing inspection; the stored row."""
+        """Append an operator decision for an existing inspection; the stored row.
+
+        Its audit entry (``decision``, actor ``operator``) is written in the same transaction: a
+        decision is never recorded without its entry in the trail, nor the other way round.
+        """
+        from .audit import append  # here: the audit module imports this one
         inspection_id = check_id(inspection_id)
         if decision not in DECISIONS:
             raise StoreError(f"decision must be one of {DECISIONS}, got {decision!r}")
@@ -347,6 +386,10 @@ class Store:
                 (inspection_id, now(), decision, system_grade, final_grade, json.dumps(thresholds), comment,
                  operator))
             row = conn.execute("SELECT * FROM decisions WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            append(conn, operator, "decision", {
+                "inspection_id": inspection_id, "decision_id": row["id"], "decision": decision,
+                "system_grade": system_grade, "final_grade": final_grade, "thresholds": thresholds,
+                "comment": comment})
         return dict(row)
 
     # ------------------------------------------------------------------ reads

@@ -52,7 +52,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_station(models: list[Path], workdir: Path) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "defect_plugins.station", "--port", "0", "--db", str(workdir / "bench.sqlite")]
+    # --no-login: the figure is the page's round trip; a login adds one request per session, not per image
+    command = [sys.executable, "-m", "defect_plugins.station", "--port", "0", "--db", str(workdir / "bench.sqlite"),
+               "--no-login"]
     for model in models:
         command += ["--model", str(model)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

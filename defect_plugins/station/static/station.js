@@ -1,7 +1,8 @@
 // defect-station page: talks to the JSON API of defect_plugins/station/app.py; no libraries.
 "use strict";
 
-const state = { status: null, grades: [], current: null, thresholdSeq: {} };
+// me: GET /api/me (login on or off, user, role, the session's CSRF token)
+const state = { status: null, grades: [], current: null, thresholdSeq: {}, me: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, attrs = {}, ...children) {
@@ -15,12 +16,14 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-async function api(path, options = {}) {
+async function api(path, options = {}, retried = false) {
   let response;
   // every write carries the station's request header: the server refuses writes without it
-  // (a page of another site cannot send it), see defect_plugins/station/guard.py
+  // (a page of another site cannot send it), and the session's CSRF token; see defect_plugins/station/guard.py
   const headers = { ...(options.headers || {}) };
-  if (options.method && options.method !== "GET") headers["X-Requested-With"] = "defect-station";
+  const write = options.method && options.method !== "GET";
+  if (write) headers["X-Requested-With"] = "defect-station";
+  if (write && state.me && state.me.csrf_token) headers["X-CSRF-Token"] = state.me.csrf_token;
   try {
     response = await fetch(path, { ...options, headers, credentials: "same-origin" });
   } catch (error) {
@@ -29,6 +32,14 @@ async function api(path, options = {}) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : {}; } catch (error) { data = null; }
+  if (response.status === 401 && data && data.reason === "login") {
+    window.location.assign("/login");  // the session ended (shift over, logged out elsewhere, user disabled)
+  }
+  if (response.status === 403 && data && data.reason === "csrf" && !retried) {
+    // the station restarted and derives new CSRF tokens: read this session's again, once
+    await loadMe();
+    return api(path, options, true);
+  }
   if (!response.ok) {
     throw new Error((data && data.error) || `HTTP ${response.status}: ${text.slice(0, 200)}`);
   }
@@ -58,6 +69,39 @@ function setGrade(node, grade) {
   if (index >= 0 && state.grades.length > 1) node.classList.add(`sev-${Math.round(index * 3 / (state.grades.length - 1))}`);
   node.textContent = grade || "–";
   node.dataset.grade = grade || "";
+}
+
+// ------------------------------------------------------------------ who is logged in
+
+async function loadMe() {
+  const me = await api("/api/me");
+  state.me = me;
+  const operator = $("operator");
+  if (me.login) {
+    $("user-box").hidden = false;
+    $("user-name").textContent = me.user;
+    $("user-role").textContent = `(${me.role})`;
+    operator.value = me.user;  // decisions are signed by the logged-in user; the server checks it
+    operator.readOnly = true;
+    $("operator-note").textContent = "(logged in)";
+  } else {
+    $("no-login-banner").hidden = false;
+    operator.readOnly = false;
+    operator.value = operator.value || localStorage.getItem("defect-station-operator") || "";
+  }
+  return me;
+}
+
+function mayMoveThresholds() {
+  return !(state.me && state.me.login && state.me.role !== "engineer");
+}
+
+async function logOut() {
+  try {
+    await api("/api/logout", { method: "POST", body: "{}", headers: { "Content-Type": "application/json" } });
+  } finally {
+    window.location.assign("/login");
+  }
 }
 
 // ------------------------------------------------------------------ status line
@@ -170,6 +214,10 @@ function card(model) {
     fact("score", fmt(model.score), "score");
     const slider = el("input", { type: "range", class: "threshold", min: "0", max: "1", step: "0.01",
       value: String(model.threshold), "aria-label": `threshold of ${model.name}` });
+    if (!mayMoveThresholds()) {  // the server refuses it too: thresholds are an engineer's
+      slider.disabled = true;
+      slider.title = "only an engineer may move thresholds";
+    }
     const shown = el("span", { class: "threshold-value", text: fmt(model.threshold, 2) });
     slider.addEventListener("input", () => { shown.textContent = Number(slider.value).toFixed(2); });
     slider.addEventListener("change", () => rethreshold(model.index, Number(slider.value)));
@@ -228,7 +276,7 @@ async function decide(decision) {
   if (!current) return;
   const operator = $("operator").value.trim();
   if (!operator) { showMessage("Enter your name as operator first: every decision is signed."); $("operator").focus(); return; }
-  localStorage.setItem("defect-station-operator", operator);
+  if (!(state.me && state.me.login)) localStorage.setItem("defect-station-operator", operator);
   const thresholds = {};
   for (const model of current.models) if (model.status === "ok") thresholds[model.name] = model.threshold;
   const body = { inspection_id: current.inspection_id, token: current.token, operator, decision,
@@ -297,6 +345,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("regrade").addEventListener("click", () => decide("regrade"));
   for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => showTab(tab.dataset.tab));
   $("history-filters").addEventListener("submit", (event) => { event.preventDefault(); loadHistory(); });
-  $("operator").value = localStorage.getItem("defect-station-operator") || "";
-  loadStatus();
+  $("logout-button").addEventListener("click", logOut);
+  loadMe().catch((error) => showMessage(error.message)).finally(loadStatus);
 });

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
-STATION_ARGS: tuple[str, ...] = ()
+STATION_ARGS = ("--no-login",)  # the round is about the bundle; logins have their own tests
 
 
 def _folders_layout(root: Path) -> Path:

@@ -1,7 +1,9 @@
 """The station in a real browser: headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by selenium.
 
 Upload a synthetic image, read the grade, decide reject, move an anomaly model's threshold slider
-and watch its decision change, accept, and find both decisions in the SQLite file. Screenshots go
+and watch its decision change, accept, and find both decisions in the SQLite file (a bench started
+with ``--no-login``). With logins: log in as an operator, inspect, decide, find the operator's name
+in the history, log out. Screenshots go
 to the test's tmp folder; with ``DEFECT_STATION_SCREENSHOT=path.png`` the first one is also copied
 there (how ``docs/images/station.png`` is made). Skipped, with the reason, only when Chromium,
 its driver or selenium is not installed (``.ci/run`` installs them).
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.station import running_station
+from tests.fixtures.station import add_user, png_bytes, running_station, steel_image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -106,10 +108,13 @@ def test_operator_decides_in_a_real_browser(station_irs, browser, tmp_path):
     candidates = sorted((steel / "test" / "patch").iterdir()) + sorted((steel / "test" / "scratch").iterdir())
     db = tmp_path / "station.sqlite"
     models = [station_irs["classifier"], station_irs["segmentor"], station_irs["anomaly"]]
-    with running_station(models, tmp_path, "--db", str(db)) as station:
+    with running_station(models, tmp_path, "--db", str(db), "--no-login") as station:  # a bench: typed names
         browser.get(station.url)
         _wait(browser, lambda d: d.find_element(By.ID, "status-line").text.startswith("models:"))
         assert "neu_cls (classifier, FP32 weights @ f32" in browser.find_element(By.ID, "status-line").text
+        assert "anyone who reaches this page acts as any operator" in browser.find_element(
+            By.ID, "no-login-banner").text
+        assert not browser.find_element(By.ID, "user-box").is_displayed()
 
         # 1. a 200 x 200 synthetic scratch: the grade is shown; the operator rejects it
         first = _upload(browser, part, None)
@@ -178,3 +183,57 @@ def test_operator_decides_in_a_real_browser(station_irs, browser, tmp_path):
     assert inspections[first]["source"] == f"upload:{part.name}" and len(inspections[first]["image_sha256"]) == 64
     assert decided[second]["decision"] == "accept" and decided[second]["system_grade"] == "reject"
     assert json.loads(decided[second]["thresholds"])["akf"] == 0.0
+
+
+def test_an_operator_logs_in_inspects_and_decides_in_a_real_browser(station_irs, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    add_user(tmp_path, "station.sqlite", "Erin", "engineer", "engineer pass 1")
+    add_user(tmp_path, "station.sqlite", "Olga Operator", "operator", "operator pass 1")
+    part = tmp_path / "part.png"
+    part.write_bytes(png_bytes(steel_image(7)))
+    with running_station([station_irs["anomaly"]], tmp_path, "--db", "station.sqlite") as station:
+        browser.get(station.url)  # no session: the station sends the browser to its login page
+        _wait(browser, lambda d: d.current_url.endswith("/login"))
+
+        def log_in(password: str) -> None:
+            for field, value in (("login-name", "Olga Operator"), ("login-password", password)):
+                box = browser.find_element(By.ID, field)
+                box.clear()
+                box.send_keys(value)
+            browser.find_element(By.ID, "login-button").click()
+
+        log_in("not the password")
+        _wait(browser, lambda d: d.find_element(By.ID, "login-message").is_displayed())
+        assert browser.find_element(By.ID, "login-message").text == (
+            "wrong user name or password (or the account is disabled)")
+        _screenshot(browser, tmp_path / "login.png")
+        log_in("operator pass 1")
+        _wait(browser, lambda d: d.find_element(By.ID, "status-line").text.startswith("models:"))
+        _wait(browser, lambda d: d.find_element(By.ID, "user-name").text == "Olga Operator")
+        assert browser.find_element(By.ID, "user-role").text == "(operator)"
+        assert not browser.find_element(By.ID, "no-login-banner").is_displayed()
+        operator = browser.find_element(By.ID, "operator")
+        assert operator.get_attribute("value") == "Olga Operator" and operator.get_attribute("readonly")
+        assert browser.execute_script("return document.cookie") == ""  # HttpOnly: no script reads the session
+
+        inspection = _upload(browser, part, None)
+        slider = browser.find_element(By.CSS_SELECTOR, ".model-card[data-family=anomaly] input.threshold")
+        assert not slider.is_enabled()  # thresholds are an engineer's
+        assert "by Olga Operator" in _decide(browser, "reject", "dark blob")
+        _screenshot(browser, tmp_path / "station_logged_in.png")
+
+        browser.find_element(By.ID, "tab-history").click()
+        _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, f"#history-table tbody tr[data-id='{inspection}']"))
+        row = browser.find_element(By.CSS_SELECTOR, f"#history-table tbody tr[data-id='{inspection}']").text
+        assert "reject" in row and "Olga Operator" in row and "dark blob" in row
+
+        browser.find_element(By.ID, "logout-button").click()
+        _wait(browser, lambda d: d.current_url.endswith("/login"))
+        browser.get(station.url)
+        _wait(browser, lambda d: d.current_url.endswith("/login"))  # the session is gone
+    with sqlite3.connect(tmp_path / "station.sqlite") as conn:
+        decided = conn.execute("SELECT operator, decision FROM decisions").fetchall()
+        actions = [row[0] for row in conn.execute("SELECT action FROM audit WHERE actor = 'Olga Operator'")]
+    assert decided == [("Olga Operator", "reject")]
+    assert actions == ["login_failed", "login", "decision", "logout"]

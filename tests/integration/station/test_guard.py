@@ -24,8 +24,9 @@ EVIL = "http://evil.example"
 def station(station_irs, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("guard")
     (workdir / "camera").mkdir()
+    # --no-login: the guard's fences hold without logins too (with logins: test_login.py)
     with running_station([station_irs["anomaly"]], workdir, "--db", "station.sqlite", "--watch", "camera",
-                         "--max-upload-mb", "1") as process:
+                         "--max-upload-mb", "1", "--no-login") as process:
         process.workdir = workdir
         yield process
 
@@ -186,11 +187,11 @@ def test_watched_files_have_the_upload_size_cap(station):
 
 def test_a_station_bound_to_every_address_warns_and_still_checks_the_host(station_irs, tmp_path):
     with running_station([station_irs["anomaly"]], tmp_path, "--host", "0.0.0.0", "--allow-host", "line3-pc.plant",
-                         "--db", "station.sqlite") as process:
+                         "--db", "station.sqlite", "--no-login") as process:
         port = urlsplit(process.url).port
         process.url = f"http://127.0.0.1:{port}/"
         assert process.request("api/status")[0] == 200
         assert _raw(process, "GET", "/api/status", headers={"Host": f"line3-pc.plant:{port}"})[0] == 200
         assert _raw(process, "GET", "/api/status", headers={"Host": f"evil.example:{port}"})[0] == 421
         output = process.output()
-    assert "WARNING: listening on 0.0.0.0" in output and "no logins yet" in output
+    assert "WARNING: listening on 0.0.0.0" in output and "no logins (--no-login)" in output

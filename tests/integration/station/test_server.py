@@ -24,8 +24,9 @@ def test_station_serves_three_families_without_torch_and_survives_bad_input(stat
     watch.mkdir()
     (tmp_path / "outside.png").write_bytes(png_bytes(steel_image(99)))
     models = [station_irs["classifier"], station_irs["segmentor"], station_irs["anomaly"]]
+    # --no-login: this test is about models and input (logins: test_login.py)
     with running_station(models, tmp_path, "--watch", str(watch), "--db", "station.sqlite",
-                         "--max-upload-mb", "2") as station:
+                         "--max-upload-mb", "2", "--no-login") as station:
         assert station.url.startswith("http://127.0.0.1:")  # loopback unless --host
         status, info = station.request("api/status")
         assert status == 200 and [m["family"] for m in info["models"]] == ["classifier", "segmentor", "anomaly"]
@@ -132,7 +133,7 @@ def test_four_clients_fifty_images_each_all_stored_once(station_irs, tmp_path):
     uploads = {(client, index): png_bytes(steel_image(1000 * client + index, size=96))
                for client in range(4) for index in range(50)}
     answers: dict[tuple[int, int], tuple[int, dict]] = {}
-    with running_station(models, tmp_path, "--db", "station.sqlite") as station:
+    with running_station(models, tmp_path, "--db", "station.sqlite", "--no-login") as station:
         def client(number: int) -> None:
             for index in range(50):
                 answers[(number, index)] = station.upload(uploads[(number, index)], f"c{number}_{index:02d}.png")
