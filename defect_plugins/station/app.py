@@ -22,6 +22,10 @@ session (401, or a redirect to ``/login`` for the page); role: *op* = operators 
 ``POST /api/logout``       end this session (op)
 ``GET /api/me``            ``{"login": bool, "user", "role", "csrf_token", "expires_at"}``
 ``GET /``                  the page (``static/index.html``)
+``GET /line``              the operator's line page (``static/line.html``)
+``GET /api/line``          the line: shift counters and reject rate, the last 20 parts, the links' state
+``GET /api/part/ID``       one inspection as the line page shows it (verdict, part id, the defects
+                           outlined while it is kept; a line part's view token, to decide it)
 ``GET /api/status``        models (name, family, version, precision, median latency), rules, limits
 ``POST /api/inspect``      raw image bytes, ``?name=FILE``: inspect with every model, store, results
 ``GET /api/watch``         the watched folder's newest images
@@ -66,6 +70,8 @@ from .accounts import Accounts, HashBusy, LoginRefused, Session
 from .audit import append
 from .engine import Station, StationError
 from .guard import SESSION_COOKIE, LoginGate, StationGuard, allowed_hosts
+from .line.links import LineLinks
+from .line.shift import DEFAULT_SHIFTS, line_summary, parse_shifts
 from .store import StoreError, check_id
 
 STATIC = Path(__file__).with_name("static")
@@ -158,12 +164,33 @@ def session_cookie(token: str, max_age: int, *, secure: bool) -> str:
 
 
 def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: set[str] | None = None,
-               accounts: Accounts | None = None) -> StationGuard:
+               accounts: Accounts | None = None, line: LineLinks | None = None) -> StationGuard:
     """The ASGI application serving ``station`` behind :class:`.guard.StationGuard`.
 
     ``hosts``: the names the station answers to (:func:`.guard.allowed_hosts`; default: loopback).
     ``accounts``: logins on, through :class:`.guard.LoginGate`; None: no logins (``--no-login``).
+    ``line``: the line's links (:mod:`.line.links`): their state and shift counters on the line page.
     """
+    shifts = line.shifts if line is not None else parse_shifts(DEFAULT_SHIFTS)
+
+    async def line_page(request: Request) -> Response:
+        return FileResponse(STATIC / "line.html", headers={"Cache-Control": "no-store"})
+
+    def _line_state() -> dict[str, Any]:
+        summary = line_summary(station.store, shifts)
+        inspector = line.inspector.state() if line is not None else {}
+        return {"line": line.line if line is not None else "", **summary,
+                "links": line.state() if line is not None else {},
+                "last_store_error": inspector.get("last_store_error"),
+                "models": [{"name": m.name, "version": m.version} for m in station.models]}
+
+    async def line_state(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(_line_state), headers={"Cache-Control": "no-store"})
+
+    async def part(request: Request) -> Response:
+        inspection_id = check_id(request.path_params["inspection_id"])
+        return JSONResponse(await run_in_threadpool(station.part_view, inspection_id),
+                            headers={"Cache-Control": "no-store"})
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
@@ -299,6 +326,9 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
         Route("/api/logout", logout, methods=["POST"]),
         Route("/api/me", me),
         Route("/", index),
+        Route("/line", line_page),
+        Route("/api/line", line_state),
+        Route("/api/part/{inspection_id}", part),
         Route("/api/status", status),
         Route("/api/inspect", inspect, methods=["POST"]),
         Route("/api/watch", watch_list, methods=["GET"]),

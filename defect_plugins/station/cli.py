@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true",
                         help="check this install instead of serving: page, a synthetic image through every model, "
                              "the slider, no torch imported (temporary database, free loopback port); exit 0 if fine")
+    from .line.links import add_line_arguments
+
+    add_line_arguments(parser)
     return parser
 
 
@@ -122,6 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .accounts import Accounts
     from .engine import Station, StationError
+    from .line.links import LineLinks
+    from .line.mqtt import MqttConfigError
+    from .line.opcua import OpcUaError
     from .guard import allowed_hosts, is_loopback
     from .models import station_rules
     from .store import Store, StoreError
@@ -162,7 +168,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"`defect-station users add NAME --role engineer --db {args.db}` (or start with --no-login, "
                   f"a single-user bench without logins)", file=sys.stderr)
             return 1
-    except (RuleError, StoreError, FileNotFoundError, ValueError) as error:
+        if args.check:
+            args.opcua_port = args.mqtt = args.watch_pattern = None  # the check touches nothing of the line's
+        if args.opcua_port is not None and accounts is None and not args.opcua_insecure:
+            raise ValueError("--opcua-port logs PLCs in with the station's accounts: start without --no-login, or "
+                             "add --opcua-insecure (commissioning only: no encryption, no login)")
+        line = LineLinks(station, args, authenticate=(lambda name, password: accounts.authenticate(
+            name, password) is not None) if accounts is not None else None)
+    except (RuleError, StoreError, FileNotFoundError, ValueError, MqttConfigError) as error:
         print(f"defect-station: error: {error}", file=sys.stderr)
         return 1
     except StationError as error:
@@ -186,6 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         store.close()
         print(f"defect-station: error: cannot write the start into the audit trail of {args.db}: {error}",
               file=sys.stderr)
+        return 1
+    try:  # the line's links are up before the station says it serves (a PLC may call at once)
+        line_lines = line.start()
+    except (OpcUaError, OSError) as error:
+        line.stop()
+        sock.close()
+        store.close()
+        print(f"defect-station: error: {error}", file=sys.stderr)
         return 1
     print(f"defect-station: {'checking' if args.check else 'serving'} http://{shown}:{port}/", flush=True)
     for model in station.models:
@@ -211,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"under any operator name and read the whole history")
         print(f"defect-station: WARNING: listening on {host}, not only on this PC: {exposure}. Host names "
               f"answered: {', '.join(sorted(hosts))}", file=sys.stderr, flush=True)
-    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6), hosts=hosts, accounts=accounts)
+    app = create_app(station, max_upload_bytes=int(args.max_upload_mb * 1e6), hosts=hosts, accounts=accounts,
+                     line=line)
+    for text in line_lines:
+        print(text, flush=True, file=sys.stderr if text.startswith("WARNING") else sys.stdout)
     if args.check:
         from .check import run_check
 
@@ -224,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        line.stop()
         store.close()
     return 0
 

@@ -25,7 +25,7 @@ from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.imaging.paper_segmentation import segment_defects
 
 from .errors import StationError
-from .imaging import ImageRejected, decode_upload
+from .imaging import ImageRejected, data_url, decode_upload
 from .memory import Inspection, ModelState, ResultCache
 from .models import StationModel, load_models, rule_classes
 from .payload import inspection_payload, model_card
@@ -99,11 +99,15 @@ class Station:
         return states
 
     def record_fields(self, states: list[ModelState]) -> dict[str, Any]:
-        """What :meth:`.store.Store.add_inspection` keeps of the models' states: records, grade, class, score."""
+        """What :meth:`.store.Store.add_inspection` keeps of the states: records, grade, class, score, verdict."""
         grade, class_name = self._overall(states)
         scores = [s.result.score for s in states if s.result.ok and s.result.score is not None]
+        # OK only when every model answered and the grade is the one a good part gets; a failed model: ERROR
+        verdict = "ERROR" if any(not s.result.ok for s in states) else (
+            "OK" if grade == self.rules.grades[0] else "NG")
         return {"models": [s.model.record() for s in states], "results": [self._record(s) for s in states],
-                "grade": grade, "class_name": class_name, "score": max(scores) if scores else None}
+                "grade": grade, "class_name": class_name, "score": max(scores) if scores else None,
+                "verdict": verdict}
 
     def inspect_watch(self, name: str | None = None) -> dict[str, Any]:
         """Inspect ``name`` from the watched folder, or its newest image."""
@@ -259,6 +263,36 @@ class Station:
         if inspection.token is not None:
             payload["token"] = inspection.token
         return payload
+
+    def part_view(self, inspection_id: int) -> dict[str, Any]:
+        """What the operator's line page shows of one inspection: verdict, identity, the defects outlined.
+
+        From the record (so any inspection can be shown) and, while it is kept in memory, the overlay of the
+        model with the most severe grade and, for a line part, its view token (what deciding needs).
+        """
+        row = self.store.inspection(inspection_id)
+        if row is None:
+            raise StationError(404, f"inspection {inspection_id} does not exist")
+        results = json.loads(row["results"])
+        errors = [f"{r['model']}: {r['error']}" for r in results if r.get("status") == "error"]
+        view = {key: row[key] for key in ("inspection_id", "created_at", "part_id", "lot", "verdict", "grade",
+                                          "source", "decision", "operator") if key in row}
+        view.update(inspection_id=row["id"], grade=row["current_grade"], system_grade=row["grade"],
+                    error="; ".join(errors) or None, image_url=None, image_caption="", token=None,
+                    **{"class": row["class_name"]})
+        kept = self.cache.get(row["id"])
+        if kept is not None:
+            with kept.lock:
+                answered = [s for s in kept.states if s.result.ok]
+                if answered:
+                    worst = max(answered, key=lambda s: self.rules.severity(s.grading.grade))
+                    view["image_url"] = data_url(worst.result.overlay(), self.display_side)
+                    view["image_caption"] = f"{worst.model.name}: {worst.grading.grade}"
+                else:
+                    view["image_url"] = data_url(kept.image, self.display_side)
+                    view["image_caption"] = "no model answered"
+            view["token"] = kept.token
+        return view
 
     def _payload(self, inspection: Inspection) -> dict[str, Any]:
         with inspection.lock:

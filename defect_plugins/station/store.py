@@ -52,6 +52,7 @@ from typing import Any
 
 SCHEMA_VERSION = 3
 DECISIONS = ("accept", "reject", "regrade")
+VERDICTS = ("OK", "NG", "ERROR")  # what the line is told of a part
 MAX_COMMENT = 2000
 MAX_OPERATOR = 100
 MAX_PART_ID = 200  # part ids and lots from a PLC, an MQTT request or a file name
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS inspections (
     score REAL,                           -- the highest anomaly score, NULL without an anomaly model
     view_token_sha256 TEXT,               -- SHA-256 of the token the page got (NULL: made before version 2)
     part_id TEXT,                         -- the part's identity from the trigger (NULL: upload, or before version 3)
-    lot TEXT
+    lot TEXT,
+    verdict TEXT                          -- OK / NG / ERROR, what the line was told (NULL: before version 3)
 );
 CREATE TABLE IF NOT EXISTS decisions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -134,15 +136,16 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: its entries are never
 _UPGRADE_2 = """
 ALTER TABLE inspections ADD COLUMN part_id TEXT;
 ALTER TABLE inspections ADD COLUMN lot TEXT;
+ALTER TABLE inspections ADD COLUMN verdict TEXT;
 DROP VIEW IF EXISTS history;
 """
 _VIEW = """
 CREATE INDEX IF NOT EXISTS inspections_created ON inspections(created_at);
 CREATE INDEX IF NOT EXISTS decisions_inspection ON decisions(inspection_id);
 CREATE VIEW IF NOT EXISTS history AS
-SELECT i.id, i.created_at, i.source, i.part_id, i.lot, i.image_sha256, i.width, i.height, i.models, i.results, i.grade,
-       i.class_name, i.score, d.decision, d.decided_at, d.system_grade, d.final_grade, d.thresholds, d.comment,
-       d.operator, COALESCE(d.final_grade, i.grade) AS current_grade,
+SELECT i.id, i.created_at, i.source, i.part_id, i.lot, i.verdict, i.image_sha256, i.width, i.height, i.models,
+       i.results, i.grade, i.class_name, i.score, d.decision, d.decided_at, d.system_grade, d.final_grade,
+       d.thresholds, d.comment, d.operator, COALESCE(d.final_grade, i.grade) AS current_grade,
        (SELECT COUNT(*) FROM decisions WHERE inspection_id = i.id) AS decision_count
 FROM inspections AS i
 LEFT JOIN decisions AS d ON d.id = (SELECT MAX(id) FROM decisions WHERE inspection_id = i.id);
@@ -155,8 +158,8 @@ ALTER TABLE decisions ADD COLUMN operator TEXT NOT NULL DEFAULT '';
 DROP VIEW IF EXISTS history;
 """
 
-INSPECTION_FIELDS = ["id", "created_at", "source", "part_id", "lot", "image_sha256", "width", "height", "class_name",
-                     "grade", "score", "current_grade", "decision_count"]
+INSPECTION_FIELDS = ["id", "created_at", "source", "part_id", "lot", "verdict", "image_sha256", "width", "height",
+                     "class_name", "grade", "score", "current_grade", "decision_count"]
 DECISION_FIELDS = ["decision_id", "decided_at", "operator", "decision", "system_grade", "final_grade", "comment",
                    "thresholds"]
 CSV_FIELDS = INSPECTION_FIELDS + DECISION_FIELDS + ["models", "results"]
@@ -188,6 +191,12 @@ def _statements(script: str) -> Iterator[str]:
     if statement.strip() and not all(part.strip().startswith("--") or not part.strip()
                                      for part in statement.splitlines()):
         raise StoreError(f"incomplete SQL statement in the store's schema: {statement.strip()[:80]!r}")
+
+
+def _verdict(value: str | None) -> str | None:
+    if value not in (None, *VERDICTS):
+        raise StoreError(f"verdict must be one of {VERDICTS}, got {value!r}")
+    return value
 
 
 def check_id(value: Any, what: str = "inspection id") -> int:
@@ -310,6 +319,7 @@ class Store:
     def add_inspection(self, *, source: str, image_sha256: str, width: int, height: int, models: list[dict],
                        results: list[dict], grade: str, class_name: str, score: float | None,
                        view_token: str | None = None, part_id: str | None = None, lot: str | None = None,
+                       verdict: str | None = None,
                        messages: Callable[[int, str], list[tuple[str, str, str]]] | None = None) -> int:
         """Insert one inspection; its id. ``view_token``: the token its page gets (only its hash is kept).
 
@@ -322,11 +332,12 @@ class Store:
                grade, class_name, None if score is None else float(score),
                None if view_token is None else token_hash(view_token),
                None if part_id is None else check_text(part_id, "part_id", limit=MAX_PART_ID),
-               None if lot is None else check_text(lot, "lot", limit=MAX_PART_ID))
+               None if lot is None else check_text(lot, "lot", limit=MAX_PART_ID), _verdict(verdict))
         with self._transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO inspections (created_at, source, image_sha256, width, height, models, results, grade, "
-                "class_name, score, view_token_sha256, part_id, lot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "class_name, score, view_token_sha256, part_id, lot, verdict) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row)
             inspection_id = int(cursor.lastrowid)
             for channel, topic, payload in (messages(inspection_id, created) if messages else []):

@@ -447,13 +447,11 @@ class OpcUaSettings:
 
 
 def add_opcua_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--opcua-port`` (the server runs only when given), ``--opcua-line``, ``--opcua-cert-dir``,
-    ``--opcua-trusted-clients``, ``--opcua-insecure``."""
+    """``--opcua-port`` (the server runs only when given), ``--opcua-cert-dir``, ``--opcua-trusted-clients``,
+    ``--opcua-insecure``; the line's name (the object ``Line_NAME``) is the station's ``--line``."""
     group = parser.add_argument_group("OPC UA server (a PLC triggers inspections and reads verdicts)")
     group.add_argument("--opcua-port", type=int, metavar="PORT",
                        help="serve OPC UA on --host:PORT (4840 is the usual port); off when not given")
-    group.add_argument("--opcua-line", default="line1", metavar="NAME",
-                       help="line name: the object Line_NAME (default line1)")
     group.add_argument("--opcua-cert-dir", type=Path, metavar="DIR",
                        help="server certificate and key, made on the first start (default: opcua-pki next to --db)")
     group.add_argument("--opcua-trusted-clients", type=Path, metavar="DIR",
@@ -463,17 +461,17 @@ def add_opcua_arguments(parser: argparse.ArgumentParser) -> None:
                        help="also offer an unencrypted endpoint without login (commissioning only)")
 
 
-def settings_from_args(args: argparse.Namespace, *, db: str | Path) -> OpcUaSettings | None:
+def settings_from_args(args: argparse.Namespace, *, db: str | Path, line: str = "line1") -> OpcUaSettings | None:
     """The settings, or None when ``--opcua-port`` is not given; ValueError names a bad option."""
     if args.opcua_port is None:
         return None
     _check_port(args.opcua_port, "--opcua-port")
-    _check_line(args.opcua_line, "--opcua-line")
+    _check_line(line, "--line")
     trusted = args.opcua_trusted_clients
     if trusted is not None and not Path(trusted).is_dir():
         raise ValueError(f"--opcua-trusted-clients: {trusted} is not a folder")
     cert_dir = args.opcua_cert_dir if args.opcua_cert_dir is not None else Path(db).resolve().parent / "opcua-pki"
-    return OpcUaSettings(args.opcua_port, Path(cert_dir), args.opcua_line, bool(args.opcua_insecure),
+    return OpcUaSettings(args.opcua_port, Path(cert_dir), line, bool(args.opcua_insecure),
                          None if trusted is None else Path(trusted))
 
 

@@ -134,17 +134,16 @@ class PartInspector:
         if image is not None:
             states = station.run_models(image, source)
             fields = station.record_fields(states)
-            failed = [s.model.name for s in states if not s.result.ok]
-            verdict = "ERROR" if failed else ("OK" if fields["grade"] == station.rules.grades[0] else "NG")
+            verdict = fields["verdict"]
             error = "; ".join(f"{s.model.name}: {s.result.error}" for s in states if not s.result.ok) or None
             shape = image.shape
         else:
             fields = {"models": [m.record() for m in station.models],
                       "results": [{"model": m.name, "status": "error", "error": failure} for m in station.models],
-                      "grade": station.rules.grades[-1], "class_name": "error", "score": None}
+                      "grade": station.rules.grades[-1], "class_name": "error", "score": None, "verdict": "ERROR"}
             verdict, error, shape, states = "ERROR", failure, (0, 0), []
         result = {"inspection_id": None, "part_id": part_id, "lot": lot, "verdict": verdict,
-                  "grade": fields["grade"], "class": fields["class_name"], "source": source,
+                  "grade": fields["grade"], "class": fields["class_name"], "source": source, "origin": origin,
                   "scores": {r["model"]: r.get("score", r.get("confidence")) for r in fields["results"]},
                   "models": {m["name"]: m.get("version") for m in fields["models"]}, "error": error, "at": None}
 

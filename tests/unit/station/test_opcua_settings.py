@@ -147,8 +147,8 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 def test_settings_from_the_command_line(tmp_path):
     assert settings_from_args(_parse(), db=tmp_path / "station.sqlite") is None  # off unless a port is given
-    settings = settings_from_args(_parse("--opcua-port", "4840", "--opcua-line", "press-2", "--opcua-insecure"),
-                                  db=tmp_path / "station.sqlite")
+    settings = settings_from_args(_parse("--opcua-port", "4840", "--opcua-insecure"), db=tmp_path / "station.sqlite",
+                                  line="press-2")
     assert (settings.port, settings.line, settings.insecure) == (4840, "press-2", True)
     assert settings.cert_dir == tmp_path.resolve() / "opcua-pki" and settings.trusted_clients_dir is None
 
@@ -156,12 +156,16 @@ def test_settings_from_the_command_line(tmp_path):
 @pytest.mark.parametrize(("argv", "message"), [
     (("--opcua-port", "0"), "--opcua-port must be 1 to 65535"),
     (("--opcua-port", "70000"), "--opcua-port must be 1 to 65535"),
-    (("--opcua-port", "4840", "--opcua-line", "line 1"), "--opcua-line must be"),
     (("--opcua-port", "4840", "--opcua-trusted-clients", "/nonexistent/x"), "is not a folder"),
 ])
 def test_bad_settings_name_the_option(tmp_path, argv, message):
     with pytest.raises(ValueError, match=message):
         settings_from_args(_parse(*argv), db=tmp_path / "station.sqlite")
+
+
+def test_a_line_name_an_opc_ua_node_id_cannot_hold_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="--line must be"):
+        settings_from_args(_parse("--opcua-port", "4840"), db=tmp_path / "station.sqlite", line="line 1")
 
 
 def test_the_server_refuses_settings_it_cannot_serve(tmp_path):
