@@ -10,8 +10,12 @@ anomaly) and records the operator's decisions:
 :mod:`.imaging`    upload checks (format, size, truncation) and images for the page
 :mod:`.store`      the SQLite file (WAL mode, one transaction per write)
 :mod:`.engine`     :class:`~.engine.Station`: models, inspection, threshold slider, decisions
-:mod:`.app`        the Starlette application (page + JSON API)
-:mod:`.cli`        ``defect-station``
+:mod:`.app`        the Starlette application (pages + JSON API)
+:mod:`.guard`      same-origin checks; the login gate (session, CSRF token, role)
+:mod:`.accounts`   local users and roles, scrypt password hashes, sessions
+:mod:`.audit`      the append-only, hash-chained audit trail
+:mod:`.line`       the production line: part triggers (OPC UA, MQTT, folder), the outbox, the line page's data
+:mod:`.cli`        ``defect-station`` (:mod:`.admin`: ``defect-station users`` / ``audit``)
 =================  ===========================================================================
 
 The rule files and the grading are the deployment layer's (:mod:`defect_plugins.deploy.grading`),

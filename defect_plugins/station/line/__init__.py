@@ -1,5 +1,8 @@
-"""The station's link to the production line (PLC / MES): one module per protocol.
+"""The station's link to the production line (PLC / MES).
 
+:mod:`.parts`: a trigger (part id, lot, image) -> one recorded verdict, told to every link; :mod:`.links`: the
+links the command line asks for; :mod:`.opcua`: the OPC UA server (asyncua); :mod:`.folder`: the camera's folder
+as a trigger; :mod:`.shift`: the line page's counters.
 :mod:`.mqtt`: the settings (``--mqtt mqtt://HOST:PORT`` and friends), the verdict payload,
 :class:`~.mqtt.OutboxPublisher` (drains the store's outbox to the broker in order, at least once) and
 :class:`~.mqtt.RequestSubscriber` (inspection requests in, malformed ones answered on the error topic); the

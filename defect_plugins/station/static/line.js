@@ -81,6 +81,7 @@ function render(line) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = verdictClass(part.verdict) + (state.shown === part.inspection_id ? " shown" : "");
+    button.dataset.id = String(part.inspection_id);
     button.textContent = `${part.part_id || part.source} · ${part.verdict || "?"}`;
     button.title = `inspection ${part.inspection_id}, ${part.grade}, ${part.created_at}`;
     button.addEventListener("click", () => { state.follow = part === line.recent[0]; showPart(part.inspection_id); });
@@ -98,6 +99,9 @@ async function showPart(inspectionId) {
   const part = await api(`/api/part/${inspectionId}`);
   state.shown = inspectionId;
   state.token = part.token || null;
+  for (const button of document.querySelectorAll("#strip button")) {
+    button.classList.toggle("shown", Number(button.dataset.id) === inspectionId);
+  }
   const verdict = part.verdict || "?";
   $("verdict").className = `verdict ${verdictClass(verdict)}`;
   $("verdict-word").textContent = verdict;

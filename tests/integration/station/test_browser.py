@@ -237,3 +237,49 @@ def test_an_operator_logs_in_inspects_and_decides_in_a_real_browser(station_irs,
         actions = [row[0] for row in conn.execute("SELECT action FROM audit WHERE actor = 'Olga Operator'")]
     assert decided == [("Olga Operator", "reject")]
     assert actions == ["login_failed", "login", "decision", "logout"]
+
+
+def test_the_line_page_shows_each_part_and_takes_the_operators_decision(station_irs, browser, tmp_path):
+    """Parts arrive by the watched folder (a camera); the operator's line page follows them and signs a decision.
+
+    With ``DEFECT_STATION_LINE_SCREENSHOT=path.png`` the page is also saved there (``docs/images/station_line.png``).
+    """
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    add_user(tmp_path, "station.sqlite", "Erin", "engineer", "engineer pass 1")
+    add_user(tmp_path, "station.sqlite", "Olga Operator", "operator", "operator pass 1")
+    camera = tmp_path / "camera"
+    camera.mkdir()
+    with running_station([station_irs["anomaly"], station_irs["classifier"]], tmp_path, "--db", "station.sqlite",
+                         "--watch", str(camera), "--watch-pattern", r"(?P<lot>L\d+)_(?P<part_id>\d+)\.png",
+                         "--line", "press-2") as station:
+        browser.get(station.url + "line")
+        _wait(browser, lambda d: d.current_url.endswith("/login"))
+        for field, value in (("login-name", "Olga Operator"), ("login-password", "operator pass 1")):
+            browser.find_element(By.ID, field).send_keys(value)
+        browser.find_element(By.ID, "login-button").click()
+        _wait(browser, lambda d: d.current_url.endswith("/"))
+        browser.get(station.url + "line")
+        _wait(browser, lambda d: d.find_element(By.ID, "line-title").text == "Line press-2")
+        for number, seed in enumerate((3, 5, 8), start=1):
+            assert cv2.imwrite(str(camera / f"L42_{number:06d}.png"), steel_image(seed, defect="blob"))
+            _wait(browser, lambda d, n=number: d.find_element(By.ID, "part-id").text == f"{n:06d}")
+        verdict = browser.find_element(By.ID, "verdict-word").text
+        assert verdict in ("OK", "NG") and browser.find_element(By.ID, "part-lot").text == "L42"
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#strip li")) == 3
+        assert browser.find_element(By.ID, "count-inspected").text == "3"
+        _wait(browser, lambda d: d.execute_script(
+            "const i = document.getElementById('part-image'); return i.complete && i.naturalWidth > 0"))
+        assert not browser.find_element(By.ID, "no-login").is_displayed()
+        browser.find_element(By.ID, "reject-button").click()
+        _wait(browser, lambda d: d.find_element(By.ID, "decided").text == "reject by Olga Operator")
+        shot = _screenshot(browser, tmp_path / "station_line.png")
+        if os.environ.get("DEFECT_STATION_LINE_SCREENSHOT"):
+            shutil.copyfile(shot, os.environ["DEFECT_STATION_LINE_SCREENSHOT"])
+        browser.find_element(By.CSS_SELECTOR, "#strip li:last-child button").click()  # the first part again
+        _wait(browser, lambda d: d.find_element(By.ID, "part-id").text == "000001")
+    with sqlite3.connect(tmp_path / "station.sqlite") as conn:
+        decided = conn.execute("SELECT i.part_id, d.operator, d.decision FROM decisions AS d JOIN inspections AS i "
+                               "ON i.id = d.inspection_id").fetchall()
+    assert decided == [("000003", "Olga Operator", "reject")]
