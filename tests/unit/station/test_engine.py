@@ -83,3 +83,23 @@ def test_check_command_exercises_the_install(station_irs, tmp_path):
     assert "defect-station --check: all passed" in proc.stdout
     assert "ok   no training stack imported" in proc.stdout and "threshold slider" in proc.stdout
     assert list(tmp_path.iterdir()) == []  # its database was temporary
+
+
+def test_result_cache_keeps_a_running_total_and_evicts_the_oldest():
+    import numpy as np
+
+    from defect_plugins.station.memory import Inspection, ResultCache
+
+    def kept(number: int) -> Inspection:
+        return Inspection(number, f"upload:{number}.png", np.zeros((10, 100), np.uint8), None, [], "hash")
+
+    cache = ResultCache(3000)  # room for three 1000-byte images
+    for number in (1, 2, 3):
+        cache.put(kept(number))
+    cache.put(kept(3))  # the same inspection again is not counted twice
+    assert len(cache) == 3 and cache.get(1) is not None
+    cache.put(kept(4))
+    assert len(cache) == 3 and cache.get(1) is None and cache.get(4) is not None
+    big = Inspection(5, "upload:big.png", np.zeros((100, 100), np.uint8), None, [], "hash")
+    cache.put(big)  # larger than the budget: the newest always stays, alone
+    assert len(cache) == 1 and cache.get(5) is big
