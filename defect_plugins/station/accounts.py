@@ -377,6 +377,20 @@ class Accounts:
         :class:`LoginRefused` (401, one generic message) for a wrong name or password or a disabled
         account; 429 while the name is throttled.
         """
+        return self.create_session(self._checked_login(name, password, client), client=client)
+
+    def verify_login(self, name: str, password: str, *, client: str = "") -> User:
+        """The same checks as :meth:`login` (throttle, audit) without a web session: a PLC's OPC UA login.
+
+        :class:`LoginRefused` as :meth:`login`; a success is audited as ``login`` with its ``client``.
+        """
+        user = self._checked_login(name, password, client)
+        with self.store.transaction() as conn:
+            append(conn, user.name, "login", {"client": client, "role": user.role})
+        return user
+
+    def _checked_login(self, name: str, password: str, client: str) -> User:
+        """The user behind a login attempt, the throttle asked first; a failure is audited and raised."""
         try:
             actor, typed = check_name(name), {}
         except AccountError:  # a name no user can have: the entry keeps what was typed, the actor is '?'
@@ -392,7 +406,7 @@ class Accounts:
                 append(conn, actor, "login_failed", {"client": client, "reason": reason, **typed})
             raise LoginRefused(401, GENERIC_FAILURE)
         self.throttle.succeeded(user.name)
-        return self.create_session(user, client=client)
+        return user
 
     def create_session(self, user: User, *, client: str = "") -> tuple[str, Session]:
         """A new session of ``user``: ``(token for the cookie, session)``; only the token's SHA-256 is stored."""

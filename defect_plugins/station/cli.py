@@ -34,7 +34,7 @@ import socket
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,20 @@ def _audit_start(store: Any, station: Any, rules: Any, rules_origin: str, *, log
                 "index", "name", "family", "path", "version", "weights", "precision", "bundle")})
 
 
+def _line_login(accounts: Any) -> Callable[[str, str], bool]:  # noqa: ANN401  (accounts.Accounts)
+    """A PLC's OPC UA login: the web login's checks (the failed-login throttle, the audit trail), no session."""
+    from .accounts import LoginRefused
+
+    def authenticate(name: str, password: str) -> bool:
+        try:
+            accounts.verify_login(name, password, client="opcua")
+        except LoginRefused:
+            return False
+        return True
+
+    return authenticate
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ADMIN_COMMANDS:  # defect-station users ... / audit ...
@@ -173,8 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.opcua_port is not None and accounts is None and not args.opcua_insecure:
             raise ValueError("--opcua-port logs PLCs in with the station's accounts: start without --no-login, or "
                              "add --opcua-insecure (commissioning only: no encryption, no login)")
-        line = LineLinks(station, args, authenticate=(lambda name, password: accounts.authenticate(
-            name, password) is not None) if accounts is not None else None)
+        line = LineLinks(station, args, authenticate=_line_login(accounts) if accounts is not None else None)
     except (RuleError, StoreError, FileNotFoundError, ValueError, MqttConfigError) as error:
         print(f"defect-station: error: {error}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ the severities are the project's own, given in physical units rather than their 
   (``sigma``; one draw per pixel shared by the channels, as for the training noise: NEU images
   are grayscale stored as R=G=B);
 * **jpeg**: JPEG encode / decode with OpenCV at ``quality`` (1-100, lower is stronger; 20 is
-  the issue's held-out level);
+  the study's held-out level);
 * **motion_blur**: convolution with a normalised line kernel of ``length`` pixels at a random
   angle (uniform in [0, 180) degrees, from the seed);
 * **contrast**: ``(x - m) * (1 - reduction) + m`` with ``m`` the image mean (``reduction`` 0:

@@ -23,7 +23,7 @@ from defect_plugins.station.accounts import (
 from defect_plugins.station.audit import entries, verify
 from defect_plugins.station.store import Store
 
-FAST = ScryptCost(n=2 ** 14, r=8, p=1)  # the brief's minimum: for tests that are not about the hash's cost
+FAST = ScryptCost(n=2 ** 14, r=8, p=1)  # a cheaper setting, for tests that are not about the hash's cost
 
 
 @pytest.fixture
@@ -189,3 +189,19 @@ def test_a_weaker_stored_hash_is_upgraded_at_the_next_login(tmp_path):
         stored = conn.execute("SELECT password_hash FROM users").fetchone()[0]
     assert parse_hash(stored)[0] == DEFAULT_COST and verify_password("correct horse", stored)
     store.close()
+
+
+def test_a_plcs_login_has_the_web_logins_throttle_and_audit_but_no_session(accounts):
+    accounts.add_user("plc", "operator", "plc-secret-1")
+    assert accounts.verify_login("plc", "plc-secret-1", client="opcua").name == "plc"
+    for _ in range(5):
+        with pytest.raises(LoginRefused) as refused:
+            accounts.verify_login("plc", "guess", client="opcua")
+        assert refused.value.status == 401
+    with pytest.raises(LoginRefused) as refused:  # locked: even the right password waits
+        accounts.verify_login("plc", "plc-secret-1", client="opcua")
+    assert refused.value.status == 429
+    with sqlite3.connect(accounts.store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0] == 0
+    actions = [(e["action"], e["detail"].get("client")) for e in entries(accounts.store, limit=20)]
+    assert ("login", "opcua") in actions and actions.count(("login_failed", "opcua")) == 5
