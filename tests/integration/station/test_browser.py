@@ -251,8 +251,8 @@ def test_the_line_page_shows_each_part_and_takes_the_operators_decision(station_
     add_user(tmp_path, "station.sqlite", "Olga Operator", "operator", "operator pass 1")
     camera = tmp_path / "camera"
     camera.mkdir()
-    with running_station([station_irs["anomaly"], station_irs["classifier"]], tmp_path, "--db", "station.sqlite",
-                         "--watch", str(camera), "--watch-pattern", r"(?P<lot>L\d+)_(?P<part_id>\d+)\.png",
+    with running_station([station_irs["anomaly"]], tmp_path, "--db", "station.sqlite", "--watch", str(camera),
+                         "--watch-pattern", r"(?P<lot>L\d+)_(?P<part_id>\d+)\.png",
                          "--line", "press-2") as station:
         browser.get(station.url + "line")
         _wait(browser, lambda d: d.current_url.endswith("/login"))

@@ -12,7 +12,9 @@ import pytest
 
 from tests.fixtures.mqtt import wait_for
 from tests.fixtures.opcua import connected, free_port, line_nodes, read_all
-from tests.fixtures.station import add_user, running_station, steel_image
+from defect_plugins.station.accounts import Accounts, ScryptCost
+from defect_plugins.station.store import Store
+from tests.fixtures.station import running_station, steel_image
 
 pytestmark = pytest.mark.timeout(300)
 PARTS = 200
@@ -28,9 +30,12 @@ def line_station(station_irs, mqtt_broker, tmp_path):
     for seed in range(4):
         assert cv2.imwrite(str(images / f"img{seed}.png"), steel_image(seed))
     db = tmp_path / "station.sqlite"
-    add_user(tmp_path, db, "erin", "engineer", "engineer-secret-1")
-    add_user(tmp_path, db, "olaf", "operator", "operator-secret-1")
-    add_user(tmp_path, db, "plc", "operator", "plc-secret-123")
+    store = Store(db)  # the accounts in process, at a cheaper scrypt setting (the CLI's is tested in test_login)
+    accounts = Accounts(store, cost=ScryptCost(n=2 ** 14, r=8, p=1))
+    for name, role, password in (("erin", "engineer", "engineer-secret-1"), ("olaf", "operator", "operator-secret-1"),
+                                 ("plc", "operator", "plc-secret-123")):
+        accounts.add_user(name, role, password)
+    store.close()
     consumer = Collector(mqtt_broker, f"{PREFIX}/verdict")
     wait_for(consumer.subscribed.is_set, what="the consumer's subscription")
     port = free_port()
