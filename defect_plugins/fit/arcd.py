@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .segmentor import (SegmentorOptions, epoch_schedule, masks_dataset, seg_loader, unet_model,
+from .segmentor import (SegmentorOptions, epoch_schedule, masks_loaders, seg_loader, unet_model,
                         write_mmseg_config)
 
 STAGE1_LR = 1e-3  # Adam, as configs/arcd/_base_/neu_stage1.py
@@ -94,11 +94,7 @@ def write_stage2_config(path: Path, *, classes: Sequence[str], staged: Path, opt
                               loss=dict(type="PixelFocalLoss", gamma=2.0, alpha="counts")))
     values: dict[str, Any] = {
         "model": model,
-        "train_dataloader": seg_loader(staged, "train", train_pipeline, True, options.batch_size,
-                                       masks_dataset(classes, "train")),
-        "val_dataloader": seg_loader(staged, "calibration", test_pipeline, False, 1,
-                                     masks_dataset(classes, "calibration")),
-        "val_evaluator": dict(type="IoUMetric", iou_metrics=["mIoU"]),
+        **masks_loaders(staged, classes, train_pipeline, test_pipeline, options.batch_size),
         "optim_wrapper": dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=STAGE2_LR, weight_decay=1e-4)),
         "param_scheduler": [dict(type="PolyLR", eta_min=1e-5, power=0.9, begin=0, end=options.epochs, by_epoch=True,
                                  convert_to_iter_based=True)],

@@ -116,6 +116,16 @@ def masks_dataset(classes: Sequence[str], part: str) -> dict[str, Any]:
                 reduce_zero_label=False, data_prefix=dict(img_path=f"img_dir/{part}", seg_map_path=f"ann_dir/{part}"))
 
 
+def masks_loaders(staged: Path, classes: Sequence[str], train_pipeline: list, test_pipeline: list,
+                  batch_size: int) -> dict[str, Any]:
+    """Training on the staged train part, validation (mIoU) on the calibration part: both segmentor configs'."""
+    return {"train_dataloader": seg_loader(staged, "train", train_pipeline, True, batch_size,
+                                           masks_dataset(classes, "train")),
+            "val_dataloader": seg_loader(staged, "calibration", test_pipeline, False, 1,
+                                         masks_dataset(classes, "calibration")),
+            "val_evaluator": dict(type="IoUMetric", iou_metrics=["mIoU"])}
+
+
 def epoch_schedule(epochs: int, seed: int) -> dict[str, Any]:
     """The epoch loop, one validation at the end, a checkpoint per epoch (what resume and progress read)."""
     return {
@@ -153,11 +163,7 @@ def write_config(path: Path, *, classes: Sequence[str], staged: Path, options: S
     test_pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackSegInputs")]
     values: dict[str, Any] = {
         "model": model,
-        "train_dataloader": seg_loader(staged, "train", train_pipeline, True, options.batch_size,
-                                       masks_dataset(classes, "train")),
-        "val_dataloader": seg_loader(staged, "calibration", test_pipeline, False, 1,
-                                     masks_dataset(classes, "calibration")),
-        "val_evaluator": dict(type="IoUMetric", iou_metrics=["mIoU"]),
+        **masks_loaders(staged, classes, train_pipeline, test_pipeline, options.batch_size),
         "optim_wrapper": dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=options.lr, momentum=0.9,
                                                                   weight_decay=5e-4)),
         "param_scheduler": [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=options.epochs, by_epoch=True,

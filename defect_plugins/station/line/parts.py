@@ -21,7 +21,6 @@ one (the grade a good part gets), ``NG`` for any other grade, ``ERROR`` as above
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import sqlite3
@@ -193,7 +192,3 @@ def _read(path: Path, max_bytes: int) -> bytes:
         raise ValueError(f"{path}: above the station's limit of {max_bytes / 1e6:g} MB (--max-upload-mb)")
     return data
 
-
-def verdict_json(verdict: dict[str, Any]) -> str:
-    """The verdict as the line's JSON text (sorted keys, compact): what MQTT publishes."""
-    return json.dumps(verdict, sort_keys=True, separators=(",", ":"))

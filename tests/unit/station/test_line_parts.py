@@ -13,7 +13,8 @@ import pytest
 from defect_plugins.deploy.grading import load_rules
 from defect_plugins.station.engine import Station
 from defect_plugins.station.line.folder import FolderTrigger, compile_pattern, parse_name
-from defect_plugins.station.line.parts import ImageRoots, PartError, PartInspector, verdict_json
+from defect_plugins.station.line.links import mqtt_messages
+from defect_plugins.station.line.parts import ImageRoots, PartError, PartInspector
 from defect_plugins.station.store import Store
 from defect_plugins.station.watch import WatchFolder
 from tests.fixtures.station import steel_image
@@ -27,7 +28,7 @@ def line(station_irs, tmp_path):
     station = Station([station_irs["anomaly"]], load_rules(), store)
     told = []
     inspector = PartInspector(station, ImageRoots([images]),
-                              messages=lambda v: [("mqtt", "line1/verdict", verdict_json(v))])
+                              messages=mqtt_messages("line1/verdict"))
     inspector.add_listener(told.append)
     yield {"images": images, "store": store, "station": station, "inspector": inspector, "told": told}
     store.close()
@@ -49,7 +50,7 @@ def test_a_part_is_recorded_with_its_identity_and_its_message(line):
     assert len(pending) == 1 and pending[0]["inspection_id"] == verdict["inspection_id"]
     message = json.loads(pending[0]["payload"])
     assert message["part_id"] == "SN-0001" and message["verdict"] == verdict["verdict"]
-    assert message["inspection_id"] == verdict["inspection_id"] and message["at"] == row["created_at"]
+    assert message["inspection_id"] == verdict["inspection_id"] and message["timestamp"] == row["created_at"]
     assert line["told"] == [verdict]
     # OK means the least severe grade, and the page can show and decide the part (its token comes with it)
     assert (verdict["verdict"] == "OK") == (verdict["grade"] == line["station"].rules.grades[0])
