@@ -23,6 +23,11 @@ accepted wherever an IR is: the inferencer loads the bundle's IR of the weight p
 threshold(s), OK class and rule file (:func:`.bundle.bundle_settings`). A threshold or rule file
 given to the constructor wins over the bundle's: the bundle supplies only what the caller left unset.
 
+``start`` / ``InferenceJob.result`` split ``predict`` in two for callers that overlap work: a station
+starts every model on an image before it collects the first result, so the models' inferences run side by
+side while Python post-processes the ones already done. Requests come from a pool (one more is created when
+every one is busy, up to ``max_requests``), so ``predict`` and ``start`` may be called from several threads.
+
 ``predict_many`` keeps ``jobs`` infer requests busy (OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``
 by default) as a ring driven from the calling thread with ``start_async`` / ``wait``: each new
 image goes to the oldest request once that one is collected, so results come in input order and
@@ -39,6 +44,9 @@ or post-processed gives a result with ``status="error"`` naming the step; nothin
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -90,6 +98,36 @@ def _check_model(path: Path, metadata: ModelMetadata, bundle: Bundle | None, wei
                          f"among the models of a bundle, for an IR it can only name the IR's own")
 
 
+class InferenceJob:
+    """One image started on one of the inferencer's requests (:meth:`DefectInferencer.start`).
+
+    :meth:`result` waits for the request, gives it back to the pool and post-processes; call it exactly
+    once (a job never collected keeps its request out of the pool). ``started`` is ``time.perf_counter()``
+    at the start, for the caller's timing.
+    """
+
+    def __init__(self, inferencer: DefectInferencer, entry: _Pending) -> None:
+        self._inferencer = inferencer
+        self._entry = entry
+        self.started = time.perf_counter()
+
+    def result(self) -> InferenceResult:
+        """The image's result (an error result when it could not be inferred or post-processed)."""
+        inferencer, entry = self._inferencer, self._entry
+        if entry.request is None:
+            return inferencer._failure(entry)
+        request, entry.request = entry.request, None
+        try:
+            request.wait()
+            outputs = inferencer._outputs(request)
+        except RuntimeError as error:  # OpenVINO reports a failed inference as RuntimeError
+            entry.error = f"inference: {error}"
+            return inferencer._failure(entry)
+        finally:
+            inferencer._pool.put(request)
+        return inferencer._finish(entry, outputs)
+
+
 @dataclass
 class _Pending:
     """An image handed to a request (or already failed), waiting to be collected in input order."""
@@ -114,7 +152,9 @@ class DefectInferencer:
             precision (a check that the file is what the caller expects), else ``ValueError``.
             Not ``precision``, which has always been the inference precision hint.
         performance_hint: ``LATENCY`` (default: one image at a time) or ``THROUGHPUT`` (several
-            streams, for :meth:`predict_many` over many images).
+            streams, for :meth:`predict_many` over many images, or several threads calling :meth:`start`).
+        max_requests: the most infer requests :meth:`predict` / :meth:`start` keep (callers beyond it wait
+            for a free one); ``None``: OpenVINO's ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``.
         num_threads: inference threads (``None``: OpenVINO decides).
         rules, min_area, image_threshold, pixel_threshold, ok_class, ok_threshold, quantify:
             post-processing (:class:`.families.PostSettings`; ``rules``: a rule file's path or a
@@ -129,6 +169,7 @@ class DefectInferencer:
 
     def __init__(self, model: str | Path, device: str = "CPU", precision: str = "f32", *,
                  weights: str | None = None, performance_hint: str = "LATENCY", num_threads: int | None = None,
+                 max_requests: int | None = None,
                  rules: RuleSet | str | Path | None = None, min_area: int = 4, image_threshold: float | None = None,
                  pixel_threshold: float | None = None, ok_class: str | None = None, ok_threshold: float | None = None,
                  quantify: bool = True) -> None:
@@ -150,7 +191,12 @@ class DefectInferencer:
                                       num_threads=num_threads)
         self._size = None if self.metadata.dynamic else tuple(self.metadata.input_size)
         self._num_outputs = len(self.compiled.outputs)
-        self._request = None
+        self.max_requests = int(max_requests) if max_requests else self.optimal_jobs()
+        if self.max_requests < 1:
+            raise ValueError(f"max_requests must be at least 1, got {max_requests}")
+        self._pool: queue.Queue = queue.Queue()  # idle requests of predict / start
+        self._created = 0
+        self._create_lock = threading.Lock()
 
     def __repr__(self) -> str:
         bundle = f", bundle={self.bundle.name!r}" if self.bundle is not None else ""
@@ -165,17 +211,35 @@ class DefectInferencer:
 
     def predict(self, image: ImageLike, *, source: str | None = None) -> InferenceResult:
         """Infer one image (a path, or a uint8 BGR ``(H, W, 3)`` / grey ``(H, W)`` array)."""
-        pending, batch = self._prepare(image, source, 0)
-        if batch is None:
-            return self._failure(pending)
-        if self._request is None:
-            self._request = self.compiled.create_infer_request()
+        return self.start(image, source=source).result()
+
+    def start(self, image: ImageLike, *, source: str | None = None) -> InferenceJob:
+        """Read and resize ``image`` and start its inference on a free request; collect with ``.result()``.
+
+        Waits for a request when ``max_requests`` are busy. A failure to read, resize or start gives a job
+        whose result is the error result.
+        """
+        entry, batch = self._prepare(image, source, 0)
+        if batch is not None:
+            request = self._take_request()
+            try:
+                request.start_async({0: batch})  # copies the input; nothing of Python's stays with the request
+                entry.request = request
+            except RuntimeError as error:
+                self._pool.put(request)
+                entry.error = f"inference: {error}"
+        return InferenceJob(self, entry)
+
+    def _take_request(self) -> Any:
         try:
-            self._request.infer({0: batch})
-        except RuntimeError as error:  # OpenVINO reports a failed inference as RuntimeError
-            pending.error = f"inference: {error}"
-            return self._failure(pending)
-        return self._finish(pending, self._outputs(self._request))
+            return self._pool.get_nowait()
+        except queue.Empty:
+            pass
+        with self._create_lock:
+            if self._created < self.max_requests:
+                self._created += 1
+                return self.compiled.create_infer_request()
+        return self._pool.get()
 
     # ------------------------------------------------------------------ many images
 

@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
                           max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
-                          strict_rules=args.rules is not None)
+                          strict_rules=args.rules is not None, workers=args.line_workers)
         accounts = Accounts(store, session_hours=args.session_hours) if logins else None
         if accounts is not None and not accounts.has_engineer():
             store.close()

@@ -47,7 +47,7 @@ class Station:
     def __init__(self, models: list[str | Path], rules: RuleSet, store: Store, *, watch: str | Path | None = None,
                  precision: str = "f32", min_area: int = 4, max_pixels: int = 50_000_000,
                  max_file_bytes: int = 20_000_000, cache_mb: float = 256.0, display_side: int = 640,
-                 strict_rules: bool = True) -> None:
+                 strict_rules: bool = True, workers: int = 1) -> None:
         if not models:
             raise StationError(400, "give at least one --model")
         self.rules = rules
@@ -57,7 +57,14 @@ class Station:
         self.max_file_bytes = int(max_file_bytes)  # uploads and watched files alike
         self.display_side = int(display_side)
         self.watch_folder = WatchFolder(watch) if watch is not None else None
-        self.models = load_models(models, precision=precision, min_area=min_area, rules=rules)
+        if int(workers) < 0:
+            raise StationError(400, f"--line-workers must be 0 (OpenVINO's choice) or more, got {workers}")
+        # one part at a time: each model on one LATENCY stream; several: THROUGHPUT streams, a request per part
+        hint = "LATENCY" if int(workers) == 1 else "THROUGHPUT"
+        self.models = load_models(models, precision=precision, min_area=min_area, rules=rules,
+                                  performance_hint=hint, requests=int(workers) or None)
+        # parts the line may have in flight at once (0: as many as OpenVINO's optimal request count of any model)
+        self.workers = int(workers) or max(m.inferencer.max_requests for m in self.models)
         self.rule_notes = rules.check_models(rule_classes(self.models), strict=strict_rules)
         self.cache = ResultCache(int(cache_mb * 1e6))
 
@@ -90,10 +97,15 @@ class Station:
         return payload
 
     def run_models(self, image: np.ndarray, source: str) -> list[ModelState]:
-        """Every model on ``image``, each graded by the rules (a failed model: the most severe grade)."""
+        """Every model on ``image``, each graded by the rules (a failed model: the most severe grade).
+
+        Every model is started before the first is collected: their OpenVINO requests run side by side
+        while Python post-processes and grades the results in model order.
+        """
+        jobs = [(model, model.start(image, source)) for model in self.models]
         states = []
-        for model in self.models:
-            result, latency = model.predict(image, source)
+        for model, job in jobs:
+            result, latency = model.collect(job)
             threshold = result.image_threshold if result.ok else None  # set by the families that threshold
             states.append(ModelState(model, result, self._grade(result), latency, threshold, threshold))
         return states

@@ -1,7 +1,8 @@
-"""The station's loaded models: one :class:`~defect_plugins.deploy.DefectInferencer` each, behind a lock.
+"""The station's loaded models: one :class:`~defect_plugins.deploy.DefectInferencer` each.
 
-An inferencer owns one OpenVINO infer request and the web server calls in from several threads,
-so each model serialises its own calls; different models run side by side. A model's version is
+An inferencer keeps a pool of OpenVINO infer requests (``requests`` of them: one per part the station
+has in flight), so the web server's threads and the line's workers call it without a lock of their own;
+a caller beyond the pool waits for a free request. A model's version is
 the hash of its files, so records say which weights graded a part.
 
 A model may be a bundle of ``defect-fit`` (:mod:`defect_plugins.deploy.bundle`): it is named after
@@ -26,7 +27,7 @@ import numpy as np
 from defect_plugins.deploy.bundle import Bundle, is_bundle, load_bundle
 from defect_plugins.deploy.families import get_family
 from defect_plugins.deploy.grading.rules import RuleSet
-from defect_plugins.deploy.inferencer import DefectInferencer
+from defect_plugins.deploy.inferencer import DefectInferencer, InferenceJob
 from defect_plugins.deploy.result import InferenceResult
 
 
@@ -39,7 +40,7 @@ class StationModel:
     path: Path
     inferencer: DefectInferencer
     version: str  # first 12 hex digits of the SHA-256 of model.xml + model.bin: changes with the weights
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the counters only
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100), repr=False)
     inferences: int = 0
 
@@ -75,15 +76,23 @@ class StationModel:
             record["bundle"] = {"name": self.bundle.name, "created": self.bundle.created}
         return record
 
-    def predict(self, image: np.ndarray, source: str) -> tuple[InferenceResult, float]:
-        """Run the model (serialised per model); the result and the inferencer's time in ms."""
+    def start(self, image: np.ndarray, source: str) -> InferenceJob:
+        """Start the model on ``image`` (one of its infer requests); collect with :meth:`collect`."""
+        return self.inferencer.start(image, source=source)
+
+    def collect(self, job: InferenceJob) -> tuple[InferenceResult, float]:
+        """The started job's result and its time in ms from start to result (which includes waiting for the
+        other models a station started beside it)."""
+        result = job.result()
+        elapsed = (time.perf_counter() - job.started) * 1000.0
         with self.lock:
-            start = time.perf_counter()
-            result = self.inferencer.predict(image, source=source)
-            elapsed = (time.perf_counter() - start) * 1000.0
             self.latencies_ms.append(elapsed)
             self.inferences += 1
         return result, elapsed
+
+    def predict(self, image: np.ndarray, source: str) -> tuple[InferenceResult, float]:
+        """Run the model; the result and the inferencer's time in ms."""
+        return self.collect(self.start(image, source))
 
 
 def file_version(xml: Path) -> str:
@@ -96,17 +105,20 @@ def file_version(xml: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def load_models(paths: Sequence[str | Path], *, precision: str, min_area: int,
-                rules: RuleSet | None = None) -> list[StationModel]:
+def load_models(paths: Sequence[str | Path], *, precision: str, min_area: int, rules: RuleSet | None = None,
+                performance_hint: str = "LATENCY", requests: int | None = 1) -> list[StationModel]:
     """One :class:`StationModel` per IR or bundle, named by file stem or bundle name (``name#index`` when two clash).
 
     ``rules`` (the station's rule file) grades every model; ``None`` leaves each model its own
-    (a bundle's, else the packaged default). A bundle loads its default weights.
+    (a bundle's, else the packaged default). A bundle loads its default weights. ``performance_hint`` and
+    ``requests`` (infer requests per model; ``None``: OpenVINO's optimal count) follow the number of parts the
+    station inspects at once.
     """
     models: list[StationModel] = []
     names: set[str] = set()
     for index, path in enumerate(Path(m) for m in paths):
-        inferencer = DefectInferencer(path, precision=precision, min_area=min_area, rules=rules)
+        inferencer = DefectInferencer(path, precision=precision, min_area=min_area, rules=rules,
+                                      performance_hint=performance_hint, max_requests=requests)
         stem = inferencer.bundle.name if inferencer.bundle is not None else path.stem
         name = stem if stem not in names else f"{stem}#{index}"
         names.add(name)

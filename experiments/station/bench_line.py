@@ -383,7 +383,7 @@ class OpcUaTrigger:
 @contextlib.contextmanager
 def station(models: Sequence[Path], folder: Path, images: Path, broker_url: str, precision: str,
             command_out: list[str], opcua_port: int | None = None, pid_out: list[int] | None = None,
-            log_out: list[str] | None = None) -> Iterator[str]:
+            log_out: list[str] | None = None, line_workers: int = 0) -> Iterator[str]:
     """The real ``defect-station`` (``--no-login``, a new database, port 0); yields its URL.
 
     With ``opcua_port`` it also serves OPC UA there, unencrypted and without login (``--opcua-insecure``,
@@ -391,7 +391,7 @@ def station(models: Sequence[Path], folder: Path, images: Path, broker_url: str,
     """
     command = [sys.executable, "-m", "defect_plugins.station", "--no-login", "--port", "0",
                "--db", str(folder / "station.sqlite"), "--precision", precision, "--mqtt", broker_url,
-               "--mqtt-prefix", PREFIX, "--image-root", str(images)]
+               "--mqtt-prefix", PREFIX, "--image-root", str(images), "--line-workers", str(line_workers)]
     if opcua_port is not None:
         command += ["--opcua-port", str(opcua_port), "--opcua-insecure"]
     for model in models:
@@ -734,14 +734,13 @@ def streams_probe(models: Sequence[Path], images: Path, names: Sequence[str], pa
     """Images/s of decode + every model's ``DefectInferencer.predict`` per part, two ways, in this process.
 
     ``one_worker_latency``: one thread takes parts, each model compiled as the station compiles it (LATENCY
-    hint: one stream on every core), as the station runs today. ``workers_throughput``: one thread per core takes
-    parts; each model is compiled once with the THROUGHPUT hint (OpenVINO's streams, as benchmark_app's limit
-    is measured) and each thread infers with its own request of it (a shallow copy of the inferencer whose
-    request is made on first use): while one part is in post-processing or the decoder, the other part's
-    inference has its stream. Same parts, same code otherwise; the two alternate in :data:`PROBE_ROUNDS` rounds
-    and each figure is the median of its rounds.
+    hint: one stream on every core), the station with ``--line-workers 1``. ``workers_throughput``: one thread
+    per core takes parts; each model is compiled once with the THROUGHPUT hint (OpenVINO's streams, as
+    benchmark_app's limit is measured) with a request per thread, and a part starts every model before it
+    collects the first (``Station.run_models`` with ``--line-workers`` above 1): while one part is in
+    post-processing or the decoder, the other part's inference has its stream. Same parts, same code
+    otherwise; the two alternate in :data:`PROBE_ROUNDS` rounds and each figure is the median of its rounds.
     """
-    import copy
     from concurrent.futures import ThreadPoolExecutor
 
     from defect_plugins.deploy.inferencer import DefectInferencer
@@ -750,43 +749,33 @@ def streams_probe(models: Sequence[Path], images: Path, names: Sequence[str], pa
     cores = os.cpu_count() or 1
     data = [(images / name).read_bytes() for name in names]
 
-    def load(hint: str) -> list[Any]:
-        return [DefectInferencer(xml, precision=precision, performance_hint=hint) for xml in models]
+    def load(hint: str, requests: int) -> list[Any]:
+        return [DefectInferencer(xml, precision=precision, performance_hint=hint, max_requests=requests)
+                for xml in models]
 
-    def own_request(inferencer: Any) -> Any:  # noqa: ANN401
-        clone = copy.copy(inferencer)
-        clone._request = None  # predict() makes this copy's own infer request on the shared compiled model
-        return clone
-
-    def part(inferencers: list[Any], number: int) -> None:
+    def part(inferencers: list[Any], number: int, *, overlap: bool) -> None:
         image = decode_upload(data[number % len(data)], names[number % len(names)], max_pixels=50_000_000)
-        for inferencer in inferencers:
-            inferencer.predict(image)
+        if overlap:
+            for job in [inferencer.start(image) for inferencer in inferencers]:
+                job.result()
+        else:
+            for inferencer in inferencers:
+                inferencer.predict(image)
 
-    shared = load("LATENCY")
-    streamed = load("THROUGHPUT")
-    copies = [[own_request(inferencer) for inferencer in streamed] for _ in range(cores)]
-    for inferencers in (shared, *copies):
-        part(inferencers, 0)  # first inference allocates: not timed
-    slots = threading.local()
-    counter = iter(range(cores))
-    lock = threading.Lock()
-
-    def take(number: int) -> None:
-        if not hasattr(slots, "models"):
-            with lock:
-                slots.models = copies[next(counter)]
-        part(slots.models, number)
+    shared = load("LATENCY", 1)
+    streamed = load("THROUGHPUT", cores)
+    part(shared, 0, overlap=False)  # first inference allocates: not timed
+    part(streamed, 0, overlap=True)
 
     latency, throughput = [], []
     with ThreadPoolExecutor(cores) as pool:
         for block in _rounds(parts):
             started = time.perf_counter()
             for number in range(block):
-                part(shared, number)
+                part(shared, number, overlap=False)
             latency.append(block / (time.perf_counter() - started))
             started = time.perf_counter()
-            list(pool.map(take, range(block)))
+            list(pool.map(lambda number: part(streamed, number, overlap=True), range(block)))
             throughput.append(block / (time.perf_counter() - started))
     return {"parts": parts, "workers": cores, "rounds": PROBE_ROUNDS,
             "one_worker_latency_per_s": float(np.median(latency)), "one_worker_latency_rounds": latency,
@@ -864,7 +853,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                 station_pid: list[int] = []
                 station_log: list[str] = []
                 with station(args.models, folder, images, broker.url, args.precision, station_command,
-                             opcua_port, station_pid, station_log) as url:
+                             opcua_port, station_pid, station_log, args.line_workers) as url:
                     if opcua_port is not None:
                         trigger = OpcUaTrigger(f"opc.tcp://127.0.0.1:{opcua_port}/defect-station/", args.clients)
                     warm_up(client, trigger, names, args.warmup)
@@ -1060,6 +1049,8 @@ def report(figures: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", dest="models", action="append", type=Path, required=True, help="model.xml (repeat)")
+    parser.add_argument("--line-workers", type=int, default=0,
+                        help="the station's --line-workers (default 0: OpenVINO's choice; 1: one part at a time)")
     parser.add_argument("--images", type=Path, help="folder of part images (default: 8 synthetic 200x200 PNGs)")
     parser.add_argument("--count", type=int, default=150, help="parts per rate (default 150)")
     parser.add_argument("--rates", type=parse_rates, default=parse_rates("0.5x,0.8x,1.0x,1.2x"),

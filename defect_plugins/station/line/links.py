@@ -42,6 +42,9 @@ def add_line_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--watch-pattern", metavar="REGEX",
                        help="make --watch a line trigger: each new image is a part, its id and lot read from the "
                             "file name by REGEX with the groups (?P<part_id>...) and optionally (?P<lot>...)")
+    group.add_argument("--line-workers", type=int, default=0, metavar="N",
+                       help="parts inspected at once (default 0: OpenVINO's optimal number of requests for the "
+                            "THROUGHPUT hint, one per stream; 1: one part at a time, LATENCY-compiled models)")
     group.add_argument("--shifts", default=DEFAULT_SHIFTS, metavar="HH:MM,...",
                        help=f"shift start times for the line page's counters (default {DEFAULT_SHIFTS})")
     add_mqtt_arguments(parser)
@@ -78,14 +81,14 @@ class LineLinks:
         messages = mqtt_messages(self.mqtt_settings.verdict_topic) if self.mqtt_settings else None
         self.inspector = PartInspector(station, ImageRoots(roots), messages=messages)
         self.publisher = mqtt.OutboxPublisher(self.mqtt_settings, station.store) if self.mqtt_settings else None
-        self.subscriber = (mqtt.RequestSubscriber(self.mqtt_settings, self.inspector.inspect_part)
-                           if self.mqtt_settings else None)
+        self.subscriber = (mqtt.RequestSubscriber(self.mqtt_settings, self.inspector.inspect_part,
+                                                  workers=station.workers) if self.mqtt_settings else None)
         self.opcua = None
         if self.opcua_settings:
             self.opcua = opcua.OpcUaServer(
                 self.inspector.inspect_part, authenticate, cert_dir=self.opcua_settings.cert_dir, host=args.host,
                 port=self.opcua_settings.port, line=self.line, insecure=self.opcua_settings.insecure,
-                trusted_clients_dir=self.opcua_settings.trusted_clients_dir,
+                trusted_clients_dir=self.opcua_settings.trusted_clients_dir, workers=station.workers,
                 model_version=", ".join(f"{m.name} {m.version}" for m in station.models))
         self.folder = None
         if args.watch_pattern:

@@ -38,6 +38,7 @@ import json
 import logging
 import math
 import os
+import concurrent.futures
 import queue
 import re
 import sqlite3
@@ -752,9 +753,12 @@ class RequestSubscriber:
     one's reconnects nor waits touch the other. It does not publish verdicts: ``inspect_part`` stores the
     verdict with its outbox message, and the :class:`OutboxPublisher` sends it.
 
-    paho's network thread only queues a request; one worker thread checks and runs them one after another, in
-    the order they arrived, so a slow inspection never stalls the keep-alive. Each request is acknowledged
-    (PUBACK, in arrival order as 5.0 section 4.6 asks) after its callback returned: the broker's flow control
+    paho's network thread only queues a request, so a slow inspection never stalls the keep-alive; a dispatch
+    thread checks the requests in the order they arrived and hands them to ``workers`` inspection threads (the
+    station's parts in flight: with several, one part decodes or is recorded while another is inferred). Each
+    request is acknowledged (PUBACK) after its callback returned, in arrival order as 5.0 section 4.6 asks: an
+    ack thread waits for the requests' results in that order, so a part finished early waits for the ones
+    before it to be acknowledged. The broker's flow control
     (Receive Maximum, section 3.1.2.11.3, ``receive_maximum`` here) then bounds the queue, and a request in the
     queue when the station dies is delivered again. Retained requests are not taken (Retain Handling 2,
     section 3.8.3.1): a retained request would be inspected again at every reconnect.
@@ -769,15 +773,22 @@ class RequestSubscriber:
     """
 
     def __init__(self, settings: MqttSettings, inspect_part: InspectPart, *, receive_maximum: int = 16,
-                 remember: int = 1000) -> None:
+                 remember: int = 1000, workers: int = 1) -> None:
+        if int(workers) < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.settings = settings
         self.inspect_part = inspect_part
-        self.receive_maximum = int(receive_maximum)
+        self.workers = int(workers)
+        self.receive_maximum = max(int(receive_maximum), self.workers)
         self._remember = int(remember)
         self._recent: OrderedDict[str, None] = OrderedDict()  # request ids handled lately (DUP redeliveries)
         self._queue: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._client: _Client | None = None
         self._worker: threading.Thread | None = None
+        self._acker: threading.Thread | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        # (message, its handling) in arrival order: the ack thread acknowledges each once handled
+        self._handled: queue.Queue[tuple[mqtt.MQTTMessage, concurrent.futures.Future] | None] = queue.Queue()
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
@@ -802,8 +813,11 @@ class RequestSubscriber:
         client.connect_async(self.settings.host, self.settings.port, self.settings.keepalive_s, clean_start=False,
                              properties=properties)
         self._client = client
+        self._pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="defect-station-part")
         self._worker = threading.Thread(target=self._work, name="defect-station-mqtt-requests", daemon=True)
+        self._acker = threading.Thread(target=self._ack_in_order, name="defect-station-mqtt-acks", daemon=True)
         self._worker.start()
+        self._acker.start()
         client.loop_start()
         return self
 
@@ -817,7 +831,7 @@ class RequestSubscriber:
                     "last_error": self._last_error, "queued": self._queue.qsize(), **self._counts}
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Finish the request being inspected and acknowledge it, then disconnect once the broker has read the
+        """Finish the requests being inspected and acknowledge them, then disconnect once the broker has read the
         acknowledgements (:meth:`_sync`). Requests queued but not begun are not acknowledged: the session keeps
         them at the broker, which delivers them at the next start."""
         if self._worker is None or self._client is None:
@@ -829,7 +843,12 @@ class RequestSubscriber:
             except queue.Empty:
                 break
         self._queue.put(None)
+        deadline = time.monotonic() + timeout
         self._worker.join(timeout)
+        if self._acker is not None:
+            self._acker.join(max(0.0, deadline - time.monotonic()))
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self._sync(timeout)
         self._client.disconnect()
         self._client.loop_stop()
@@ -908,16 +927,43 @@ class RequestSubscriber:
     # ------------------------------------------------------------------ the worker
 
     def _work(self) -> None:
+        """Dispatch: each request, in arrival order, to the inspection threads; the ack thread follows."""
+        assert self._pool is not None
         while True:
             message = self._queue.get()
             if message is None:
+                self._handled.put(None)
                 return
-            try:
-                self._handle(message)
-            except Exception:  # never lose the worker over one request
-                log.exception("MQTT: handling a request on %s failed", message.topic)
+            self._handled.put((message, self._pool.submit(self._handle_safely, message)))
+
+    def _ack_in_order(self) -> None:
+        while True:
+            item = self._handled.get()
+            if item is None:
+                return
+            message, handling = item
+            handling.result()  # _handle_safely never raises
             if message.qos > 0 and self._client is not None:
                 self._client.ack(message.mid, message.qos)  # after the callback: at least once
+
+    def _handle_safely(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle(message)
+        except Exception:  # never lose a worker over one request
+            log.exception("MQTT: handling a request on %s failed", message.topic)
+
+    def _seen(self, request_id: str | None) -> bool:
+        """Whether ``request_id`` was taken lately; remembers it (checked and noted at once: requests run side by
+        side)."""
+        if request_id is None:
+            return False
+        with self._lock:
+            seen = request_id in self._recent
+            self._recent[request_id] = None
+            self._recent.move_to_end(request_id)
+            while len(self._recent) > self._remember:
+                self._recent.popitem(last=False)
+        return seen
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
         self._count("received")
@@ -930,7 +976,7 @@ class RequestSubscriber:
             self._count("rejected")
             self._answer(str(error), _peek(message.payload), "rejected a request")
             return
-        if message.dup and request.request_id is not None and request.request_id in self._recent:
+        if self._seen(request.request_id) and message.dup:
             self._count("duplicates")
             log.info("MQTT: request %r on %s was delivered again (DUP); handled already, skipped",
                      request.request_id, message.topic)
@@ -945,12 +991,6 @@ class RequestSubscriber:
                          "a request failed")
         else:
             self._count("inspected")
-        finally:
-            if request.request_id is not None:
-                self._recent[request.request_id] = None
-                self._recent.move_to_end(request.request_id)
-                while len(self._recent) > self._remember:
-                    self._recent.popitem(last=False)
 
     def _answer(self, reason: str, known: dict[str, str], what: str) -> None:
         """Log ``reason`` and publish it on the error topic (QoS 1, not retained), with what identifies the

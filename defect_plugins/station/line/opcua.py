@@ -57,8 +57,9 @@ OPC 10000-6 6.2 application instance certificates):
   ActivateSession (asyncua checks only the certificate the CreateSession request names).
 
 The server runs in its own thread with its own asyncio event loop (the station is otherwise synchronous);
-the blocking ``inspect_part`` callback runs in a one-thread executor, so the loop keeps serving reads
-and the heartbeat and inspections keep the order the PLC called them in. asyncua logs every call at
+the blocking ``inspect_part`` callback runs in an executor (one thread per part the station takes at once,
+``workers``), so the loop keeps serving reads and the heartbeat; with one thread, inspections keep the order
+the PLC called them in. asyncua logs every call at
 INFO: :meth:`OpcUaServer.start` sets the ``asyncua`` logger to WARNING unless a level was set for it
 before (set one, e.g. DEBUG, to see the protocol).
 Runtime-only: the standard library, asyncua and cryptography.
@@ -522,8 +523,9 @@ def _quiet_asyncua() -> None:
 class OpcUaServer:
     """The station's OPC UA server in its own thread and event loop; started and stopped from sync code.
 
-    ``inspect_part(part_id, lot, image_path, origin="opcua")`` runs for each Inspect call (blocking, in a
-    one-thread executor: calls are served in order; one that takes longer than ``inspect_timeout_s``
+    ``inspect_part(part_id, lot, image_path, origin="opcua")`` runs for each Inspect call (blocking, in an
+    executor of ``workers`` threads: one thread serves calls in the order they came; several let parts of
+    several callers overlap, as the station's models allow; one that takes longer than ``inspect_timeout_s``
     answers ERROR, the PLC is not left waiting). ``authenticate(user, password)`` checks each login (None:
     nobody logs in, which only ``insecure=True`` allows). See the module's docstring for the address space
     and the security defaults.
@@ -538,15 +540,16 @@ class OpcUaServer:
                  cert_dir: str | Path, host: str = "127.0.0.1", port: int = 4840, line: str = "line1",
                  insecure: bool = False, trusted_clients_dir: str | Path | None = None, model_version: str = "",
                  heartbeat_s: float = 1.0, inspect_timeout_s: float = 30.0, max_connections: int = 16,
-                 application_uri: str | None = None) -> None:
+                 application_uri: str | None = None, workers: int = 1) -> None:
         _check_port(port, "port")
         _check_line(line, "line")
         if authenticate is None and not insecure:
             raise ValueError("give authenticate (user-name login is the only way in unless insecure=True)")
         if not callable(inspect_part):
             raise TypeError(f"inspect_part must be callable, got {type(inspect_part).__name__}")
-        if not heartbeat_s > 0 or not inspect_timeout_s > 0 or max_connections < 1:
-            raise ValueError("heartbeat_s and inspect_timeout_s must be positive and max_connections at least 1")
+        if not heartbeat_s > 0 or not inspect_timeout_s > 0 or max_connections < 1 or workers < 1:
+            raise ValueError("heartbeat_s and inspect_timeout_s must be positive, max_connections and workers at "
+                             "least 1")
         trusted = None if trusted_clients_dir is None else Path(trusted_clients_dir)
         if trusted is not None and not trusted.is_dir():
             raise ValueError(f"trusted_clients_dir: {trusted} is not a folder")
@@ -556,6 +559,7 @@ class OpcUaServer:
         self.cert_dir = Path(cert_dir)
         self.heartbeat_s, self.inspect_timeout_s = float(heartbeat_s), float(inspect_timeout_s)
         self.max_connections = int(max_connections)
+        self.workers = int(workers)
         self.endpoint = f"opc.tcp://{_url_host(host)}:{port}{ENDPOINT_PATH}"
         self.application_uri = application_uri or f"urn:defect-plugins:station:{socket.gethostname()}:{line}"
         self.object_name = f"Line_{line}"
@@ -660,7 +664,8 @@ class OpcUaServer:
             _log.info("OPC UA: made the server certificate %s (%s), thumbprint %s", self.certificate.cert_path,
                       self.certificate.generated, self.certificate.thumbprint)
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opcua-inspect")
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=self.workers,
+                                                               thread_name_prefix="opcua-inspect")
         self._thread = threading.Thread(target=self._run, args=(ready,), name=f"opcua-{self.line}", daemon=True)
         self._thread.start()
         try:

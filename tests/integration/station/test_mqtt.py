@@ -347,6 +347,29 @@ def test_requests_run_in_order_off_the_network_thread_and_wait_at_the_broker_ove
     restarted.stop()
 
 
+def test_with_two_workers_parts_overlap_and_are_acknowledged_in_arrival_order(mqtt_broker):
+    settings = line_settings(mqtt_broker)
+    callback = Requests(slow=1.0)
+    subscriber = RequestSubscriber(settings, callback, workers=2).start()
+    wait_for(lambda: subscriber.state()["subscribed"], what="the station's subscription")
+    acked: list[int] = []
+    send_ack = subscriber._client.ack
+    subscriber._client.ack = lambda mid, qos: (acked.append(mid), send_ack(mid, qos))[1]
+    request = lambda part: json.dumps({"part_id": part, "image_path": f"{part}.png"})  # noqa: E731
+    publish(mqtt_broker, settings.request_topic, [request("slow-0")] + [request(f"P-{n}") for n in range(1, 6)])
+    wait_for(lambda: len(acked) >= 6, what="6 acknowledgements")
+    # the second worker took the fast parts while the slow one was inspected; the acks kept the arrival order
+    assert [part for part, *_ in callback.calls] == [f"P-{n}" for n in range(1, 6)] + ["slow-0"]
+    assert acked == sorted(acked)
+    subscriber.stop()
+    restarted = RequestSubscriber(settings, callback, workers=2).start()  # nothing left unacknowledged
+    publish(mqtt_broker, settings.request_topic, [request("END")])
+    wait_for(lambda: callback.calls[-1][0] == "END", what="the last request")
+    assert len(callback.calls) == 7
+    restarted.stop()
+    wait_for(no_threads_left, what="the subscriber's threads to end")
+
+
 def test_a_password_protected_broker_takes_the_right_password_and_reports_a_wrong_one(tmp_path, store,
                                                                                        mqtt_broker_factory):
     passwords = make_password_file(tmp_path, "station", "right horse")

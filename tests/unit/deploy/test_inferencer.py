@@ -78,6 +78,25 @@ def test_predict_many_stopped_early_leaves_the_inferencer_usable(tiny_xml, tmp_p
     assert [r.source for r in inferencer.predict_many(paths[:2])] == [str(p) for p in paths[:2]]
 
 
+def test_start_from_several_threads_shares_a_bounded_pool_and_matches_predict(tiny_xml, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = _images(tmp_path, 8)
+    inferencer = DefectInferencer(tiny_xml, performance_hint="THROUGHPUT", max_requests=2)
+    one_by_one = [inferencer.predict(path) for path in paths]
+    with ThreadPoolExecutor(4) as pool:  # four callers, two requests: the others wait for a free one
+        results = list(pool.map(lambda path: inferencer.start(path).result(), paths))
+    assert inferencer._created == 2 and inferencer._pool.qsize() == 2  # every request back in the pool
+    assert [r.source for r in results] == [str(p) for p in paths]
+    assert [r.label for r in results] == [r.label for r in one_by_one]
+    assert [r.confidence for r in results] == pytest.approx([r.confidence for r in one_by_one], abs=1e-6)
+    jobs = [inferencer.start(paths[0]), inferencer.start(tmp_path / "missing.png")]  # started side by side
+    first, missing = (job.result() for job in jobs)
+    assert first.ok and missing.status == "error" and "missing.png" in missing.error
+    with pytest.raises(ValueError, match="max_requests must be at least 1"):
+        DefectInferencer(tiny_xml, max_requests=-1)
+
+
 @pytest.fixture(scope="module")
 def anomalib_ir(tiny_anomaly, tmp_path_factory):
     """The tiny AKF-RD checkpoint exported by anomalib itself (Engine.export, as `anomalib export` does)."""
