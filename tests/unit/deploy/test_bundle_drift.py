@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from defect_plugins.deploy.bundle import MANIFEST, BundleIntegrityError, load_bundle, staging_dir, write_bundle
-from defect_plugins.deploy.drift import DriftWatch, image_stats
+from defect_plugins.deploy.drift import DriftReference, DriftWatch, image_stats
 from defect_plugins.fit.assemble import write_card
 from tests.unit.deploy.test_bundle import CLASSES, SIZE, make_bundle, tiny_anomaly_ir, tiny_classifier_ir
 
@@ -125,3 +125,30 @@ def test_an_older_bundle_falls_back_to_the_good_rows_of_predictions(tmp_path) ->
 def test_a_classifier_without_an_ok_class_and_no_reference_has_none(tmp_path) -> None:
     bundle = make_bundle(tmp_path / "cls", "classifier", thresholds={}, ok_class=None)
     assert bundle.drift_reference() is None
+
+
+def test_a_classifier_s_int8_default_model_is_run_for_p_ok(tmp_path) -> None:
+    out = _fit_like_bundle(tmp_path / "bundle", _data(tmp_path / "data"), "classifier", int8=True)
+    reference = load_bundle(out).drift_reference()
+    assert reference.score["precision"] == "INT8" and reference.score["from"].startswith("model/int8.xml")
+    from defect_plugins.fit.classifier import probabilities
+    from defect_plugins.fit.scoring import score_files
+
+    scored = score_files(out / "model" / "int8.xml", tmp_path / "data", ["good/a.png", "good/b.png", "good/c.png"],
+                         probabilities)
+    assert np.allclose(reference.values["score"], scored.probabilities[:, CLASSES.index("good")], atol=1e-6)
+
+
+def test_a_segmentor_s_reference_is_every_held_out_image_without_a_score(tmp_path) -> None:
+    from defect_plugins.fit.drift_reference import write_drift_reference
+
+    data = _data(tmp_path / "data")
+    folder = tmp_path / "stage"
+    folder.mkdir()
+    rows = [{"file": name, "part": "test", "group": name.split("/")[0], "decision_fp32": "good"} for name in LEVELS]
+    (folder / "predictions.csv").write_text(_csv(rows), encoding="utf-8")
+    card = {"family": "segmentor", "data": {"root": str(data)}, "threshold": {"default_precision": "FP32"}}
+    reference = DriftReference.load(write_drift_reference(folder, card))
+    assert reference.signals == ["brightness", "contrast", "sharpness"] and reference.count == 4
+    assert reference.score == {} and "every held-out image" in reference.extra["images"]
+    assert write_drift_reference(tmp_path / "elsewhere", card) is None  # not a fit's staging folder
