@@ -13,6 +13,13 @@ bundle's threshold(s) and rules instead of the IR's defaults (:func:`bundle_sett
       card.md, card.json                  the model card (data, split, command, versions, figures, threshold)
       split.json                          the held-out split
       predictions.csv                     held-out predictions (file, part, group, label, score, decision)
+      drift_reference.json                optional: the held-out good images' scores and image statistics,
+                                          the reference of the station's drift watch (:mod:`.drift`)
+
+The manifest names the drift reference under the optional key ``drift_reference``;
+:func:`write_bundle` adds that key when the staging folder holds ``drift_reference.json``, so that
+every family's fit gets it without listing it. Bundles written before it existed have neither, and
+:meth:`Bundle.drift_reference` then falls back to the good rows' scores of ``predictions.csv``.
 
 ``thresholds`` are those of the ``default_precision`` model; a bundle whose models were
 calibrated one by one (an INT8 model's scores differ slightly from the FP32 model's) also has
@@ -56,13 +63,16 @@ import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from defect_plugins.fileio import atomic_path, atomic_write_json, fsync_path, is_temporary, replace, temp_sibling
 from defect_plugins.imaging.geometry import RESIZE_MODES
 
 from .families.base import PostSettings
 from .metadata import FAMILIES, WEIGHT_PRECISIONS, sha256_file
+
+if TYPE_CHECKING:
+    from .drift import DriftReference
 
 FORMAT = "defect-plugins-bundle"
 FORMAT_VERSION = 1
@@ -78,6 +88,7 @@ NULLABLE_KEYS = ("ok_class", "max_false_reject", "rules", "card", "card_json", "
 REQUIRED_KEYS = ("format", "format_version", "family", "models", "default_precision", "thresholds", "ok_class",
                  "labels", "max_false_reject", "rules", "card", "card_json", "split", "predictions", "input_size",
                  "resize", "created", "package_version", "files")
+DRIFT_REFERENCE = "drift_reference.json"  # the same name as .drift.REFERENCE_FILE (not imported: numpy)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -124,6 +135,7 @@ class Bundle:
     thresholds_by_precision: dict[str, dict[str, float]] = field(default_factory=dict)
     source: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # manifest keys this version does not know
+    drift_file: str | None = None  # the manifest's optional "drift_reference": the drift watch's reference
 
     @property
     def name(self) -> str:
@@ -192,6 +204,58 @@ class Bundle:
             except ValueError as error:
                 raise BundleError(f"{path}, line {number}: 'score' must be a number, got {score!r}") from error
         return rows
+
+    def drift_reference(self) -> DriftReference | None:
+        """The reference of a drift watch (:class:`.drift.DriftWatch`) for this bundle's model, or ``None``.
+
+        ``drift_reference.json`` when the bundle has one (the held-out good images' scores and image
+        statistics, written by ``defect-fit``). An older bundle without it: the scores of the good
+        rows of ``predictions.csv`` (anomaly: label ``good``; classifier: the OK class's rows, P(OK)),
+        with ``source`` ``"predictions.csv (scores only)"`` and no image statistics; the column of the
+        default precision's model when present, else the FP32 one (``score.precision`` says which).
+        ``None`` when there is nothing to compare with (a segmentor bundle without the file, a
+        classifier without an OK class, no good rows).
+        """
+        from .drift import REFERENCE_FILE, DriftReference
+
+        name = self.drift_file or (REFERENCE_FILE if REFERENCE_FILE in self.files else None)
+        if name is not None:
+            try:
+                return DriftReference.load(self.root / name)
+            except ValueError as error:
+                raise BundleError(f"{self._shown()}: {error}") from error
+        return self._drift_reference_from_predictions()
+
+    def _drift_reference_from_predictions(self) -> DriftReference | None:
+        from .drift import DriftReference
+
+        if self.family == "anomaly":
+            prefix, group_key, group = "score", "label", "good"
+            meaning = "anomaly score (higher: more anomalous)"
+        elif self.family == "classifier" and self.ok_class is not None:
+            prefix, group_key, group = "p_ok", "group", self.ok_class
+            meaning = f"P({self.ok_class}) (higher: more likely good)"
+        else:
+            return None
+        rows = [row for row in self.read_predictions() if row.get(group_key) == group]
+        if not rows:
+            return None
+        columns = [f"{prefix}_{self.default_precision.lower()}", f"{prefix}_fp32", prefix]
+        column = next((c for c in columns if c in rows[0] and rows[0][c] not in (None, "")), None)
+        if column is None:
+            return None
+        values = []
+        for row in rows:
+            try:
+                values.append(float(row[column]))
+            except (TypeError, ValueError) as error:
+                raise BundleError(f"{self.root / (self.predictions or '')}: '{column}' must be a number, got "
+                                  f"{row[column]!r}") from error
+        precision = column.rsplit("_", 1)[1].upper() if "_" in column[len(prefix):] else None
+        return DriftReference(values={"score": values}, source="predictions.csv (scores only)",
+                              score={"name": prefix if prefix == "p_ok" else "score", "meaning": meaning,
+                                     "precision": precision, "column": column},
+                              count=len(values), extra={"images": "held-out good images (predictions.csv)"})
 
     def describe(self) -> dict[str, Any]:
         """A JSON-ready summary: what a run's summary says of the bundle it used."""
@@ -342,14 +406,20 @@ def parse_manifest(data: Any, root: Path, *, where: str = MANIFEST) -> Bundle:
     for key in ("created", "package_version"):
         if not isinstance(data[key], str) or not data[key]:
             raise fail(key, "text")
-    known = {*REQUIRED_KEYS, "thresholds_by_precision"}
+    drift_file = data.get("drift_reference")
+    if drift_file is not None:
+        if not isinstance(drift_file, str):
+            raise fail("drift_reference", "null or the path of a file of the bundle")
+        _listed(drift_file, "drift_reference", files, where)
+    known = {*REQUIRED_KEYS, "thresholds_by_precision", "drift_reference"}
     return Bundle(root=root, family=family, models=dict(models), default_precision=default,
                   thresholds=thresholds, thresholds_by_precision=by_precision, ok_class=ok_class,
                   labels=list(labels), max_false_reject=None if max_false_reject is None else float(max_false_reject),
                   rules=paths["rules"], card_md=paths["card"], card_json=paths["card_json"], split=paths["split"],
                   predictions=paths["predictions"], input_size=(int(size[0]), int(size[1])), resize=data["resize"],
                   created=data["created"], package_version=data["package_version"], files=dict(files),
-                  format_version=int(version), extra={k: v for k, v in data.items() if k not in known})
+                  format_version=int(version), extra={k: v for k, v in data.items() if k not in known},
+                  drift_file=drift_file)
 
 
 def check_files(bundle: Bundle, *, verify: bool = True) -> None:
@@ -479,6 +549,8 @@ def write_bundle(staging: str | os.PathLike[str], manifest: dict[str, Any], out:
             files[name] = sha256_file(path)
         full = {"format": FORMAT, "format_version": FORMAT_VERSION, "created": _utc_now(),
                 "package_version": _package_version(), **manifest, "files": files}
+        if DRIFT_REFERENCE in files and "drift_reference" not in manifest:
+            full["drift_reference"] = DRIFT_REFERENCE  # every family's fit gets it without naming it
         bundle = parse_manifest(json.loads(json.dumps(full)), staging, where=f"manifest for {out}")
         check_files(bundle, verify=False)
         atomic_write_json(staging / MANIFEST, full, indent=2, sort_keys=True)

@@ -82,8 +82,18 @@ def write_predictions(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def write_card(folder: Path, card: Mapping[str, Any], markdown: str) -> None:
+    """The model card (``card.json``, ``card.md``) and, for a fit's staging folder, ``drift_reference.json``.
+
+    Every family's fit writes its card last into the staging folder, after the models and
+    ``predictions.csv``, just before the bundle is hashed: the one place where the drift watch's
+    reference (:func:`.drift_reference.write_drift_reference`) can be added for all families at once.
+    A folder without ``predictions.csv`` gets the card only.
+    """
+    from .drift_reference import write_drift_reference
+
     atomic_write_json(folder / "card.json", card, indent=2, sort_keys=False)
     atomic_write_text(folder / "card.md", markdown)
+    write_drift_reference(folder, card)
 
 
 def overhead(total_seconds: float, train_seconds: float) -> dict[str, float]:

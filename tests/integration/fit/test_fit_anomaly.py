@@ -120,6 +120,27 @@ def test_inferencer_on_the_bundle_decides_as_the_predictions_say(fitted) -> None
         assert result.decision == row["decision_fp32"]
 
 
+def test_bundle_carries_the_drift_reference_of_its_held_out_good_images(fitted) -> None:
+    """drift_reference.json: listed and hashed, the good rows' scores of the default model and their image stats."""
+    from defect_plugins.deploy.bundle import load_bundle
+    from defect_plugins.deploy.drift import DriftWatch, image_stats
+    from defect_plugins.imaging.files import read_bgr
+
+    bundle = load_bundle(fitted["out"])
+    assert "drift_reference.json" in bundle.files and bundle.drift_file == "drift_reference.json"
+    reference = bundle.drift_reference()
+    rows = [r for r in csv.DictReader((fitted["out"] / "predictions.csv").open()) if r["label"] == "good"]
+    assert reference.source == "drift_reference.json" and reference.count == len(rows) > 0
+    assert reference.extra["files"] == [r["file"] for r in rows]
+    assert reference.signals == ["score", "brightness", "contrast", "sharpness"]
+    assert reference.score["precision"] == bundle.default_precision
+    if bundle.default_precision == "FP32":
+        assert np.allclose(reference.values["score"], [float(r["score_fp32"]) for r in rows], atol=1e-5)
+    stats = image_stats(read_bgr(fitted["data"] / rows[0]["file"]))
+    assert reference.values["sharpness"][0] == pytest.approx(stats["sharpness"], rel=1e-5)
+    assert DriftWatch(reference).state()["state"] == "collecting"
+
+
 def test_too_few_good_images_stop_before_training(tmp_path) -> None:
     data = tmp_path / "few"
     for kind, count in (("good", 6), ("dent", 2)):
