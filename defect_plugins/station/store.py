@@ -345,6 +345,8 @@ class Store:
         """
         def attempt() -> T:
             with self.engine.connect() as conn:
+                if self.dialect == "postgresql":  # one snapshot for every statement of ``work``, as on SQLite
+                    conn.execution_options(isolation_level="REPEATABLE READ")
                 return work(conn)
         return self._retrying(what, attempt)
 
