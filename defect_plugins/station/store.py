@@ -8,9 +8,9 @@ Why it is written this way:
 * Every write is one transaction (SQLite: ``BEGIN IMMEDIATE`` ... ``COMMIT``): an inspection (or a decision)
   is in the file whole or not at all, and concurrent uploads from several browsers serialise on
   SQLite's write lock (``busy_timeout``) instead of failing.
-* A connection per operation: the ASGI server runs requests on a pool of threads, and an SQLite
-  connection must not be shared between threads; opening one costs well under a millisecond.
-  The store keeps one more connection open for its whole life, with a read done on it: SQLite
+* A connection per operation, from SQLAlchemy's pool: the ASGI server runs requests on a pool of
+  threads, and a connection is used by one thread at a time. On SQLite the store keeps one more
+  connection of its own (outside the pool) open for its whole life, with a read done on it: SQLite
   checkpoints the log into the file and deletes it when the last connection that has the WAL
   open closes (https://www.sqlite.org/wal.html, "Persistence of WAL mode"), which would
   otherwise happen after every write. A connection that never read the database does not hold
@@ -211,6 +211,9 @@ class Store:
         except sqlite3.DatabaseError as error:  # "file is not a database", a locked or read-only file
             self.engine.dispose()
             raise StoreError(f"{self.name}: cannot be used as the station's SQLite database ({error})") from None
+        except migrate.MigrationRefused as error:
+            self.engine.dispose()
+            raise StoreError(f"{self.name}: {error}") from None
         except StoreError:
             self.engine.dispose()
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
@@ -39,11 +40,27 @@ def current(connection: Connection) -> str | None:
     return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
+class MigrationRefused(Exception):
+    """The database is not one the station's migrations can bring up to date (foreign, or of a newer release)."""
+
+
 def upgrade(engine: Engine) -> None:
-    """Stamp a schema-3 database of the older releases, then run every migration it lacks."""
+    """Stamp a schema-3 database of the older releases, then run every migration it lacks.
+
+    Only an SQLite file can be of the raw-``sqlite3`` releases (the store checked its ``user_version``
+    before); a PostgreSQL database with the station's tables but no revision was made by someone else.
+    """
     with engine.connect().execution_options(station_write=True) as connection, connection.begin():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK})
-        if current(connection) is None and inspect(connection).has_table("inspections"):
+        revision = current(connection)
+        if revision is None and inspect(connection).has_table("inspections"):
+            if connection.dialect.name != "sqlite":
+                raise MigrationRefused("not a defect-station database: it has an 'inspections' table but no "
+                                       "alembic_version (the station's databases are made by its migrations)")
             command.stamp(config(connection), ADOPTED)
-        command.upgrade(config(connection), HEAD)
+        try:
+            command.upgrade(config(connection), HEAD)
+        except CommandError as error:  # a revision this release does not know
+            raise MigrationRefused(f"its schema revision {revision!r} is not one of this release's (written by a "
+                                   f"newer release?): {error}") from None

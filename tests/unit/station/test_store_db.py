@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from defect_plugins.station.accounts import Accounts, ScryptCost
+from defect_plugins.station.admin import main as admin_main
 from defect_plugins.station.audit import append, entries, verify
 from defect_plugins.station.db.engine import parse
 from defect_plugins.station.store import Store, StoreError, StoreUnavailable
@@ -128,6 +129,13 @@ def test_errors_name_the_database_without_its_password(postgres):
     store.close()
     with pytest.raises(StoreError, match="unsupported database"):
         Store("mysql://x@localhost/db")
+    foreign = postgres.server.url(postgres.server.create_database())
+    engine = create_engine(parse(foreign)[0])
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE inspections (id INTEGER)"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="not a defect-station database"):
+        Store(foreign)
 
 
 def test_audit_verify_names_an_entry_edited_on_postgresql(postgres):
@@ -135,6 +143,7 @@ def test_audit_verify_names_an_entry_edited_on_postgresql(postgres):
     for index in range(4):
         with store.transaction() as conn:
             append(conn, "station", "model_loaded", {"index": index})
+    assert admin_main(["audit", "verify", "--db", postgres.url]) == 0
     engine = create_engine(parse(postgres.url)[0])  # the superuser, as someone with psql could
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE audit DISABLE TRIGGER audit_no_update"))
@@ -143,6 +152,7 @@ def test_audit_verify_names_an_entry_edited_on_postgresql(postgres):
     engine.dispose()
     report = verify(store)
     assert not report.ok and report.bad_id == 3 and "edited" in report.reason and report.entries == 2
+    assert admin_main(["audit", "verify", "--db", postgres.url]) == 1
     store.close()
 
 
@@ -218,4 +228,28 @@ def test_a_server_that_stays_away_is_store_unavailable_after_retry_s(postgres):
             _inspect(store, 1)
     finally:
         postgres.start()
+    store.close()
+
+
+def test_a_commit_lost_in_flight_is_not_written_twice_on_retry(postgres, monkeypatch):
+    import psycopg
+
+    store = Store(postgres.url, retry_s=10)
+    dialect = store.engine.dialect
+    real_commit = dialect.do_commit
+    lost = []
+
+    def commit_then_lose_the_answer(dbapi_connection):
+        real_commit(dbapi_connection)  # the server has it...
+        if not lost:
+            lost.append(True)  # ...but the client never hears so, once
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(dialect, "do_commit", commit_then_lose_the_answer)
+    inspection = _inspect(store, 1, part_id="P-1")
+    decision = store.add_decision(inspection, decision="accept", operator="Ana", system_grade="minor",
+                                  final_grade="minor", thresholds={})
+    assert lost and decision["inspection_id"] == inspection
+    assert _count(postgres.url, "inspections") == 1 and _count(postgres.url, "decisions") == 1
+    assert verify(store).entries == 1
     store.close()
