@@ -34,6 +34,7 @@ pytest_plugins = [
     "tests.fixtures.station",
     "tests.fixtures.mqtt",
     "tests.fixtures.opcua",
+    "tests.fixtures.postgres",
 ]
 
 # Tests never reach a hub: anything that tries to download fails fast instead of hanging.

@@ -22,12 +22,11 @@ for a while without checking the password: it slows guessing down to a few tries
 Sessions: a random token (``secrets.token_urlsafe(32)``, 256 bits) goes to the browser as a cookie;
 the database keeps only its SHA-256, so a copy of the file lets nobody log in. A session ends at
 its expiry (one shift, 12 h by default), at logout, when its user is disabled or gets a new password.
-Standard library only.
+Standard library, and SQLAlchemy for the queries.
 """
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import secrets
@@ -38,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from sqlalchemy import text
 
 from .audit import append
 from .store import Store, now, token_hash
@@ -276,35 +277,36 @@ class Accounts:
         password_hash = hash_password(check_password(password, name), self.cost)  # before the write lock
         with self.store.transaction() as conn:
             # one name per person, whatever the case: 'ana' and 'Ana' would be two signatures of one operator
-            taken = [row[0] for row in conn.execute("SELECT name FROM users") if row[0].casefold() == name.casefold()]
+            taken = [row[0] for row in conn.execute(text("SELECT name FROM users"))
+                     if row[0].casefold() == name.casefold()]
             if taken:
                 raise AccountError(f"user {name!r} already exists{'' if taken[0] == name else f' as {taken[0]!r}'}"
                                    f" in {self.store.path}; use another name")
             created = now()
-            conn.execute("INSERT INTO users (name, role, password_hash, created_at, disabled) VALUES (?, ?, ?, ?, 0)",
-                         (name, role, password_hash, created))
+            conn.execute(text("INSERT INTO users (name, role, password_hash, created_at, disabled) "
+                              "VALUES (:name, :role, :hash, :created, 0)"),
+                         {"name": name, "role": role, "hash": password_hash, "created": created})
             append(conn, actor, "user_added", {"user": name, "role": role})
         return User(name, role, created)
 
     def users(self) -> list[User]:
         """Every user, enabled or not, by name."""
-        with contextlib.closing(self.store.connect()) as conn:
-            rows = conn.execute("SELECT name, role, created_at, disabled FROM users ORDER BY name").fetchall()
+        rows = self.store.read("reading the users", lambda conn: conn.execute(
+            text("SELECT name, role, created_at, disabled FROM users ORDER BY name")).all())
         return [User(row[0], row[1], row[2], bool(row[3])) for row in rows]
 
     def user(self, name: str) -> User | None:
-        with contextlib.closing(self.store.connect()) as conn:
-            row = conn.execute("SELECT name, role, created_at, disabled FROM users WHERE name = ?",
-                               (name,)).fetchone()
+        row = self.store.read("reading a user", lambda conn: conn.execute(
+            text("SELECT name, role, created_at, disabled FROM users WHERE name = :name"), {"name": name}).first())
         return User(row[0], row[1], row[2], bool(row[3])) if row else None
 
     def has_engineer(self) -> bool:
         """Whether an enabled engineer exists (someone who can change the configuration)."""
-        with contextlib.closing(self.store.connect()) as conn:
-            return conn.execute("SELECT 1 FROM users WHERE role = 'engineer' AND disabled = 0").fetchone() is not None
+        return self.store.read("reading the users", lambda conn: conn.execute(
+            text("SELECT 1 FROM users WHERE role = 'engineer' AND disabled = 0")).first()) is not None
 
     def _existing(self, conn: Any, name: str) -> Any:
-        row = conn.execute("SELECT name, role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+        row = conn.execute(text("SELECT name, role, disabled FROM users WHERE name = :name"), {"name": name}).first()
         if row is None:
             raise AccountError(f"no user {name!r} in {self.store.path}")
         return row
@@ -313,10 +315,10 @@ class Accounts:
         """Disable ``name`` and end its sessions; it stays in the records. Already disabled: no change."""
         with self.store.transaction() as conn:
             row = self._existing(conn, name)
-            if not row["disabled"]:
-                conn.execute("UPDATE users SET disabled = 1 WHERE name = ?", (name,))
-                conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
-                append(conn, actor, "user_disabled", {"user": name, "role": row["role"]})
+            if not row.disabled:
+                conn.execute(text("UPDATE users SET disabled = 1 WHERE name = :name"), {"name": name})
+                conn.execute(text("DELETE FROM sessions WHERE user_name = :name"), {"name": name})
+                append(conn, actor, "user_disabled", {"user": name, "role": row.role})
         return self.user(name)
 
     def set_password(self, name: str, password: str, *, actor: str = "cli") -> None:
@@ -324,8 +326,9 @@ class Accounts:
         password_hash = hash_password(check_password(password, name), self.cost)
         with self.store.transaction() as conn:
             self._existing(conn, name)
-            conn.execute("UPDATE users SET password_hash = ? WHERE name = ?", (password_hash, name))
-            conn.execute("DELETE FROM sessions WHERE user_name = ?", (name,))
+            conn.execute(text("UPDATE users SET password_hash = :hash WHERE name = :name"),
+                         {"hash": password_hash, "name": name})
+            conn.execute(text("DELETE FROM sessions WHERE user_name = :name"), {"name": name})
             append(conn, actor, "password_set", {"user": name})
 
     # ------------------------------------------------------------------ logging in
@@ -342,9 +345,9 @@ class Accounts:
             name = check_name(name)
         except AccountError:
             name = ""
-        with contextlib.closing(self.store.connect()) as conn:
-            row = conn.execute("SELECT name, role, created_at, disabled, password_hash FROM users WHERE name = ?",
-                               (name,)).fetchone() if name else None
+        row = self.store.read("reading a user", lambda conn: conn.execute(
+            text("SELECT name, role, created_at, disabled, password_hash FROM users WHERE name = :name"),
+            {"name": name}).first()) if name else None
         # hash for unknown names too: the time taken does not tell which names exist
         matches = verify_password(password if isinstance(password, str) else "", row[4] if row else self._dummy_hash())
         if row is None:
@@ -365,7 +368,8 @@ class Accounts:
         # the stored setting is weaker than today's: hash again now that the password is at hand
         new = hash_password(password, self.cost)
         with self.store.transaction() as conn:
-            conn.execute("UPDATE users SET password_hash = ? WHERE name = ? AND password_hash = ?", (new, name, old))
+            conn.execute(text("UPDATE users SET password_hash = :new WHERE name = :name AND password_hash = :old"),
+                         {"new": new, "name": name, "old": old})
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The enabled user ``name`` if ``password`` is theirs, else None (as slow for unknown names)."""
@@ -414,9 +418,10 @@ class Accounts:
         started = datetime.now(timezone.utc)
         expires = _utc(started + timedelta(hours=self.session_hours))
         with self.store.transaction() as conn:
-            conn.execute("DELETE FROM sessions WHERE expires_at <= ?", (_utc(started),))  # ended shifts
-            conn.execute("INSERT INTO sessions (token_sha256, user_name, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                         (token_hash(token), user.name, now(), expires))
+            conn.execute(text("DELETE FROM sessions WHERE expires_at <= :now"), {"now": _utc(started)})  # ended shifts
+            conn.execute(text("INSERT INTO sessions (token_sha256, user_name, created_at, expires_at) "
+                              "VALUES (:token, :user, :created, :expires)"),
+                         {"token": token_hash(token), "user": user.name, "created": now(), "expires": expires})
             append(conn, user.name, "login", {"client": client, "role": user.role, "expires_at": expires})
         return token, Session(user, expires, self.csrf_token(token))
 
@@ -424,10 +429,10 @@ class Accounts:
         """The live session of a cookie token; None when unknown, expired or its user is disabled."""
         if not token or not isinstance(token, str) or len(token) > 200:
             return None
-        with contextlib.closing(self.store.connect()) as conn:
-            row = conn.execute(
-                "SELECT u.name, u.role, u.created_at, u.disabled, s.expires_at FROM sessions AS s "
-                "JOIN users AS u ON u.name = s.user_name WHERE s.token_sha256 = ?", (token_hash(token),)).fetchone()
+        row = self.store.read("reading a session", lambda conn: conn.execute(text(
+            "SELECT u.name, u.role, u.created_at, u.disabled, s.expires_at FROM sessions AS s "
+            "JOIN users AS u ON u.name = s.user_name WHERE s.token_sha256 = :token"),
+            {"token": token_hash(token)}).first())
         if row is None or row[3] or row[4] <= _utc(datetime.now(timezone.utc)):
             return None
         return Session(User(row[0], row[1], row[2], False), row[4], self.csrf_token(token))
@@ -437,11 +442,11 @@ class Accounts:
         if not token or not isinstance(token, str):
             return False
         with self.store.transaction() as conn:
-            row = conn.execute("SELECT user_name FROM sessions WHERE token_sha256 = ?",
-                               (token_hash(token),)).fetchone()
+            row = conn.execute(text("SELECT user_name FROM sessions WHERE token_sha256 = :token"),
+                               {"token": token_hash(token)}).first()
             if row is None:
                 return False
-            conn.execute("DELETE FROM sessions WHERE token_sha256 = ?", (token_hash(token),))
+            conn.execute(text("DELETE FROM sessions WHERE token_sha256 = :token"), {"token": token_hash(token)})
             append(conn, row[0], "logout", {"client": client})
         return True
 

@@ -7,6 +7,8 @@
     defect-station audit verify --db FILE        # exit 0: intact; exit 1: names the first bad entry
     defect-station audit export --db FILE --out audit.csv
 
+``--db`` is the station's SQLite file, or the plant's PostgreSQL database (``postgresql://user@host/name``).
+
 Passwords are asked twice on the terminal (not echoed); ``--password-stdin`` reads one line for
 scripts (``printf '%s\\n' "$PW" | defect-station users add ...``), never from the command line,
 where other users of the PC could read it in the process list. Account changes go into the audit
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from .accounts import ROLES, AccountError, Accounts, check_password
 from .audit import AuditError, export_csv, verify
-from .store import Store, StoreError
+from .store import Store, StoreError, db_value
 
 COMMANDS = ("users", "audit")
 PROG = "defect-station"
@@ -35,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(group: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
         sub = group.add_parser(name, help=text, description=text)
-        sub.add_argument("--db", type=Path, default=Path("station.sqlite"),
-                         help="the station's SQLite file (default station.sqlite)")
+        sub.add_argument("--db", type=db_value, default=Path("station.sqlite"),
+                         help="the station's SQLite file (default station.sqlite), or postgresql://user@host/name")
         return sub
 
     users = groups.add_parser("users", help="the station's accounts").add_subparsers(dest="action", required=True)
@@ -83,10 +85,11 @@ def read_password(name: str, from_stdin: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    db: Path = args.db
-    if not (args.group == "users" and args.action == "add") and not db.is_file():
+    db: Path | str = args.db
+    is_file = isinstance(db, Path)
+    if is_file and not (args.group == "users" and args.action == "add") and not db.is_file():
         raise CommandError(f"{db}: no such database (give --db the station's SQLite file)")
-    created = not db.exists()
+    created = is_file and not db.exists()
     store = Store(db)
     try:
         accounts = Accounts(store)

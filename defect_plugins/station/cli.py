@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import socket
-import sqlite3
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -41,6 +40,11 @@ from typing import Any
 from defect_plugins.deploy.runtime import PRECISION_HINTS
 
 ADMIN_COMMANDS = ("users", "audit")  # first words that run .admin instead of serving
+
+
+def _db_value(text: str) -> Path | str:
+    """``--db``: a database URL as given, else a file path (the store module is imported later, on a start)."""
+    return text if "://" in text else Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="grading rule file (YAML; default: the first bundle's, else the packaged "
                              "default_rules.yaml)")
     parser.add_argument("--watch", type=Path, help="folder the camera writes images into (newest image on request)")
-    parser.add_argument("--db", type=Path, default=Path("station.sqlite"), help="SQLite file (default station.sqlite)")
+    parser.add_argument("--db", type=_db_value, default=Path("station.sqlite"),
+                        help="SQLite file (default station.sqlite), or a plant's PostgreSQL database shared by "
+                             "several stations: postgresql://user@host/name")
+    parser.add_argument("--station", default=socket.gethostname(), metavar="NAME",
+                        help="this station's name, tagged on every record it writes (default: the host name)")
+    parser.add_argument("--db-retry-s", type=float, default=30.0, metavar="S",
+                        help="how long a write waits for a database server that went away (restart, network) "
+                             "before the verdict is an ERROR (default 30)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this PC only)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0: any free port)")
     parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
@@ -170,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rules_path, rules_origin = station_rules(args.rules, args.models)
         rules = load_rules(rules_path)
-        store = Store(args.db)
+        store = Store(args.db, line=getattr(args, "line", None), station=args.station, retry_s=args.db_retry_s)
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
                           max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
@@ -207,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = f"[{host}]" if ":" in host else host
     try:
         _audit_start(store, station, rules, rules_origin, logins=logins, url=f"http://{shown}:{port}/")
-    except (StoreError, sqlite3.Error, OSError) as error:
+    except (StoreError, OSError) as error:
         sock.close()
         store.close()
         print(f"defect-station: error: cannot write the start into the audit trail of {args.db}: {error}",

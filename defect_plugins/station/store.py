@@ -1,16 +1,16 @@
-"""The station's SQLite file: one row per inspected image, one row per operator decision.
+"""The station's records: one row per inspected image, one row per operator decision (SQLite or PostgreSQL).
 
 Why it is written this way:
 
 * WAL journal mode: the page's history reads never wait for an inspection being written, and a
   writer never blocks readers; ``synchronous=FULL`` so that a decision the page confirmed survives
   a power cut of the line PC.
-* Every write is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` transaction: an inspection (or a decision)
+* Every write is one transaction (SQLite: ``BEGIN IMMEDIATE`` ... ``COMMIT``): an inspection (or a decision)
   is in the file whole or not at all, and concurrent uploads from several browsers serialise on
   SQLite's write lock (``busy_timeout``) instead of failing.
-* A connection per operation: the ASGI server runs requests on a pool of threads, and an SQLite
-  connection must not be shared between threads; opening one costs well under a millisecond.
-  The store keeps one more connection open for its whole life, with a read done on it: SQLite
+* A connection per operation, from SQLAlchemy's pool: the ASGI server runs requests on a pool of
+  threads, and a connection is used by one thread at a time. On SQLite the store keeps one more
+  connection of its own (outside the pool) open for its whole life, with a read done on it: SQLite
   checkpoints the log into the file and deletes it when the last connection that has the WAL
   open closes (https://www.sqlite.org/wal.html, "Persistence of WAL mode"), which would
   otherwise happen after every write. A connection that never read the database does not hold
@@ -25,16 +25,28 @@ Why it is written this way:
   the token, so only a client that was shown the inspection can decide it (not a page that
   guesses ids).
 
-Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`; version-1 and version-2 files are upgraded in
-place): ``inspections`` (time, source, the part's identity (part id, lot) when the trigger gave one,
-image SHA-256, size, the models with their versions, per-model results and scores as JSON, the
-station's grade and class, the view token's hash); ``decisions`` (inspection, time, operator,
-accept / reject / regrade, the grade the operator saw, the final grade, the thresholds in force, the
-comment); ``outbox`` (the messages a verdict owes the line, written in the inspection's transaction
-and marked when a broker acknowledged them: see :mod:`.line`); ``users`` and ``sessions`` (local
-accounts with their role and slow password hash, logged-in sessions by token hash); ``audit`` (the
-append-only, hash-chained trail of decisions and configuration changes). The view ``history``
-joins each inspection with its newest decision and counts them.
+Tables (:mod:`.db.schema`; Alembic migrations in ``db/migrations``; a schema-3 file of the raw-``sqlite3``
+releases is adopted as revision 1, version-1 and version-2 files are first upgraded in place as before):
+``inspections`` (time, source, the part's identity (part id, lot) when the trigger gave one, image SHA-256,
+size, the models with their versions, per-model results and scores as JSON, the station's grade and class, the
+view token's hash); ``decisions`` (inspection, time, operator, accept / reject / regrade, the grade the
+operator saw, the final grade, the thresholds in force, the comment); ``outbox`` (the messages a verdict owes
+the line, written in the inspection's transaction and marked when a broker acknowledged them: see
+:mod:`.line`); ``users`` and ``sessions`` (local accounts with their role and slow password hash, logged-in
+sessions by token hash); ``audit`` (the append-only, hash-chained trail of decisions and configuration
+changes). The view ``history`` joins each inspection with its newest decision and counts them.
+
+SQLite or PostgreSQL (``--db``: a file path or ``sqlite:///path``, or ``postgresql://user@host/name`` for
+several stations sharing one database; :mod:`.db.engine`):
+
+* Queries are SQLAlchemy Core (``text()`` or expressions on :mod:`.db.schema`); :meth:`Store.connect` and
+  :meth:`Store.transaction` give a SQLAlchemy ``Connection``. Every database error leaves the store as
+  :class:`StoreError` naming the database (never its password) and what failed.
+* Every record the store writes is tagged with its ``line`` and ``station`` (default: the host name).
+* A PostgreSQL server that restarts: the engine pings connections before use, and a write that meets a
+  lost connection is retried with backoff for up to ``retry_s`` seconds (then :class:`StoreUnavailable`).
+  An inspection and a decision carry a key made before the first try (``write_key``, unique): a retry whose
+  first try did commit (a commit lost in flight is ambiguous) finds that row instead of writing a second.
 """
 from __future__ import annotations
 
@@ -43,14 +55,30 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import re
+import socket
 import sqlite3
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-SCHEMA_VERSION = 3
+from sqlalchemy import insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+from .db import migrate
+from .db.engine import make_engine, parse, shown
+from .db.schema import decisions as decisions_table
+from .db.schema import inspections as inspections_table
+from .db.schema import outbox as outbox_table
+from .db.sqlite_schema3 import SCHEMA_VERSION, upgrade_to_3
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 DECISIONS = ("accept", "reject", "regrade")
 VERDICTS = ("OK", "NG", "ERROR")  # what the line is told of a part
 MAX_COMMENT = 2000
@@ -60,104 +88,8 @@ MAX_ID = 2 ** 63 - 1  # SQLite's INTEGER range
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Spreadsheet formula triggers (OWASP "CSV Injection"): a cell starting with one of these is shown as text
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS inspections (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created_at TEXT NOT NULL,             -- local time with its UTC offset, ISO 8601
-    source TEXT NOT NULL,                 -- upload:<file name> or watch:<file name>
-    image_sha256 TEXT NOT NULL,
-    width INTEGER NOT NULL,
-    height INTEGER NOT NULL,
-    models TEXT NOT NULL,                 -- JSON [{name, family, version, weights, precision}]
-    results TEXT NOT NULL,                -- JSON [{model, class, confidence, score, threshold, totals, grade, ...}]
-    grade TEXT NOT NULL,                  -- the station's grade: the worst of the models'
-    class_name TEXT NOT NULL,
-    score REAL,                           -- the highest anomaly score, NULL without an anomaly model
-    view_token_sha256 TEXT,               -- SHA-256 of the token the page got (NULL: made before version 2)
-    part_id TEXT,                         -- the part's identity from the trigger (NULL: upload, or before version 3)
-    lot TEXT,
-    verdict TEXT                          -- OK / NG / ERROR, what the line was told (NULL: before version 3)
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    inspection_id INTEGER NOT NULL REFERENCES inspections(id),
-    decided_at TEXT NOT NULL,
-    decision TEXT NOT NULL CHECK (decision IN ('accept', 'reject', 'regrade')),
-    system_grade TEXT NOT NULL,           -- what the page showed (after any threshold change)
-    final_grade TEXT NOT NULL,            -- the system's grade, or the operator's for a regrade
-    thresholds TEXT NOT NULL,             -- JSON {model name: threshold in force}
-    comment TEXT NOT NULL DEFAULT '',
-    operator TEXT NOT NULL DEFAULT ''     -- who decided ('' only for decisions made before version 2)
-);
-"""
-# Version 3: the part's identity, the outbox, accounts and the audit trail
-_TABLES_3 = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, -- publishing order
-    inspection_id INTEGER REFERENCES inspections(id),
-    channel TEXT NOT NULL,                -- 'mqtt' (the only one so far)
-    topic TEXT NOT NULL,
-    payload TEXT NOT NULL,                -- JSON text, published as is
-    created_at TEXT NOT NULL,
-    published_at TEXT,                    -- NULL until the broker acknowledged it (QoS 1 PUBACK)
-    attempts INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(channel, published_at, id);
-CREATE TABLE IF NOT EXISTS users (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL CHECK (role IN ('operator', 'engineer')),
-    password_hash TEXT NOT NULL,          -- scrypt with its parameters and salt (see .accounts)
-    created_at TEXT NOT NULL,
-    disabled INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS sessions (
-    token_sha256 TEXT PRIMARY KEY,        -- the cookie's token itself only travels to the browser
-    user_name TEXT NOT NULL REFERENCES users(name),
-    created_at TEXT NOT NULL,
-    expires_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,                  -- the user, or 'station' / 'cli' for what no user did
-    action TEXT NOT NULL,                 -- decision, model_activated, threshold_moved, rules_loaded, user_added, ...
-    detail TEXT NOT NULL,                 -- JSON object
-    prev_hash TEXT NOT NULL,              -- the previous entry's hash ('' before the first)
-    hash TEXT NOT NULL                    -- SHA-256 over prev_hash and this entry (see .audit)
-);
-CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_name);
--- append-only: the station never changes an entry; someone who drops these is found by audit.verify
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: its entries are never changed'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only: its entries are never deleted'); END;
-"""
-_UPGRADE_2 = """
-ALTER TABLE inspections ADD COLUMN part_id TEXT;
-ALTER TABLE inspections ADD COLUMN lot TEXT;
-ALTER TABLE inspections ADD COLUMN verdict TEXT;
-DROP VIEW IF EXISTS history;
-"""
-_VIEW = """
-CREATE INDEX IF NOT EXISTS inspections_created ON inspections(created_at);
-CREATE INDEX IF NOT EXISTS decisions_inspection ON decisions(inspection_id);
-CREATE VIEW IF NOT EXISTS history AS
-SELECT i.id, i.created_at, i.source, i.part_id, i.lot, i.verdict, i.image_sha256, i.width, i.height, i.models,
-       i.results, i.grade, i.class_name, i.score, d.decision, d.decided_at, d.system_grade, d.final_grade,
-       d.thresholds, d.comment, d.operator, COALESCE(d.final_grade, i.grade) AS current_grade,
-       (SELECT COUNT(*) FROM decisions WHERE inspection_id = i.id) AS decision_count
-FROM inspections AS i
-LEFT JOIN decisions AS d ON d.id = (SELECT MAX(id) FROM decisions WHERE inspection_id = i.id);
-"""
-SCHEMA = _TABLES + _TABLES_3 + _VIEW
-# Version 1 -> 2: the view token, the operator, and the view with the decision count
-_UPGRADE_1 = """
-ALTER TABLE inspections ADD COLUMN view_token_sha256 TEXT;
-ALTER TABLE decisions ADD COLUMN operator TEXT NOT NULL DEFAULT '';
-DROP VIEW IF EXISTS history;
-"""
-
+RETRY_S = 30.0  # how long a write waits for a database that went away
+LOG_EVERY_S = 5.0  # how often a waiting write says so
 INSPECTION_FIELDS = ["id", "created_at", "source", "part_id", "lot", "verdict", "image_sha256", "width", "height",
                      "class_name", "grade", "score", "current_grade", "decision_count"]
 DECISION_FIELDS = ["decision_id", "decided_at", "operator", "decision", "system_grade", "final_grade", "comment",
@@ -166,7 +98,12 @@ CSV_FIELDS = INSPECTION_FIELDS + DECISION_FIELDS + ["models", "results"]
 
 
 class StoreError(ValueError):
-    """A bad request to the store (unknown inspection, bad decision, bad filter) or an unusable file."""
+    """A bad request to the store (unknown inspection, bad decision, bad filter), an unusable database, or a
+    database error (the message names the database and what failed)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached (a server down or restarting) for longer than the store waits."""
 
 
 def now() -> str:
@@ -179,18 +116,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _statements(script: str) -> Iterator[str]:
-    """The SQL statements of ``script``, whole (a trigger's body has semicolons of its own)."""
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            if statement.strip():
-                yield statement
-            statement = ""
-    if statement.strip() and not all(part.strip().startswith("--") or not part.strip()
-                                     for part in statement.splitlines()):
-        raise StoreError(f"incomplete SQL statement in the store's schema: {statement.strip()[:80]!r}")
+def db_value(text: str) -> Path | str:
+    """A ``--db`` argument: a database URL as given (``postgresql://...``, ``sqlite:///...``), else a file path."""
+    return text if "://" in text else Path(text)
 
 
 def _verdict(value: str | None) -> str | None:
@@ -233,87 +161,197 @@ def spreadsheet_safe(value: Any) -> Any:
     return value
 
 
+
+
+def _disconnected(error: BaseException, dialect: str) -> bool:
+    """Whether ``error`` is a lost or refused connection to a server (worth waiting for), not a bad statement.
+
+    SQLite has no connection to lose: its errors (a locked file included) are never retried here.
+    """
+    if dialect == "sqlite" or not isinstance(error, SQLAlchemyError):
+        return False
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (OperationalError, InterfaceError))
+
+
 class Store:
-    """The SQLite file at ``path`` (created with its schema when missing, upgraded from version 1)."""
+    """The station's records at ``path`` (an SQLite file, created when missing, or a database URL).
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000) -> None:
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise StoreError(f"{self.path}: the folder {self.path.parent} does not exist")
-        if self.path.is_dir():
-            raise StoreError(f"{self.path}: is a folder, expected an SQLite file")
-        self.busy_timeout_ms = int(busy_timeout_ms)
+    ``line`` / ``station``: the tags of every record this store writes (station default: the host
+    name). ``retry_s``: how long a write waits for a server that went away before
+    :class:`StoreUnavailable`.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000, line: str | None = None,
+                 station: str | None = None, retry_s: float = RETRY_S) -> None:
         try:
-            self._open()
+            self.url, sqlite_path = parse(path)
+        except ValueError as error:
+            raise StoreError(str(error)) from None
+        self.name = shown(self.url)  # what messages call the database: the file, or the URL without password
+        # ``path``: the SQLite file (callers open it, name it in messages); a server's URL without password
+        self.path: Any = sqlite_path if sqlite_path is not None else self.name
+        self.line = line
+        self.station = station if station is not None else socket.gethostname()
+        self.busy_timeout_ms = int(busy_timeout_ms)
+        self.retry_s = float(retry_s)
+        self._keeper: sqlite3.Connection | None = None
+        if sqlite_path is not None:
+            if not sqlite_path.parent.is_dir():
+                raise StoreError(f"{sqlite_path}: the folder {sqlite_path.parent} does not exist")
+            if sqlite_path.is_dir():
+                raise StoreError(f"{sqlite_path}: is a folder, expected an SQLite file")
+        self.engine = make_engine(self.url, busy_timeout_ms=lambda: self.busy_timeout_ms)
+        self.dialect = self.engine.dialect.name
+        try:
+            if sqlite_path is not None:
+                self._open_sqlite(sqlite_path)
+            self._retrying("bringing the schema up to date", lambda: migrate.upgrade(self.engine))
         except sqlite3.DatabaseError as error:  # "file is not a database", a locked or read-only file
-            raise StoreError(f"{self.path}: cannot be used as the station's SQLite database ({error})") from None
+            self.engine.dispose()
+            raise StoreError(f"{self.name}: cannot be used as the station's SQLite database ({error})") from None
+        except migrate.MigrationRefused as error:
+            self.engine.dispose()
+            raise StoreError(f"{self.name}: {error}") from None
+        except StoreError:
+            self.engine.dispose()
+            raise
+        if sqlite_path is not None:
+            # The keeper (see the module docstring): it holds the WAL open only once it has read the database.
+            self._keeper = sqlite3.connect(str(sqlite_path), check_same_thread=False)
+            self._keeper.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
 
-    def _open(self) -> None:
-        with contextlib.closing(self._connect()) as conn:
+    def _open_sqlite(self, path: Path) -> None:
+        """WAL mode, and a file of the raw-``sqlite3`` releases older than schema 3 upgraded in place first."""
+        with contextlib.closing(sqlite3.connect(str(path), timeout=self.busy_timeout_ms / 1000,
+                                                isolation_level=None)) as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if version not in (0, 1, 2, SCHEMA_VERSION) or (version == 0 and tables - {"sqlite_sequence"}):
-                raise StoreError(f"{self.path}: not a defect-station database (schema version {version}, "
+                raise StoreError(f"{path}: not a defect-station database (schema version {version}, "
                                  f"tables {sorted(tables)}); expected version {SCHEMA_VERSION}")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: SQLite refused WAL mode (journal_mode is {mode})")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # read again under the write lock: another station may have upgraded the file meanwhile
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                script = _TABLES if version == 0 else ""
-                script += _UPGRADE_1 if version == 1 else ""
-                script += _UPGRADE_2 if version in (1, 2) else ""
-                for statement in _statements(script + _TABLES_3 + _VIEW):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        # The keeper (see the module docstring): it holds the WAL open only once it has read the database.
-        self._keeper = sqlite3.connect(str(self.path), check_same_thread=False)
-        self._keeper.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                raise StoreError(f"{path}: SQLite refused WAL mode (journal_mode is {mode})")
+            if version in (1, 2):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    # read again under the write lock: another station may have upgraded the file meanwhile
+                    version = conn.execute("PRAGMA user_version").fetchone()[0]
+                    if version in (1, 2):
+                        upgrade_to_3(conn, version)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the long-lived connection (SQLite then checkpoints the log into the file)."""
-        self._keeper.close()
+        """Close the pooled connections and the keeper (SQLite then checkpoints the log into the file)."""
+        self.engine.dispose()
+        if self._keeper is not None:
+            self._keeper.close()
 
-    def connect(self) -> sqlite3.Connection:
-        """A new connection (rows as ``sqlite3.Row``, foreign keys on); the caller closes it.
+    # ------------------------------------------------------------------ connections and errors
 
-        One per operation and thread (see the module docstring). Reads on it see the newest
-        committed state; writes go through :meth:`transaction`.
+    def error(self, what: str, error: BaseException) -> StoreError:
+        """The :class:`StoreError` (or :class:`StoreUnavailable`) of a database error while doing ``what``."""
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error) else repr(error)
+        kind = StoreUnavailable if _disconnected(error, self.dialect) else StoreError
+        return kind(f"{self.name}: {what} failed: {reason}")
+
+    def _retrying(self, what: str, attempt: Callable[[], T]) -> T:
+        """``attempt()``, tried again with backoff while the server cannot be reached, for up to ``retry_s``."""
+        started = time.monotonic()
+        logged = started - LOG_EVERY_S
+        delay = 0.05
+        while True:
+            try:
+                return attempt()
+            except SQLAlchemyError as error:
+                waited = time.monotonic() - started
+                if not _disconnected(error, self.dialect) or waited >= self.retry_s:
+                    raise self.error(what, error) from error
+                if time.monotonic() - logged >= LOG_EVERY_S:
+                    logged = time.monotonic()
+                    log.warning("database unavailable, retrying (%.0f s so far): %s", waited,
+                                self.error(what, error))
+                time.sleep(min(delay, max(0.0, self.retry_s - waited)))
+                delay = min(delay * 2, 1.0)
+
+    def connect(self) -> Connection:
+        """A SQLAlchemy connection from the pool; the caller closes it (``with`` or :func:`contextlib.closing`).
+
+        Reads on it see the newest committed state (SQLite: one snapshot per transaction, which
+        SQLAlchemy begins at the first statement); writes go through :meth:`transaction`.
         """
-        # isolation_level=None: transactions are the explicit BEGIN IMMEDIATE / COMMIT below
-        conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout_ms / 1000, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
+        return self._retrying("connecting", self.engine.connect)
+
+    def _begun(self, durable: bool) -> Connection:
+        def attempt() -> Connection:
+            conn = self.engine.connect().execution_options(
+                station_write=True, station_durable=durable, station_name=self.station)
+            try:
+                if self.dialect == "postgresql":
+                    conn.exec_driver_sql("SELECT 1")  # a dead server shows here, where a retry is still safe
+                else:
+                    conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+        return self._retrying("starting a write", attempt)
 
     @contextlib.contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
-        """One write transaction on a new connection: all of it is committed, or none of it.
+    def transaction(self, *, durable: bool = True) -> Iterator[Connection]:
+        """One write transaction: all of it is committed, or none of it; a SQLAlchemy ``Connection``.
 
-        ``BEGIN IMMEDIATE`` takes SQLite's write lock first, so what the block reads (the newest
-        audit hash, say) cannot change before it commits; an exception rolls everything back.
-        ``durable=False`` commits with ``synchronous=NORMAL`` (no sync of the log at this commit): in WAL
-        mode the transaction stays atomic and the file consistent, but a power cut may undo it
+        SQLite: ``BEGIN IMMEDIATE`` takes the write lock first, so what the block reads (the newest
+        audit hash, say) cannot change before it commits (:mod:`.db.engine`). ``durable=False`` commits
+        with ``synchronous=NORMAL`` (no sync of the log at this commit): in WAL mode the transaction stays
+        atomic and the file consistent, but a power cut may undo it
         (https://www.sqlite.org/pragma.html#pragma_synchronous). Only for what may be redone safely.
+        A lost server connection is waited for before the block runs (``retry_s``), not inside it:
+        the block is the caller's and runs once. Database errors leave as :class:`StoreError`.
         """
-        with contextlib.closing(self.connect()) as conn:
-            if not durable:
-                conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
+        conn = self._begun(durable)
+        try:
             try:
                 yield conn
             except BaseException:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.rollback()
                 raise
-            conn.execute("COMMIT")
+            conn.commit()
+        except SQLAlchemyError as error:
+            raise self.error("a write", error) from error
+        finally:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+
+    def _write(self, what: str, work: Callable[[Connection], T], *, durable: bool = True) -> T:
+        """Run ``work(conn)`` in one write transaction, all of it again after a lost connection.
+
+        Only for work that finds its own earlier, committed try (a ``write_key``) or may be repeated.
+        """
+        def attempt() -> T:
+            with self.engine.connect().execution_options(station_write=True, station_durable=durable,
+                                                         station_name=self.station) as conn:
+                with conn.begin():
+                    return work(conn)
+        return self._retrying(what, attempt)
+
+    def read(self, what: str, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` on a read connection, tried again after a lost connection; errors as :class:`StoreError`.
+
+        ``what`` names the read in the error's message ("reading the users").
+        """
+        def attempt() -> T:
+            with self.engine.connect() as conn:
+                if self.dialect == "postgresql":  # one snapshot for every statement of ``work``, as on SQLite
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                return work(conn)
+        return self._retrying(what, attempt)
 
     # the names the store's own methods (and older callers) use
     _connect = connect
@@ -333,36 +371,41 @@ class Store:
         verdict is never recorded without its messages, nor a message queued for an unrecorded verdict.
         """
         created = now()
-        row = (created, source, image_sha256, int(width), int(height), json.dumps(models), json.dumps(results),
-               grade, class_name, None if score is None else float(score),
-               None if view_token is None else token_hash(view_token),
-               None if part_id is None else check_text(part_id, "part_id", limit=MAX_PART_ID),
-               None if lot is None else check_text(lot, "lot", limit=MAX_PART_ID), _verdict(verdict))
-        with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO inspections (created_at, source, image_sha256, width, height, models, results, grade, "
-                "class_name, score, view_token_sha256, part_id, lot, verdict) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                row)
-            inspection_id = int(cursor.lastrowid)
-            for channel, topic, payload in (messages(inspection_id, created) if messages else []):
-                conn.execute("INSERT INTO outbox (inspection_id, channel, topic, payload, created_at) "
-                             "VALUES (?, ?, ?, ?, ?)", (inspection_id, channel, topic, payload, created))
+        key = uuid.uuid4().hex  # made once: every retry of this write carries it
+        row = dict(created_at=created, source=source, image_sha256=image_sha256, width=int(width), height=int(height),
+                   models=json.dumps(models), results=json.dumps(results), grade=grade, class_name=class_name,
+                   score=None if score is None else float(score),
+                   view_token_sha256=None if view_token is None else token_hash(view_token),
+                   part_id=None if part_id is None else check_text(part_id, "part_id", limit=MAX_PART_ID),
+                   lot=None if lot is None else check_text(lot, "lot", limit=MAX_PART_ID), verdict=_verdict(verdict),
+                   line=self.line, station=self.station, write_key=key)
+
+        def work(conn: Connection) -> int:
+            done = conn.execute(select(inspections_table.c.id).where(inspections_table.c.write_key == key)).scalar()
+            if done is not None:  # an earlier try committed, and its answer was lost with the connection
+                return int(done)
+            inspection_id = int(conn.execute(insert(inspections_table).values(**row)).inserted_primary_key[0])
+            outbox = [dict(inspection_id=inspection_id, channel=channel, topic=topic, payload=payload,
+                           created_at=created)
+                      for channel, topic, payload in (messages(inspection_id, created) if messages else [])]
+            if outbox:
+                conn.execute(insert(outbox_table), outbox)
             return inspection_id
+        return self._write("recording an inspection", work)
 
     # ------------------------------------------------------------------ outbox
 
     def outbox_pending(self, channel: str, limit: int = 100) -> list[dict[str, Any]]:
         """The oldest unpublished messages of ``channel``, in the order they were written."""
-        with contextlib.closing(self._connect()) as conn:
-            return [dict(row) for row in conn.execute(
-                "SELECT id, inspection_id, topic, payload, attempts FROM outbox "
-                "WHERE channel = ? AND published_at IS NULL ORDER BY id LIMIT ?", (channel, int(limit)))]
+        return self.read("reading the outbox", lambda conn: [dict(row) for row in conn.execute(text(
+            "SELECT id, inspection_id, topic, payload, attempts FROM outbox "
+            "WHERE channel = :channel AND published_at IS NULL ORDER BY id LIMIT :limit"),
+            {"channel": channel, "limit": int(limit)}).mappings()])
 
     def outbox_attempted(self, message_id: int) -> None:
         """Count one more attempt to publish ``message_id`` (what the page shows of a broker that is down)."""
-        with self._transaction() as conn:
-            conn.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (int(message_id),))
+        self._write("counting a publishing attempt", lambda conn: conn.execute(
+            text("UPDATE outbox SET attempts = attempts + 1 WHERE id = :id"), {"id": int(message_id)}))
 
     def outbox_published(self, message_id: int) -> None:
         """Mark ``message_id`` published (the broker acknowledged it); it is never sent again.
@@ -371,16 +414,16 @@ class Store:
         more, which consumers drop by its inspection id (QoS 1 allows that repeat anyway), while a synced mark
         per verdict competes with the next verdict's record for the write lock and the disk on a busy line.
         """
-        with self._transaction(durable=False) as conn:
-            conn.execute("UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL",
-                         (now(), int(message_id)))
+        self._write("marking an outbox message published", lambda conn: conn.execute(
+            text("UPDATE outbox SET published_at = :at WHERE id = :id AND published_at IS NULL"),
+            {"at": now(), "id": int(message_id)}), durable=False)
 
     def outbox_counts(self, channel: str) -> dict[str, int]:
         """``{"pending": n, "published": m}`` for ``channel``."""
-        with contextlib.closing(self._connect()) as conn:
-            pending, published = conn.execute(
-                "SELECT COALESCE(SUM(published_at IS NULL), 0), COALESCE(SUM(published_at IS NOT NULL), 0) "
-                "FROM outbox WHERE channel = ?", (channel,)).fetchone()
+        pending, published = self.read("counting the outbox", lambda conn: conn.execute(text(
+            "SELECT COALESCE(SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END), 0), "
+            "COALESCE(SUM(CASE WHEN published_at IS NULL THEN 0 ELSE 1 END), 0) FROM outbox WHERE channel = :channel"),
+            {"channel": channel}).one())
         return {"pending": int(pending), "published": int(published)}
 
     def add_decision(self, inspection_id: int, *, decision: str, operator: str, system_grade: str,
@@ -398,54 +441,64 @@ class Store:
         if not operator:
             raise StoreError("'operator' is required: the name of who decides")
         comment = check_text(comment, "comment", limit=MAX_COMMENT)
-        with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM inspections WHERE id = ?", (inspection_id,)).fetchone() is None:
+        key = uuid.uuid4().hex
+        columns = "id, inspection_id, decided_at, decision, system_grade, final_grade, thresholds, comment, operator"
+
+        def work(conn: Connection) -> dict[str, Any]:
+            done = conn.execute(text(f"SELECT {columns} FROM decisions WHERE write_key = :key"),
+                                {"key": key}).mappings().first()
+            if done is not None:  # an earlier try committed (its entry in the trail with it)
+                return dict(done)
+            if conn.execute(text("SELECT 1 FROM inspections WHERE id = :id"), {"id": inspection_id}).first() is None:
                 raise StoreError(f"inspection {inspection_id} does not exist")
-            cursor = conn.execute(
-                "INSERT INTO decisions (inspection_id, decided_at, decision, system_grade, final_grade, thresholds, "
-                "comment, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (inspection_id, now(), decision, system_grade, final_grade, json.dumps(thresholds), comment,
-                 operator))
-            row = conn.execute("SELECT * FROM decisions WHERE id = ?", (cursor.lastrowid,)).fetchone()
+            decision_id = conn.execute(insert(decisions_table).values(
+                inspection_id=inspection_id, decided_at=now(), decision=decision, system_grade=system_grade,
+                final_grade=final_grade, thresholds=json.dumps(thresholds), comment=comment, operator=operator,
+                station=self.station, write_key=key)).inserted_primary_key[0]
+            row = dict(conn.execute(text(f"SELECT {columns} FROM decisions WHERE id = :id"),
+                                    {"id": decision_id}).mappings().one())
             append(conn, operator, "decision", {
                 "inspection_id": inspection_id, "decision_id": row["id"], "decision": decision,
                 "system_grade": system_grade, "final_grade": final_grade, "thresholds": thresholds,
                 "comment": comment})
-        return dict(row)
+            return row
+        return self._write("recording a decision", work)
 
     # ------------------------------------------------------------------ reads
 
     def inspection(self, inspection_id: int) -> dict[str, Any] | None:
         """The history row of one inspection, with ``view_token_sha256``; None when there is none."""
-        with contextlib.closing(self._connect()) as conn:
-            row = conn.execute("SELECT h.*, i.view_token_sha256 FROM history AS h JOIN inspections AS i "
-                               "ON i.id = h.id WHERE h.id = ?", (check_id(inspection_id),)).fetchone()
+        inspection_id = check_id(inspection_id)
+        row = self.read("reading an inspection", lambda conn: conn.execute(text(
+            "SELECT h.*, i.view_token_sha256 FROM history AS h JOIN inspections AS i ON i.id = h.id "
+            "WHERE h.id = :id"), {"id": inspection_id}).mappings().first())
         return dict(row) if row else None
 
     def _where(self, grade: str | None, class_name: str | None, decision: str | None, date_from: str | None,
-               date_to: str | None) -> tuple[str, list[Any]]:
-        where, args = [], []
+               date_to: str | None) -> tuple[str, dict[str, Any]]:
+        where, args = [], {}
         if grade:
-            where.append("current_grade = ?")
-            args.append(grade)
+            where.append("current_grade = :grade")
+            args["grade"] = grade
         if class_name:
-            where.append("class_name = ?")
-            args.append(class_name)
+            where.append("class_name = :class_name")
+            args["class_name"] = class_name
         if decision:
             if decision == "none":
                 where.append("decision IS NULL")
             elif decision in DECISIONS:
-                where.append("decision = ?")
-                args.append(decision)
+                where.append("decision = :decision")
+                args["decision"] = decision
             else:
                 raise StoreError(f"decision filter must be one of {('none', *DECISIONS)}, got {decision!r}")
         for value, operator, name in ((date_from, ">=", "from"), (date_to, "<=", "to")):
             if value:
                 if not DATE.match(value):
                     raise StoreError(f"date {name} must be YYYY-MM-DD, got {value!r}")
-                where.append(f"substr(created_at, 1, 10) {operator} ?")
-                args.append(value)
-        return (" WHERE " + " AND ".join(where) if where else ""), [check_text(a, "filter", limit=200) for a in args]
+                where.append(f"substr(created_at, 1, 10) {operator} :date_{name}")
+                args[f"date_{name}"] = value
+        return ((" WHERE " + " AND ".join(where) if where else ""),
+                {key: check_text(value, "filter", limit=200) for key, value in args.items()})
 
     def history(self, *, grade: str | None = None, class_name: str | None = None, decision: str | None = None,
                 date_from: str | None = None, date_to: str | None = None, limit: int | None = 500) -> list[dict]:
@@ -457,25 +510,27 @@ class Store:
         sql = "SELECT * FROM history" + where + " ORDER BY id DESC"
         if limit:
             sql += f" LIMIT {int(limit)}"
-        with contextlib.closing(self._connect()) as conn:
-            conn.execute("BEGIN")  # one snapshot for both reads
-            rows = [dict(row) for row in conn.execute(sql, args)]
+
+        def work(conn: Connection) -> tuple[list[dict], dict[int, list[dict]]]:
+            # one transaction for both reads (SQLite: one snapshot)
+            rows = [dict(row) for row in conn.execute(text(sql), args).mappings()]
             decided: dict[int, list[dict]] = {}
             if rows:
-                first, last = rows[-1]["id"], rows[0]["id"]
-                for row in conn.execute("SELECT id AS decision_id, inspection_id, decided_at, operator, decision, "
-                                        "system_grade, final_grade, comment, thresholds FROM decisions "
-                                        "WHERE inspection_id BETWEEN ? AND ? ORDER BY id", (first, last)):
+                for row in conn.execute(text(
+                        "SELECT id AS decision_id, inspection_id, decided_at, operator, decision, system_grade, "
+                        "final_grade, comment, thresholds FROM decisions WHERE inspection_id BETWEEN :first AND :last "
+                        "ORDER BY id"), {"first": rows[-1]["id"], "last": rows[0]["id"]}).mappings():
                     decided.setdefault(row["inspection_id"], []).append(dict(row))
-            conn.execute("COMMIT")
+            return rows, decided
+        rows, decided = self.read("reading the history", work)
         for row in rows:
             row["decisions"] = decided.get(row["id"], [])
         return rows
 
     def classes(self) -> list[str]:
         """Every class name recorded so far (for the history filter)."""
-        with contextlib.closing(self._connect()) as conn:
-            return [row[0] for row in conn.execute("SELECT DISTINCT class_name FROM inspections ORDER BY 1")]
+        return self.read("reading the classes", lambda conn: [row[0] for row in conn.execute(
+            text("SELECT DISTINCT class_name FROM inspections ORDER BY 1"))])
 
     def history_csv(self, **filters: Any) -> str:
         """The filtered history as CSV text: one row per decision, oldest first within an inspection.

@@ -77,7 +77,9 @@ class LineLinks:
         self.shifts = parse_shifts(args.shifts)
         roots = list(args.image_root) + ([station.watch] if station.watch else [])
         self.mqtt_settings = mqtt.settings_from_args(args)
-        self.opcua_settings = opcua.settings_from_args(args, db=args.db, line=args.line)
+        # the OPC UA certificates go next to an SQLite --db; with a database URL, into the working folder
+        db = args.db if isinstance(args.db, Path) else Path("station")
+        self.opcua_settings = opcua.settings_from_args(args, db=db, line=args.line)
         messages = mqtt_messages(self.mqtt_settings.verdict_topic) if self.mqtt_settings else None
         self.inspector = PartInspector(station, ImageRoots(roots), messages=messages)
         self.publisher = mqtt.OutboxPublisher(self.mqtt_settings, station.store) if self.mqtt_settings else None

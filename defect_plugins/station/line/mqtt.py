@@ -41,7 +41,6 @@ import os
 import concurrent.futures
 import queue
 import re
-import sqlite3
 import ssl
 import threading
 import time
@@ -549,7 +548,7 @@ class OutboxPublisher:
         ids and count of this run)."""
         try:
             pending: int | None = self.store.outbox_counts(self.channel)["pending"]
-        except (sqlite3.Error, StoreError) as error:
+        except StoreError as error:
             pending = None
             self._set_error(f"cannot read the outbox of {self.store.path}: {error}")
         with self._lock:
@@ -636,7 +635,7 @@ class OutboxPublisher:
                 for row in rows:
                     if not self._deliver(row):
                         break
-            except (sqlite3.Error, StoreError) as error:
+            except StoreError as error:
                 self._set_error(f"cannot read the outbox of {self.store.path}: {error}")
                 log.error("MQTT: %s", self._last_error)
                 self._stopping.wait(self.settings.backoff_max_s)
@@ -689,7 +688,7 @@ class OutboxPublisher:
             try:
                 self.store.outbox_published(message_id)
                 break
-            except (sqlite3.Error, StoreError) as error:
+            except StoreError as error:
                 # acknowledged but not marked: if the station stops now, it is published again (idempotent)
                 self._set_error(f"cannot mark outbox message {message_id} published in {self.store.path}: {error}")
                 log.error("MQTT: %s", self._last_error)
@@ -728,7 +727,7 @@ class OutboxPublisher:
             return
         try:
             self.store.outbox_attempted(message_id)
-        except (sqlite3.Error, StoreError) as error:
+        except StoreError as error:
             log.error("MQTT: cannot count an attempt on outbox message %s in %s: %s", message_id, self.store.path,
                       error)
 

@@ -8,10 +8,12 @@ apart, since they were neither accepted nor rejected by a model.
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from datetime import datetime, time, timedelta
 from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 from ..store import Store
 
@@ -49,13 +51,16 @@ def line_summary(store: Store, starts: list[time], *, moment: datetime | None = 
     # created_at is ISO 8601 local time with its offset, written by this PC: text order is time order
     # within one offset; the shift start is written the same way
     since_text = since.isoformat(timespec="milliseconds")
-    with contextlib.closing(store.connect()) as conn:
-        counts = {row["verdict"]: row["n"] for row in conn.execute(
-            "SELECT COALESCE(verdict, 'unknown') AS verdict, COUNT(*) AS n FROM inspections WHERE created_at >= ? "
-            "GROUP BY 1", (since_text,))}
-        recent = [dict(row) for row in conn.execute(
+
+    def read(conn: Connection) -> tuple[dict[str, int], list[dict[str, Any]]]:
+        counts = {row.verdict: row.n for row in conn.execute(text(
+            "SELECT COALESCE(verdict, 'unknown') AS verdict, COUNT(*) AS n FROM inspections "
+            "WHERE created_at >= :since GROUP BY 1"), {"since": since_text})}
+        recent = [dict(row) for row in conn.execute(text(
             "SELECT id AS inspection_id, created_at, source, part_id, lot, verdict, grade, class_name "
-            "FROM inspections ORDER BY id DESC LIMIT ?", (STRIP,))]
+            "FROM inspections ORDER BY id DESC LIMIT :strip"), {"strip": STRIP}).mappings()]
+        return counts, recent
+    counts, recent = store.read("reading the shift's counters", read)
     ok, ng, errors = counts.get("OK", 0), counts.get("NG", 0), counts.get("ERROR", 0)
     return {"shift": {"start": since_text, "inspected": sum(counts.values()), "ok": ok, "ng": ng, "errors": errors,
                       "reject_rate": ng / (ok + ng) if ok + ng else None},

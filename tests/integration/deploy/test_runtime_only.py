@@ -74,6 +74,7 @@ def test_runtime_requirements_are_the_package_pins_of_what_the_runtime_imports()
     runtime = _names((REPO_ROOT / "requirements-runtime.txt").read_text().splitlines())
     package = _names(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
     assert set(runtime) == {"openvino", "numpy", "opencv-python-headless", "simplejpeg", "tqdm", "pyyaml",
-                            "starlette", "uvicorn", "asyncua", "cryptography", "paho-mqtt"}
+                            "starlette", "uvicorn", "asyncua", "cryptography", "paho-mqtt", "sqlalchemy",
+                            "alembic"}
     assert all(runtime[name] == package[name] for name in runtime), (runtime, package)
     assert not set(runtime) & set(FORBIDDEN)

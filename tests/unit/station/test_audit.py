@@ -8,6 +8,8 @@ import threading
 
 import pytest
 
+from sqlalchemy import text
+
 from defect_plugins.station.audit import AuditError, append, entry_hash, export_csv, verify
 from defect_plugins.station.store import Store, StoreError
 
@@ -81,8 +83,8 @@ def test_append_needs_the_callers_transaction_and_rolls_back_with_it(tmp_path):
 def test_the_table_refuses_updates_and_deletes(tmp_path):
     store = _store(tmp_path, 2)
     for statement in ("UPDATE audit SET actor = 'Eve' WHERE id = 1", "DELETE FROM audit WHERE id = 2"):
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"), store.transaction() as conn:
-            conn.execute(statement)
+        with pytest.raises(StoreError, match="append-only"), store.transaction() as conn:
+            conn.execute(text(statement))
     assert verify(store).ok
     store.close()
 
