@@ -5,6 +5,7 @@
     defect-station --bundle BUNDLE [--model more.xml ...]     # a model bundle of defect-fit
     defect-station users add NAME --role engineer --db station.sqlite   # accounts (see .admin)
     defect-station audit verify --db station.sqlite                     # the audit trail (see .admin)
+    defect-station plant --db postgresql://...                          # every line's records (see .plant)
 
 A ``--model`` may be a bundle (its folder, ``bundle.json`` or archive; ``--bundle`` is a synonym):
 its model is judged with the bundle's calibrated threshold(s). One rule file grades every model:
@@ -50,7 +51,8 @@ def _db_value(text: str) -> Path | str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0],
                                      epilog="accounts and the audit trail: defect-station users --help, "
-                                            "defect-station audit --help")
+                                            "defect-station audit --help; the plant page: "
+                                            "defect-station plant --help")
     parser.add_argument("--model", dest="models", action="append", type=Path, default=[],
                         help="model.xml exported by defect-export or anomalib, or a model bundle of defect-fit "
                              "(repeat for several models)")
@@ -142,6 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .admin import main as admin_main
 
         return admin_main(argv)
+    if argv and argv[0] == "plant":  # defect-station plant --db ...: every line's records, read-only
+        from .plant.cli import main as plant_main
+
+        return plant_main(argv[1:])
     args = build_parser().parse_args(argv)
     import uvicorn
 
