@@ -182,7 +182,8 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
         return {"line": line.line if line is not None else "", **summary,
                 "links": line.state() if line is not None else {},
                 "last_store_error": inspector.get("last_store_error"),
-                "models": [{"name": m.name, "version": m.version} for m in station.models]}
+                "models": [{"name": m.name, "version": m.version} for m in station.models],
+                "drift": station.drift.state()}
 
     async def line_state(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(_line_state), headers={"Cache-Control": "no-store"})

@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest upload or watched file accepted (MB, default 20)")
     parser.add_argument("--max-pixels", type=float, default=50.0,
                         help="largest image accepted, in megapixels (default 50)")
+    parser.add_argument("--drift-config", type=Path, metavar="FILE",
+                        help="the drift watch's window and limits: the [drift] section of a TOML or JSON file "
+                             "(default: window 200, at least 50 parts, PSI 0.1 warn / 0.25 drift)")
     parser.add_argument("--cache-mb", type=float, default=256.0,
                         help="memory for recent results the threshold slider works on (MB, default 256)")
     parser.add_argument("--no-login", action="store_true",
@@ -191,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
                           max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
-                          strict_rules=args.rules is not None, workers=args.line_workers)
+                          strict_rules=args.rules is not None, workers=args.line_workers,
+                          drift_config=args.drift_config)
         accounts = Accounts(store, session_hours=args.session_hours) if logins else None
         if accounts is not None and not accounts.has_engineer():
             store.close()

@@ -24,6 +24,7 @@ from defect_plugins.deploy.grading import ModelGrading, RuleSet, grade_result
 from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.imaging.paper_segmentation import segment_defects
 
+from .drift_watch import StationDrift
 from .errors import StationError
 from .imaging import ImageRejected, data_url, decode_upload
 from .memory import Inspection, ModelState, ResultCache
@@ -47,7 +48,7 @@ class Station:
     def __init__(self, models: list[str | Path], rules: RuleSet, store: Store, *, watch: str | Path | None = None,
                  precision: str = "f32", min_area: int = 4, max_pixels: int = 50_000_000,
                  max_file_bytes: int = 20_000_000, cache_mb: float = 256.0, display_side: int = 640,
-                 strict_rules: bool = True, workers: int = 1) -> None:
+                 strict_rules: bool = True, workers: int = 1, drift_config: str | Path | None = None) -> None:
         if not models:
             raise StationError(400, "give at least one --model")
         self.rules = rules
@@ -66,6 +67,7 @@ class Station:
         # parts the line may have in flight at once (0: as many as OpenVINO's optimal request count of any model)
         self.workers = int(workers) or max(m.inferencer.max_requests for m in self.models)
         self.rule_notes = rules.check_models(rule_classes(self.models), strict=strict_rules)
+        self.drift = StationDrift.from_file(self.models, drift_config)  # the line's parts feed it (.line.parts)
         self.cache = ResultCache(int(cache_mb * 1e6))
 
     # ------------------------------------------------------------------ inspecting
@@ -322,4 +324,5 @@ class Station:
     def status(self) -> dict[str, Any]:
         return {"models": [model.describe() for model in self.models], "rules": self.rules.describe(),
                 "rule_notes": self.rule_notes, "watch": str(self.watch) if self.watch else None,
-                "database": str(self.store.path), "max_pixels": self.max_pixels, "kept": len(self.cache)}
+                "database": str(self.store.path), "max_pixels": self.max_pixels, "kept": len(self.cache),
+                "drift": self.drift.state()}

@@ -51,15 +51,22 @@ def add_line_arguments(parser: argparse.ArgumentParser) -> None:
     add_opcua_arguments(parser)
 
 
-def mqtt_messages(topic: str) -> Callable[[dict[str, Any]], list[tuple[str, str, str]]]:
-    """The outbox rows of one verdict (:func:`.mqtt.verdict_message` on ``topic``)."""
-    from .mqtt import CHANNEL, verdict_message
+def mqtt_messages(topic: str, drift_topic: str | None = None, *, line: str | None = None,
+                  station: str | None = None) -> Callable[[dict[str, Any]], list[tuple[str, str, str]]]:
+    """The outbox rows of one verdict (:func:`.mqtt.verdict_message` on ``topic``) and of the drift changes
+    its part caused (:func:`.mqtt.drift_message` on ``drift_topic``)."""
+    from .mqtt import CHANNEL, drift_message, verdict_message
 
     def messages(verdict: dict[str, Any]) -> list[tuple[str, str, str]]:
-        return [(CHANNEL, topic, verdict_message(
+        rows = [(CHANNEL, topic, verdict_message(
             inspection_id=verdict["inspection_id"], part_id=verdict["part_id"], lot=verdict["lot"],
             verdict=verdict["verdict"], grade=verdict["grade"], class_name=verdict["class"],
             scores=verdict["scores"], versions=verdict["models"], timestamp=verdict["at"], error=verdict["error"]))]
+        if drift_topic is not None:
+            rows += [(CHANNEL, drift_topic, drift_message(change, inspection_id=verdict["inspection_id"],
+                                                          timestamp=verdict["at"], line=line, station=station))
+                     for change in verdict.get("drift_changes") or []]
+        return rows
 
     return messages
 
@@ -80,7 +87,9 @@ class LineLinks:
         # the OPC UA certificates go next to an SQLite --db; with a database URL, into the working folder
         db = args.db if isinstance(args.db, Path) else Path("station")
         self.opcua_settings = opcua.settings_from_args(args, db=db, line=args.line)
-        messages = mqtt_messages(self.mqtt_settings.verdict_topic) if self.mqtt_settings else None
+        messages = (mqtt_messages(self.mqtt_settings.verdict_topic, self.mqtt_settings.drift_topic, line=args.line,
+                                  station=getattr(station.store, "station", None))
+                    if self.mqtt_settings else None)
         self.inspector = PartInspector(station, ImageRoots(roots), messages=messages)
         self.publisher = mqtt.OutboxPublisher(self.mqtt_settings, station.store) if self.mqtt_settings else None
         self.subscriber = (mqtt.RequestSubscriber(self.mqtt_settings, self.inspector.inspect_part,

@@ -7,6 +7,7 @@ Topics under one prefix (``--mqtt-prefix``, default ``defect-station``):
 ``<prefix>/request``        the station subscribes: ``{"part_id", "lot"?, "image_path", "request_id"?}``
 ``<prefix>/error``          the station's answer to a request it could not take (the reason, the request id)
 ``<prefix>/status``         ``online`` / ``offline``, retained; ``offline`` is also the last will
+``<prefix>/drift``          a model's drift state when it changes (:func:`drift_message`), from the outbox
 ==========================  =========================================================================
 
 Nothing lost, nothing reordered (:class:`OutboxPublisher`). A verdict and its message are written in one
@@ -73,6 +74,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 REQUEST_FIELDS = ("part_id", "lot", "image_path", "request_id")
 VERDICTS = ("OK", "NG", "ERROR")
 VERDICT_SCHEMA = 1  # bumped when a consumer would have to change
+DRIFT_SCHEMA = 1
 STATUS_ONLINE, STATUS_OFFLINE = "online", "offline"
 
 
@@ -207,6 +209,10 @@ class MqttSettings:
     def error_topic(self) -> str:
         return f"{self.prefix}/error"
 
+    @property
+    def drift_topic(self) -> str:
+        return f"{self.prefix}/drift"
+
     def client_id(self, role: str) -> str:
         """A stable client id per role: the broker finds the station's persistent session under it."""
         base = self.client_id_base or re.sub(r"[^A-Za-z0-9._-]+", "-", self.prefix)
@@ -309,6 +315,22 @@ def verdict_message(*, inspection_id: int, part_id: str | None, lot: str | None,
     }
     if verdict == "ERROR":
         payload["error"] = str(error)
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def drift_message(change: Mapping[str, Any], *, inspection_id: int, timestamp: str | datetime,
+                  line: str | None = None, station: str | None = None) -> str:
+    """The JSON text of one drift change (sorted keys): what ``<prefix>/drift`` carries.
+
+    ``{"schema", "model", "state": "collecting" | "ok" | "warn" | "drift", "tripped": [signal], "psi": {signal:
+    value}, "n": {signal: count}, "inspection_id" (the part that changed it), "timestamp", "line", "station"}``.
+    """
+    psi = {str(name): _finite(value) for name, value in (change.get("psi") or {}).items()}
+    payload = {"schema": DRIFT_SCHEMA, "model": str(change["model"]), "state": str(change["state"]),
+               "tripped": [str(name) for name in change.get("tripped") or []], "psi": psi,
+               "n": {str(name): int(value) for name, value in (change.get("n") or {}).items()},
+               "inspection_id": int(inspection_id), "timestamp": _timestamp(timestamp), "line": line,
+               "station": station}
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 

@@ -19,6 +19,8 @@ under Objects:
 ``Heartbeat``         DateTime  written every second by the server: a PLC watches the station is alive
 ``State``             String    ``ready`` / ``busy`` (an Inspect runs) / ``error`` (the station says so)
                                 / ``stopping``
+``DriftState``        String    the worst drift state of the watched models after the last part:
+                                ``collecting`` / ``ok`` / ``warn`` / ``drift``; empty: none watched
 ``Inspect``           Method    ``(part_id, lot, image_path: String) -> (InspectionId: Int64,
                                 Verdict, Grade, Error: String)``
 ====================  ========  =====================================================================
@@ -127,7 +129,7 @@ _TYPES: dict[str, ua.VariantType] = {
     "LastPartId": ua.VariantType.String, "LastLot": ua.VariantType.String,
     "LastInspectionId": ua.VariantType.Int64, "Inspected": ua.VariantType.UInt64,
     "Rejected": ua.VariantType.UInt64, "Errors": ua.VariantType.UInt64, "ModelVersion": ua.VariantType.String,
-    "Heartbeat": ua.VariantType.DateTime, "State": ua.VariantType.String,
+    "Heartbeat": ua.VariantType.DateTime, "State": ua.VariantType.String, "DriftState": ua.VariantType.String,
 }
 _DESCRIPTIONS = {
     "LastVerdict": "OK / NG / ERROR of the last inspection; ERROR: no verdict, treat the part as not OK",
@@ -138,6 +140,7 @@ _DESCRIPTIONS = {
     "Rejected": "NG verdicts since the station started", "Errors": "ERROR verdicts since the station started",
     "ModelVersion": "the models that judge", "Heartbeat": "written every second while the station runs",
     "State": "ready / busy / error / stopping",
+    "DriftState": "worst drift state of the watched models: collecting / ok / warn / drift; empty: none watched",
 }
 _INPUTS = (("part_id", "the part's id (the PLC's)"), ("lot", "the part's lot"),
            ("image_path", "the image to inspect, as the station names it (its watched folder)"))
@@ -182,6 +185,8 @@ def verdict_from_result(result: Any, *, part_id: str = "", lot: str = "") -> dic
            "part_id": str(result.get("part_id") or part_id), "lot": str(result.get("lot") or lot)}
     if result.get("model_version"):
         out["model_version"] = str(result["model_version"])
+    if isinstance(result.get("drift"), str):
+        out["drift"] = result["drift"]
     return out
 
 
@@ -569,7 +574,7 @@ class OpcUaServer:
         self._lock = threading.Lock()  # guards _values and _base_state (written from any thread)
         self._values: dict[str, Any] = {"LastVerdict": "", "LastGrade": "", "LastPartId": "", "LastLot": "",
                                         "LastInspectionId": 0, "Inspected": 0, "Rejected": 0, "Errors": 0,
-                                        "ModelVersion": str(model_version), "State": "ready"}
+                                        "ModelVersion": str(model_version), "State": "ready", "DriftState": ""}
         self._base_state = "ready"
         self._stopping = False  # State shows "stopping" while the loop shuts down
         self._thread: threading.Thread | None = None
@@ -848,6 +853,8 @@ class OpcUaServer:
                      Errors=v["Errors"] + (verdict["verdict"] == "ERROR"))
             if verdict.get("model_version"):
                 v["ModelVersion"] = verdict["model_version"]
+            if "drift" in verdict:
+                v["DriftState"] = verdict["drift"]
 
     def _push(self, timeout: float) -> None:
         """Have the loop write the current values; wait for it unless called in the loop's own thread."""

@@ -31,6 +31,7 @@ from typing import Any
 
 from defect_plugins.imaging.decode import ImageRejected
 
+from ..audit import append
 from ..errors import StationError
 from ..imaging import decode_upload
 from ..store import MAX_PART_ID, StoreError, check_text, now
@@ -130,8 +131,10 @@ class PartInspector:
             image = decode_upload(data, path.name, max_pixels=station.max_pixels)
         except (ValueError, OSError, ImageRejected, StationError) as error:
             failure = error.message if isinstance(error, StationError) else str(error)
+        drift_changes: list[dict[str, Any]] = []
         if image is not None:
             states = station.run_models(image, source)
+            drift_changes = station.drift.observe(states, image)
             fields = station.record_fields(states)
             verdict = fields["verdict"]
             error = "; ".join(f"{s.model.name}: {s.result.error}" for s in states if not s.result.ok) or None
@@ -144,7 +147,8 @@ class PartInspector:
         result = {"inspection_id": None, "part_id": part_id, "lot": lot, "verdict": verdict,
                   "grade": fields["grade"], "class": fields["class_name"], "source": source, "origin": origin,
                   "scores": {r["model"]: r.get("score", r.get("confidence")) for r in fields["results"]},
-                  "models": {m["name"]: m.get("version") for m in fields["models"]}, "error": error, "at": None}
+                  "models": {m["name"]: m.get("version") for m in fields["models"]}, "error": error, "at": None,
+                  "drift": station.drift.overall(), "drift_changes": drift_changes}
 
         def outbox(inspection_id: int, created_at: str) -> list[tuple[str, str, str]]:
             result.update(inspection_id=inspection_id, at=created_at)
@@ -165,6 +169,8 @@ class PartInspector:
             result.update(inspection_id=inspection_id)
             if states:
                 station.remember(inspection_id, source, image, states, token=token, part_id=part_id)
+            if drift_changes:
+                self._audit_drift(inspection_id, drift_changes)
         with self._lock:
             self.counters["inspected"] += 1
             self.counters["rejected"] += result["verdict"] == "NG"
@@ -175,6 +181,18 @@ class PartInspector:
             except Exception:  # a link's failure must not undo a recorded verdict
                 log.exception("line listener %r failed on inspection %s", listener, result["inspection_id"])
         return result
+
+    def _audit_drift(self, inspection_id: int, changes: list[dict[str, Any]]) -> None:
+        """A ``drift_changed`` audit entry per change (the plant page reads the newest per station and model)."""
+        store = self.station.store
+        try:
+            with store.transaction() as conn:
+                for change in changes:
+                    append(conn, "station", "drift_changed", {
+                        "station": getattr(store, "station", None), "line": getattr(store, "line", None),
+                        "inspection_id": inspection_id, **change})
+        except (StoreError, OSError) as error:  # the change is logged and published already; the trail says why
+            log.error("drift: could not write the change into the audit trail: %s", error)
 
     def state(self) -> dict[str, Any]:
         """Counters since start and the last failure to record (what the page shows of the line)."""

@@ -64,6 +64,9 @@ function pct(value) {
 function render(line) {
   $("line-title").textContent = `Line ${line.line}`;
   $("models").textContent = line.models.map((m) => `${m.name} ${m.version || ""}`.trim()).join(" · ");
+  const drift = line.drift ? line.drift.state : "";
+  $("drift").textContent = drift ? `drift: ${drift}` : "drift: not watched";
+  $("drift").className = `drift-state drift-${drift || "none"}`;
   const shift = line.shift;
   $("shift-start").textContent = `(since ${shift.start.replace("T", " ").slice(0, 16)})`;
   $("count-inspected").textContent = shift.inspected;

@@ -106,6 +106,14 @@ async function logOut() {
 
 // ------------------------------------------------------------------ status line
 
+// the drift watch (defect_plugins/station/drift_watch.py): each model's state, or why it is not watched
+function driftText(drift) {
+  if (!drift) return "–";
+  return Object.entries(drift.models).map(([name, model]) =>
+    `${name} ${model.state}${model.tripped && model.tripped.length ? ` (${model.tripped.join(", ")})` : ""}`)
+    .join(", ") || "no models";
+}
+
 async function loadStatus() {
   try {
     const status = await api("/api/status");
@@ -116,7 +124,7 @@ async function loadStatus() {
       `${m.weights} weights @ ${m.precision}, ` +
       `${m.latency_ms === null ? "not run yet" : m.latency_ms.toFixed(1) + " ms median"})`);
     $("status-line").textContent = `models: ${parts.join(" · ")} | rules: ${status.rules.source.split("/").pop()}` +
-      ` | db: ${status.database.split("/").pop()}`;
+      ` | db: ${status.database.split("/").pop()} | drift: ${driftText(status.drift)}`;
     $("watch-folder").textContent = status.watch ? `(${status.watch})` : "(no --watch folder)";
     $("watch-button").disabled = !status.watch;
     fillSelect($("regrade-grade"), state.grades, false);

@@ -74,9 +74,15 @@ def tiny_classifier_ir(path: Path, precision: str = "FP32") -> Path:
 
 
 def make_bundle(out: Path, family: str = "anomaly", *, thresholds: dict | None = None, int8: bool = False,
-                overwrite: bool = False, rules: Path = DEFAULT_RULES, **manifest: object) -> Bundle:
-    """Assemble a bundle the way defect-fit does: every file into a staging folder, then write_bundle."""
+                overwrite: bool = False, rules: Path = DEFAULT_RULES, files: dict[str, str] | None = None,
+                **manifest: object) -> Bundle:
+    """Assemble a bundle the way defect-fit does: every file into a staging folder, then write_bundle.
+
+    ``files``: more files for the staging folder, ``{name: text}`` (a drift reference, say).
+    """
     stage = staging_dir(out)
+    for name, content in (files or {}).items():
+        (stage / name).write_text(content, encoding="utf-8")
     build = tiny_anomaly_ir if family == "anomaly" else tiny_classifier_ir
     build(stage / "model" / "fp32.xml")
     models = {"FP32": "model/fp32.xml"}

@@ -124,3 +124,28 @@ def test_folder_trigger_takes_each_new_settled_image_once(line):
     assert [v["verdict"] for v in verdicts][2] == "ERROR" and "does not match" in verdicts[2]["error"]
     assert all(v["inspection_id"] for v in verdicts) and verdicts[0]["lot"] == "L1"
     assert trigger.poll() == []  # once each
+
+
+def test_a_full_disk_gives_an_error_verdict_never_an_ok_and_nothing_queued(line):
+    from sqlalchemy import event
+
+    store, inspector = line["store"], line["inspector"]
+    _image(line["images"], "p.png")
+    assert inspector.inspect_part("SN-0", None, "p.png", origin="opcua")["verdict"] in ("OK", "NG")
+
+    @event.listens_for(store.engine, "connect")
+    def no_room(dbapi_connection, record) -> None:  # SQLite's own "disk full" (SQLITE_FULL) at the next page
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    store.engine.dispose()  # every connection from now on has no room to grow
+    queued = len(store.outbox_pending("mqtt"))
+    verdicts = [inspector.inspect_part(f"SN-{n}", "L" * 200, "p.png", origin="opcua") for n in range(1, 40)]
+    failed = [v for v in verdicts if v["verdict"] == "ERROR"]
+    assert failed, "the file never filled up"
+    assert all(v["inspection_id"] is None and "not published as OK" in v["error"] for v in failed)
+    assert "database or disk is full" in failed[0]["error"]
+    assert "database or disk is full" in inspector.state()["last_store_error"]
+    recorded = [v for v in verdicts if v["inspection_id"] is not None]
+    assert len(store.outbox_pending("mqtt")) == queued + len(recorded)  # nothing queued for an unrecorded verdict
+    assert line["told"][-1]["verdict"] == "ERROR"  # the PLC's variables say ERROR, never the last OK
