@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(repeat for several models)")
     parser.add_argument("--bundle", dest="models", action="append", type=Path,
                         help="a model bundle of defect-fit (folder, bundle.json or .tar/.tar.gz); the same as --model")
+    parser.add_argument("--bundles", type=Path, metavar="DIR",
+                        help="a folder of bundles (and bare IRs) an engineer may shadow, activate and roll back to "
+                             "from the page or /api/models; each --model is a slot")
     parser.add_argument("--rules", type=Path,
                         help="grading rule file (YAML; default: the first bundle's, else the packaged "
                              "default_rules.yaml)")
@@ -174,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
                           max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
-                          strict_rules=args.rules is not None, workers=args.line_workers)
+                          strict_rules=args.rules is not None, workers=args.line_workers, bundles=args.bundles)
         accounts = Accounts(store, session_hours=args.session_hours) if logins else None
         if accounts is not None and not accounts.has_engineer():
             store.close()
