@@ -46,7 +46,8 @@ ADMIN_COMMANDS = ("users", "audit")  # first words that run .admin instead of se
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0],
                                      epilog="accounts and the audit trail: defect-station users --help, "
-                                            "defect-station audit --help")
+                                            "defect-station audit --help; the shadow report: "
+                                            "defect-station models compare --help")
     parser.add_argument("--model", dest="models", action="append", type=Path, default=[],
                         help="model.xml exported by defect-export or anomalib, or a model bundle of defect-fit "
                              "(repeat for several models)")
@@ -134,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .admin import main as admin_main
 
         return admin_main(argv)
+    if argv and argv[0] == "models":  # defect-station models compare --db DB --slot N
+        from .comparison import main as models_main
+
+        return models_main(argv)
     args = build_parser().parse_args(argv)
     import uvicorn
 

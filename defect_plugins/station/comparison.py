@@ -104,3 +104,45 @@ def compare(store: Store, slot: int, *, good_grade: str, bundle_of: BundleOf | N
                              "shadow": _rate(good["shadow_ng"], good["total"]),
                              "active_rejected": good["active_ng"], "shadow_rejected": good["shadow_ng"]},
             "models": {"active": side("active"), "shadow": side("shadow")}}
+
+
+def main(argv: list[str]) -> int:
+    """``defect-station models compare --db DB --slot N``: the report as JSON on stdout (the station may run)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from defect_plugins.deploy.grading import load_rules
+
+    from .errors import StationError
+    from .versions import BundleShelf
+
+    parser = argparse.ArgumentParser(prog="defect-station models",
+                                     description="model versions: the shadow comparison report of a slot")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("compare", help="a slot's shadow model against its active models, from the records")
+    command.add_argument("--db", type=Path, required=True, help="the station's SQLite file")
+    command.add_argument("--slot", type=int, required=True, help="the slot (0 for the station's first --model)")
+    command.add_argument("--shadow", help="the shadow model's name (default: the last one that ran in the slot)")
+    command.add_argument("--rules", type=Path, help="the station's rule file: its first grade is a good part's "
+                                                    "(default: the packaged rules)")
+    command.add_argument("--bundles", type=Path, metavar="DIR",
+                         help="the station's folder of bundles: their held-out false-reject rates")
+    args = parser.parse_args(argv[1:])
+    if not args.db.is_file():
+        print(f"defect-station models: error: {args.db}: no such database", file=sys.stderr)
+        return 2
+    try:
+        found, _ = BundleShelf(args.bundles).entries()
+    except StationError as error:
+        print(f"defect-station models: error: {error.message}", file=sys.stderr)
+        return 2
+    store = Store(args.db)
+    try:
+        report = compare(store, args.slot, good_grade=load_rules(args.rules).grades[0],
+                         bundle_of=lambda name, version: next((c.bundle for c in found if c.version == version), None),
+                         shadow=args.shadow)
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2))
+    return 0

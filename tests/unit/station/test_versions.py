@@ -217,3 +217,18 @@ def test_deciding_and_the_part_view_read_the_active_results_only(station):
     shadow.inferencer.family = _BrokenPostprocessing(shadow.inferencer.family)  # an error the view must not show
     view = station.part_view(line.inspect_part("P2", None, "grey.png", origin="test")["inspection_id"])
     assert view["verdict"] == "OK" and view["error"] is None and view["image_caption"].startswith("live")
+
+
+def test_the_models_compare_command_prints_the_report(station, capsys, tmp_path):
+    from defect_plugins.station.cli import main
+
+    line, _ = _line(station)
+    station.slots.shadow(0, "strict", actor="erin")
+    line.inspect_part("P1", None, "grey.png", origin="test")
+    assert main(["models", "compare", "--db", str(station.store.path), "--slot", "0",
+                 "--bundles", str(station.slots.shelf.folder)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["count"] == 1 and report["shadow"] == "strict" and report["agreement"] == 0.0
+    assert report["models"]["shadow"][0]["held_out_false_reject"]["rate"] == 0.0
+    assert report["models"]["active"][0]["held_out_false_reject"] is None  # live is not in --bundles
+    assert main(["models", "compare", "--db", str(tmp_path / "none.sqlite"), "--slot", "0"]) == 2
