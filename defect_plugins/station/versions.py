@@ -236,9 +236,10 @@ class ModelSlots:
         return self._slots[current.index]
 
     def activate(self, slot: Any, name: Any = None, *, actor: str) -> Slot:  # noqa: ANN401
-        """Make the shadow (``name`` None, or the shadow's bundle name) or bundle ``name`` the slot's active model.
+        """Make the shadow (``name`` None, or the shadow's name) or bundle ``name`` the slot's active model.
 
-        The active one becomes ``previous`` (what :meth:`rollback` brings back).
+        The active one becomes ``previous`` (what :meth:`rollback` brings back). A bundle named that is not the
+        shadow is loaded as the shadow first (audited as such), then activated: the trail shows both steps.
         """
         current = self.slot(slot)
         if name in (None, "") or (current.shadow is not None and name in (current.shadow.name,
@@ -264,7 +265,8 @@ class ModelSlots:
             current = self.slot(slot)
             if current.previous is None:
                 raise StationError(400, f"slot {current.index} has no previous model to roll back to")
-            self._switch(replace(current, active=current.previous, previous=current.active, switched=True),
+            # the model brought back is a known one: its failure is not a reason to bring back the one just removed
+            self._switch(replace(current, active=current.previous, previous=current.active, switched=False),
                          actor, "model_rolled_back", {"from": _named(current.active), "to": _named(current.previous)})
         return self._slots[current.index]
 
