@@ -19,6 +19,20 @@ from tests.fixtures.station import png_bytes, version_image, version_shelf
 WRITE = {"X-Requested-With": "defect-station"}
 
 
+class _Broken:
+    """A family whose post-processing raises (the inferencer turns it into an error result)."""
+
+    def __init__(self, family):
+        self._family = family
+
+    def __getattr__(self, name):
+        return getattr(self._family, name)
+
+    @staticmethod
+    def postprocess(*args, **kwargs):
+        raise RuntimeError("post-processing broke")
+
+
 @pytest.fixture
 def served(tmp_path):
     paths = version_shelf(tmp_path)
@@ -75,16 +89,29 @@ def test_an_engineer_shadows_activates_rolls_back_and_reads_the_report(served):
     assert answer.status_code == 200 and answer.json()["active"]["name"] == "strict"
     assert answer.json()["previous"]["name"] == "live"
     assert client.get("/api/status").json()["models"][0]["name"] == "strict"
+    assert client.get("/api/line").json()["models"][0]["name"] == "strict"
+    # a switched-in model that fails on a part is rolled back; both pages' states carry the notice
+    active = station.slots.snapshot()[0].active
+    active.inferencer.family = _Broken(active.inferencer.family)
+    inspected = client.post("/api/inspect?name=g.png", content=png_bytes(version_image()),
+                            headers={**headers, "Content-Type": "image/png"})
+    assert inspected.status_code == 200 and inspected.json()["grade"] == "ok"
+    assert [m["name"] for m in inspected.json()["models"]] == ["live"]
+    for path in ("/api/status", "/api/line"):
+        assert "rolled back to live" in client.get(path).json()["model_notices"][0]["message"], path
+    answer = client.post("/api/models/rollback", json={"slot": 0}, headers=headers)  # back to the failing one
+    assert answer.status_code == 200 and answer.json()["active"]["name"] == "strict"
     answer = client.post("/api/models/rollback", json={"slot": 0}, headers=headers)
     assert answer.status_code == 200 and answer.json()["active"]["name"] == "live"
+    active.inferencer.family = active.inferencer.family._family  # repaired
     answer = client.post("/api/models/shadow", json={"slot": 0, "bundle": "strict"}, headers=headers)
     answer = client.post("/api/models/shadow/stop", json={"slot": 0}, headers=headers)
     assert answer.status_code == 200 and answer.json()["shadow"] is None
 
     with station.store.transaction() as conn:
         trail = [row[0] for row in conn.execute("SELECT action FROM audit WHERE action LIKE 'model_%' ORDER BY id")]
-    assert trail == ["model_shadow_started", "model_activated", "model_rolled_back", "model_shadow_started",
-                     "model_shadow_stopped"]
+    assert trail == ["model_shadow_started", "model_activated", "model_auto_rollback", "model_rolled_back",
+                     "model_rolled_back", "model_shadow_started", "model_shadow_stopped"]
     assert verify(station.store).ok
 
 

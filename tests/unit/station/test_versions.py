@@ -5,6 +5,8 @@ grey test image OK, ``strict`` calls it NG, so the shadow's verdict always diffe
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 
@@ -67,9 +69,11 @@ def test_shadow_then_activate_then_rollback_each_audited_and_the_shadow_never_de
     page = station.inspect(png_bytes(version_image()), "up.png")  # the page shows the active model only
     assert page["grade"] == "ok" and [m["name"] for m in page["models"]] == ["live"]
     assert [s["name"] for s in station.status()["shadows"]] == ["strict"]
-    # the history CSV's verdict and score columns are the active model's
-    csv_row = store.history_csv().splitlines()[1]
-    assert ",OK," in csv_row
+    # the history CSV's verdict, grade and score columns are the active model's; its results cell tags the shadow
+    exported = {int(r["id"]): r for r in csv.DictReader(io.StringIO(store.history_csv()))}[answer["inspection_id"]]
+    assert exported["verdict"] == "OK" and exported["grade"] == "ok"
+    assert float(exported["score"]) == pytest.approx(results[0]["score"])
+    assert [r.get("role", "active") for r in json.loads(exported["results"])] == ["active", "shadow"]
 
     station.slots.activate(0, actor="erin")
     assert [m.name for m in station.models] == ["strict"]
