@@ -144,12 +144,28 @@ class Station:
 
     def _run(self, slots: tuple[Slot, ...], image: np.ndarray, source: str) -> States:
         jobs = [(slot.active, slot.active.start(image, source)) for slot in slots]
-        shadows = [(slot.shadow, slot.shadow.start(image, source)) for slot in slots if slot.shadow is not None]
+        shadows = [(slot.shadow, self._guarded(lambda m=slot.shadow: m.start(image, source)))
+                   for slot in slots if slot.shadow is not None]
         return States([self._collect(model, job) for model, job in jobs],
-                      [self._collect(model, job, role="shadow") for model, job in shadows])
+                      [self._collect(model, job, role="shadow", source=source) for model, job in shadows])
 
-    def _collect(self, model: StationModel, job: Any, role: str = "active") -> ModelState:  # noqa: ANN401
-        result, latency = model.collect(job)
+    @staticmethod
+    def _guarded(call: Any) -> Any:  # noqa: ANN401
+        """``call()``, or the exception it raised: a shadow that cannot even start must not stop the live part."""
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001  (recorded as the shadow's error result)
+            return error
+
+    def _collect(self, model: StationModel, job: Any, role: str = "active", source: str = "") -> ModelState:  # noqa: ANN401
+        if role == "shadow":  # whatever a shadow raises becomes its error result, never the part's failure
+            job = job if isinstance(job, Exception) else self._guarded(lambda: model.collect(job))
+            if isinstance(job, Exception):
+                result = InferenceResult.failure(source, model.family, f"{type(job).__name__}: {job}")
+                return ModelState(model, result, self._grade(result), 0.0, role=role)
+            result, latency = job
+        else:
+            result, latency = model.collect(job)
         threshold = result.image_threshold if result.ok else None  # set by the families that threshold
         return ModelState(model, result, self._grade(result), latency, threshold, threshold, role=role)
 

@@ -159,6 +159,15 @@ def test_a_failing_shadow_changes_nothing(station):
     results = json.loads(station.store.inspection(answer["inspection_id"])["results"])
     assert results[1]["role"] == "shadow" and results[1]["status"] == "error"
 
+    def no_request(*args):
+        raise RuntimeError("no infer request")
+
+    shadow.start = no_request  # a shadow that cannot even start: the part is judged all the same
+    answer = line.inspect_part("P2", None, "grey.png", origin="test")
+    assert answer["verdict"] == "OK" and answer["error"] is None
+    results = json.loads(station.store.inspection(answer["inspection_id"])["results"])
+    assert results[1]["status"] == "error" and "no infer request" in results[1]["error"]
+
 
 def test_inspections_in_flight_keep_one_snapshot_while_an_engineer_switches(station):
     line, _ = _line(station)
