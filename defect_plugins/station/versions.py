@@ -110,13 +110,16 @@ class BundleShelf:
     """The folder ``--bundles DIR``: bundles (folders, archives) and bare IRs (``*.xml``) an engineer may load.
 
     Read again at each listing (a bundle copied in while the station runs shows up); an entry that cannot
-    be read is listed with its error rather than hiding the others.
+    be read is listed with its error rather than hiding the others. What was read of an entry (its metadata
+    and the hash of its weights, which takes a while for a large model) is kept until the entry changes.
     """
 
     def __init__(self, folder: str | Path | None) -> None:
         self.folder = Path(folder) if folder is not None else None
         if self.folder is not None and not self.folder.is_dir():
             raise StationError(400, f"--bundles {folder}: not a folder")
+        self._read: dict[Path, tuple[tuple, Candidate | None]] = {}
+        self._lock = threading.Lock()
 
     def entries(self) -> tuple[list[Candidate], list[dict[str, str]]]:
         """The candidates (by name) and the entries that could not be read (name, error)."""
@@ -127,7 +130,7 @@ class BundleShelf:
             if path.name.startswith("."):
                 continue
             try:
-                candidate = self._candidate(path)
+                candidate = self._cached(path)
             except (BundleError, OSError, ValueError) as error:
                 broken.append({"name": path.name, "error": str(error)})
                 continue
@@ -147,6 +150,19 @@ class BundleShelf:
                 return candidate
         raise StationError(400, f"no bundle or IR called {name!r} in {self.folder} (there are: "
                                 f"{', '.join(c.name for c in found) or 'none'})")
+
+    def _cached(self, path: Path) -> Candidate | None:
+        """:meth:`_candidate`, read again only when the entry (or an IR's weights) changed since."""
+        stamp = tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in (
+            [path.stat()] + ([path.with_suffix(".bin").stat()] if path.suffix == ".xml" else [])))
+        with self._lock:
+            kept = self._read.get(path)
+        if kept is not None and kept[0] == stamp:
+            return kept[1]
+        candidate = self._candidate(path)
+        with self._lock:
+            self._read[path] = (stamp, candidate)
+        return candidate
 
     @staticmethod
     def _candidate(path: Path) -> Candidate | None:
