@@ -37,6 +37,13 @@ session (401, or a redirect to ``/login`` for the page); role: *op* = operators 
                            checked; with logins the operator is the logged-in user)
 ``GET /api/history``       ``?grade=&class=&decision=&from=YYYY-MM-DD&to=YYYY-MM-DD``: rows
 ``GET /api/history.csv``   the same filters, every row, as a CSV download
+``GET /api/models``        the slots (active, previous, shadow: name, version, bundle) and the
+                           bundles of ``--bundles`` (eng)
+``POST /api/models/...``   ``shadow`` ``{"slot", "bundle"}``, ``shadow/stop`` ``{"slot"}``,
+                           ``activate`` ``{"slot", "bundle"?}`` (none: the shadow), ``rollback``
+                           ``{"slot"}``: switch a slot's model version (eng; audited, :mod:`.versions`)
+``GET /api/models/``       ``comparison?slot=N[&shadow=NAME]``: the shadow against the active model
+``comparison``             (agreement, the parts that differ, false-reject rates; eng)
 =========================  =====================================================================
 
 Every request passes :class:`.guard.StationGuard` first (own host names, same-origin writes with
@@ -183,7 +190,8 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
                 "links": line.state() if line is not None else {},
                 "last_store_error": inspector.get("last_store_error"),
                 "models": [{"name": m.name, "version": m.version} for m in station.models],
-                "drift": station.drift.state()}
+                "drift": station.drift.state(),
+                "model_notices": list(station.slots.notices)}
 
     async def line_state(request: Request) -> Response:
         return JSONResponse(await run_in_threadpool(_line_state), headers={"Cache-Control": "no-store"})
@@ -307,6 +315,47 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
         return Response(text, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="station-history.csv"'})
 
+    def _engineer(request: Request) -> str:
+        """The actor of a model route; 403 for an operator (LoginGate checks writes only; reads are gated here)."""
+        session = session_of(request)
+        if session is None:
+            return NO_LOGIN_ACTOR
+        if session.user.role != "engineer":
+            raise StationError(403, f"{request.method} {request.url.path} needs the engineer role; "
+                                    f"{session.user.name} is logged in as {session.user.role}")
+        return session.user.name
+
+    async def models_list(request: Request) -> Response:
+        _engineer(request)
+        return JSONResponse(await run_in_threadpool(station.slots.describe), headers={"Cache-Control": "no-store"})
+
+    def _switch(name: str) -> Any:  # noqa: ANN401
+        async def handler(request: Request) -> Response:
+            actor = _engineer(request)
+            data = await _json(request)
+            if "slot" not in data:
+                raise StationError(400, "'slot' is missing: the slot's index (0 for the first --model)")
+            slots = station.slots
+            if name == "shadow":
+                done = await run_in_threadpool(lambda: slots.shadow(data["slot"], data.get("bundle"), actor=actor))
+            elif name == "stop":
+                done = await run_in_threadpool(lambda: slots.stop_shadow(data["slot"], actor=actor))
+            elif name == "activate":
+                done = await run_in_threadpool(lambda: slots.activate(data["slot"], data.get("bundle"), actor=actor))
+            else:
+                done = await run_in_threadpool(lambda: slots.rollback(data["slot"], actor=actor))
+            return JSONResponse(done.describe())
+        return handler
+
+    async def models_comparison(request: Request) -> Response:
+        _engineer(request)
+        slot = request.query_params.get("slot")
+        if slot is None:
+            raise StationError(400, "give ?slot=N (the slot's index)")
+        shadow = request.query_params.get("shadow") or None
+        return JSONResponse(await run_in_threadpool(station.comparison, slot, shadow),
+                            headers={"Cache-Control": "no-store"})
+
     async def station_error(request: Request, error: StationError) -> Response:
         return JSONResponse({"error": error.message}, status_code=error.status)
 
@@ -338,6 +387,12 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
         Route("/api/decision", decision, methods=["POST"]),
         Route("/api/history", history),
         Route("/api/history.csv", history_csv),
+        Route("/api/models", models_list),
+        Route("/api/models/shadow", _switch("shadow"), methods=["POST"]),
+        Route("/api/models/shadow/stop", _switch("stop"), methods=["POST"]),
+        Route("/api/models/activate", _switch("activate"), methods=["POST"]),
+        Route("/api/models/rollback", _switch("rollback"), methods=["POST"]),
+        Route("/api/models/comparison", models_comparison),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={StationError: station_error, StoreError: store_error,

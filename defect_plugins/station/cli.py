@@ -52,12 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="defect-station", description=__doc__.split("\n")[0],
                                      epilog="accounts and the audit trail: defect-station users --help, "
                                             "defect-station audit --help; the plant page: "
-                                            "defect-station plant --help")
+                                            "defect-station plant --help; the shadow report: "
+                                            "defect-station models compare --help")
     parser.add_argument("--model", dest="models", action="append", type=Path, default=[],
                         help="model.xml exported by defect-export or anomalib, or a model bundle of defect-fit "
                              "(repeat for several models)")
     parser.add_argument("--bundle", dest="models", action="append", type=Path,
                         help="a model bundle of defect-fit (folder, bundle.json or .tar/.tar.gz); the same as --model")
+    parser.add_argument("--bundles", type=Path, metavar="DIR",
+                        help="a folder of bundles (and bare IRs) an engineer may shadow, activate and roll back to "
+                             "from the page or /api/models; each --model is a slot")
     parser.add_argument("--rules", type=Path,
                         help="grading rule file (YAML; default: the first bundle's, else the packaged "
                              "default_rules.yaml)")
@@ -151,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .plant.cli import main as plant_main
 
         return plant_main(argv[1:])
+    if argv and argv[0] == "models":  # defect-station models compare --db DB --slot N
+        from .comparison import main as models_main
+
+        return models_main(argv)
     args = build_parser().parse_args(argv)
     import uvicorn
 
@@ -194,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         station = Station(args.models, rules, store, watch=args.watch, precision=args.precision,
                           min_area=args.min_area, max_pixels=int(args.max_pixels * 1e6),
                           max_file_bytes=int(args.max_upload_mb * 1e6), cache_mb=args.cache_mb,
-                          strict_rules=args.rules is not None, workers=args.line_workers,
+                          strict_rules=args.rules is not None, workers=args.line_workers, bundles=args.bundles,
                           drift_config=args.drift_config)
         accounts = Accounts(store, session_hours=args.session_hours) if logins else None
         if accounts is not None and not accounts.has_engineer():

@@ -18,7 +18,8 @@ module feeds it the line's parts and says what changed:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,39 +49,51 @@ def watched_score(state: ModelState) -> float | None:
 
 
 class StationDrift:
-    """The drift watches of a station's models, keyed by model name."""
+    """The drift watches of a station's models: one per model version, made when the model first judges.
 
-    def __init__(self, models: Sequence[StationModel], config: DriftConfig | None = None) -> None:
+    ``models()`` gives the station's active models now: a slot switched to another bundle
+    (:mod:`.versions`) gets that bundle's reference and a fresh window, and switching back finds the
+    old watch again (keyed by name and version).
+    """
+
+    def __init__(self, models: Callable[[], Sequence[StationModel]], config: DriftConfig | None = None) -> None:
         self.config = config or DriftConfig()
-        self.watches: dict[str, DriftWatch] = {}
-        self.unwatched: dict[str, str] = {}
-        for model in models:
-            reference = model.bundle.drift_reference() if model.bundle is not None else None
-            if reference is None:
-                self.unwatched[model.name] = ("a bare IR has no held-out reference; fit a bundle with defect-fit"
-                                              if model.bundle is None else
-                                              "the bundle has no drift reference for this family")
-                continue
-            self.watches[model.name] = DriftWatch(reference, self.config)
+        self._models = models
+        self._watches: dict[tuple[str, str], DriftWatch | str] = {}  # a watch, or why the model is not watched
+        self._lock = threading.Lock()
+        for model in models():
+            self._watch(model)
 
     @classmethod
-    def from_file(cls, models: Sequence[StationModel], path: str | Path | None) -> StationDrift:
+    def from_file(cls, models: Callable[[], Sequence[StationModel]], path: str | Path | None) -> StationDrift:
         """With the ``[drift]`` section of ``path`` (TOML or JSON; None: the defaults)."""
         return cls(models, load_drift_config(path) if path is not None else None)
 
+    def _watch(self, model: StationModel) -> DriftWatch | str:
+        key = (model.name, model.version)
+        with self._lock:
+            if key not in self._watches:
+                reference = model.bundle.drift_reference() if model.bundle is not None else None
+                if reference is not None:
+                    self._watches[key] = DriftWatch(reference, self.config)
+                elif model.bundle is None:
+                    self._watches[key] = "a bare IR has no held-out reference; fit a bundle with defect-fit"
+                else:
+                    self._watches[key] = "the bundle has no drift reference for this family"
+            return self._watches[key]
+
     def observe(self, states: Sequence[ModelState], image: np.ndarray) -> list[dict[str, Any]]:
         """Feed one part; the changes of state it caused: ``[{"model", "state", "tripped", "psi", "n"}]``."""
-        if not self.watches:
+        watches = [(state, self._watch(state.model)) for state in states if state.result.ok]
+        watches = [(state, watch) for state, watch in watches if isinstance(watch, DriftWatch)]
+        if not watches:
             return []
         stats = image_stats(image)
         changes = []
-        for state in states:
-            watch = self.watches.get(state.model.name)
-            if watch is None or not state.result.ok:
-                continue
+        for state, watch in watches:
             change = watch.observe(watched_score(state), stats)
             if change is not None:
-                entry = {"model": state.model.name, **change.to_dict()}
+                entry = {"model": state.model.name, "version": state.model.version, **change.to_dict()}
                 changes.append(entry)
                 log.log(logging.WARNING if entry["state"] in ("warn", "drift") else logging.INFO,
                         "drift: model %s is now %s (tripped: %s)", state.model.name, entry["state"],
@@ -88,12 +101,17 @@ class StationDrift:
         return changes
 
     def overall(self) -> str:
-        """The worst state of the watched models; ``""`` when none is watched."""
-        states = [watch.state()["state"] for watch in self.watches.values()]
+        """The worst state of the active models that are watched; ``""`` when none is."""
+        states = [watch.state()["state"] for watch in map(self._watch, self._models())
+                  if isinstance(watch, DriftWatch)]
         return max(states, key=LEVELS.index) if states else ""
 
     def state(self) -> dict[str, Any]:
-        """For the pages: the overall state, each model's (PSI per signal, counts, limits) or why it is not watched."""
-        models: dict[str, Any] = {name: watch.state() for name, watch in self.watches.items()}
-        models.update({name: {"state": "not watched", "reason": reason} for name, reason in self.unwatched.items()})
+        """For the pages: the overall state, each active model's (PSI per signal, counts, limits) or why it is not
+        watched."""
+        models: dict[str, Any] = {}
+        for model in self._models():
+            watch = self._watch(model)
+            models[model.name] = (watch.state() if isinstance(watch, DriftWatch)
+                                  else {"state": "not watched", "reason": watch})
         return {"state": self.overall(), "models": models, "config": self.config.to_dict()}

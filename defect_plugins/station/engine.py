@@ -3,8 +3,10 @@
 :class:`Station` ties together the loaded models (:mod:`.models`), the rule file, the SQLite store,
 the watched folder (:mod:`.watch`) and the memory of recent inspections (:mod:`.memory`, what lets
 the threshold slider re-threshold a kept anomaly map through the anomaly family without running
-the model again); the page's payload is built by :mod:`.payload`. An inspection's page gets a token;
-re-thresholding and deciding need it (:meth:`Station.check_token`).
+the model again); the page's payload is built by :mod:`.payload`. Each ``--model`` is a slot of
+:mod:`.versions` (active, previous and shadow models, switched while the station runs); an inspection
+runs one snapshot of the slots, the shadow models beside the active ones, deciding with the active only.
+An inspection's page gets a token; re-thresholding and deciding need it (:meth:`Station.check_token`).
 """
 from __future__ import annotations
 
@@ -19,21 +21,29 @@ from typing import Any
 
 import numpy as np
 
+from defect_plugins.deploy.bundle import Bundle
 from defect_plugins.deploy.families import get_family
 from defect_plugins.deploy.grading import ModelGrading, RuleSet, grade_result
 from defect_plugins.deploy.result import InferenceResult
 from defect_plugins.imaging.paper_segmentation import segment_defects
 
+from .comparison import compare
 from .drift_watch import StationDrift
 from .errors import StationError
 from .imaging import ImageRejected, data_url, decode_upload
-from .memory import Inspection, ModelState, ResultCache
+from .memory import Inspection, ModelState, ResultCache, States
 from .models import StationModel, load_models, rule_classes
 from .payload import inspection_payload, model_card
 from .store import Store, StoreError, token_hash
+from .versions import BundleShelf, ModelSlots, Slot
 from .watch import WatchFolder
 
 __all__ = ["Station", "StationError", "StationModel"]
+
+
+def active_records(text: str | None) -> list[dict[str, Any]]:
+    """The entries of a record's ``models`` or ``results`` JSON that decided (the shadow models' left out)."""
+    return [entry for entry in json.loads(text or "[]") if entry.get("role", "active") == "active"]
 
 
 def _same_threshold(a: float | None, b: float | None) -> bool:
@@ -48,7 +58,8 @@ class Station:
     def __init__(self, models: list[str | Path], rules: RuleSet, store: Store, *, watch: str | Path | None = None,
                  precision: str = "f32", min_area: int = 4, max_pixels: int = 50_000_000,
                  max_file_bytes: int = 20_000_000, cache_mb: float = 256.0, display_side: int = 640,
-                 strict_rules: bool = True, workers: int = 1, drift_config: str | Path | None = None) -> None:
+                 strict_rules: bool = True, workers: int = 1, bundles: str | Path | None = None,
+                 drift_config: str | Path | None = None) -> None:
         if not models:
             raise StationError(400, "give at least one --model")
         self.rules = rules
@@ -62,13 +73,27 @@ class Station:
             raise StationError(400, f"--line-workers must be 0 (OpenVINO's choice) or more, got {workers}")
         # one part at a time: each model on one LATENCY stream; several: THROUGHPUT streams, a request per part
         hint = "LATENCY" if int(workers) == 1 else "THROUGHPUT"
-        self.models = load_models(models, precision=precision, min_area=min_area, rules=rules,
-                                  performance_hint=hint, requests=int(workers) or None)
+        self._load_options = {"precision": precision, "min_area": min_area, "rules": rules,
+                              "performance_hint": hint, "requests": int(workers) or None}
+        loaded = load_models(models, **self._load_options)
         # parts the line may have in flight at once (0: as many as OpenVINO's optimal request count of any model)
-        self.workers = int(workers) or max(m.inferencer.max_requests for m in self.models)
+        self.workers = int(workers) or max(m.inferencer.max_requests for m in loaded)
+        self.slots = ModelSlots(loaded, load=self._load_candidate, store=store, shelf=BundleShelf(bundles))
         self.rule_notes = rules.check_models(rule_classes(self.models), strict=strict_rules)
-        self.drift = StationDrift.from_file(self.models, drift_config)  # the line's parts feed it (.line.parts)
+        # the line's parts feed it (.line.parts); it follows the slots' active models
+        self.drift = StationDrift.from_file(lambda: self.models, drift_config)
         self.cache = ResultCache(int(cache_mb * 1e6))
+
+    @property
+    def models(self) -> list[StationModel]:
+        """The active model of each slot, now (an inspection uses :meth:`run_models`' own snapshot)."""
+        return self.slots.active()
+
+    def _load_candidate(self, path: Path, slot: int) -> StationModel:
+        """A bundle or IR loaded for ``slot`` as the station's own models are (precision, rules, requests)."""
+        model = load_models([path], **self._load_options)[0]
+        model.index = slot
+        return model
 
     # ------------------------------------------------------------------ inspecting
 
@@ -98,19 +123,61 @@ class Station:
                                  "total": (time.perf_counter() - started) * 1000}
         return payload
 
-    def run_models(self, image: np.ndarray, source: str) -> list[ModelState]:
-        """Every model on ``image``, each graded by the rules (a failed model: the most severe grade).
+    def run_models(self, image: np.ndarray, source: str) -> States:
+        """Every active model on ``image``, each graded by the rules (a failed model: the most severe grade).
 
-        Every model is started before the first is collected: their OpenVINO requests run side by side
-        while Python post-processes and grades the results in model order.
+        Every model, the slots' shadows included, is started before the first is collected: their OpenVINO
+        requests run side by side while Python post-processes and grades the results in slot order. The
+        returned list holds the active models' states (what decides); the shadows' are in ``.shadow``.
+
+        A model switched in while the station runs that fails on this (decoded, so readable) image is rolled
+        back (:meth:`.versions.ModelSlots.auto_rollback`) and the image is inspected again with the model
+        brought back: a part never gets its verdict from a model that could not judge it when another can.
         """
-        jobs = [(model, model.start(image, source)) for model in self.models]
-        states = []
-        for model, job in jobs:
-            result, latency = model.collect(job)
-            threshold = result.image_threshold if result.ok else None  # set by the families that threshold
-            states.append(ModelState(model, result, self._grade(result), latency, threshold, threshold))
+        for _ in range(len(self.slots.snapshot()) + 1):  # each slot rolls back at most once per switch
+            slots = self.slots.snapshot()
+            states = self._run(slots, image, source)
+            failed = [(slot, state) for slot, state in zip(slots, states) if slot.switched and not state.result.ok]
+            if not failed:
+                break
+            rolled = [self.slots.auto_rollback(slot, state.result.error or "unknown error", source=source)
+                      for slot, state in failed]
+            if not any(rolled):
+                break
         return states
+
+    def _run(self, slots: tuple[Slot, ...], image: np.ndarray, source: str) -> States:
+        jobs = [(slot.active, slot.active.start(image, source)) for slot in slots]
+        shadows = [(slot.shadow, self._guarded(lambda m=slot.shadow: m.start(image, source)))
+                   for slot in slots if slot.shadow is not None]
+        return States([self._collect(model, job) for model, job in jobs],
+                      [self._collect(model, job, role="shadow", source=source) for model, job in shadows])
+
+    @staticmethod
+    def _guarded(call: Any) -> Any:  # noqa: ANN401
+        """``call()``, or the exception it raised: a shadow that cannot even start must not stop the live part."""
+        try:
+            return call()
+        except Exception as error:  # noqa: BLE001  (recorded as the shadow's error result)
+            return error
+
+    def _collect(self, model: StationModel, job: Any, role: str = "active", source: str = "") -> ModelState:  # noqa: ANN401
+        if role == "shadow":  # whatever a shadow raises becomes its error result, never the part's failure
+            job = job if isinstance(job, Exception) else self._guarded(lambda: model.collect(job))
+            if isinstance(job, Exception):
+                result = InferenceResult.failure(source, model.family, f"{type(job).__name__}: {job}")
+                return ModelState(model, result, self._grade(result), 0.0, role=role)
+            result, latency = job
+        else:
+            result, latency = model.collect(job)
+        threshold = result.image_threshold if result.ok else None  # set by the families that threshold
+        return ModelState(model, result, self._grade(result), latency, threshold, threshold, role=role)
+
+    def model_verdict(self, state: ModelState) -> str:
+        """One model's own verdict: ERROR when it failed, OK for the least severe grade, else NG."""
+        if not state.result.ok:
+            return "ERROR"
+        return "OK" if state.grading.grade == self.rules.grades[0] else "NG"
 
     def record_fields(self, states: list[ModelState]) -> dict[str, Any]:
         """What :meth:`.store.Store.add_inspection` keeps of the states: records, grade, class, score, verdict."""
@@ -119,7 +186,10 @@ class Station:
         # OK only when every model answered and the grade is the one a good part gets; a failed model: ERROR
         verdict = "ERROR" if any(not s.result.ok for s in states) else (
             "OK" if grade == self.rules.grades[0] else "NG")
-        return {"models": [s.model.record() for s in states], "results": [self._record(s) for s in states],
+        shadow = getattr(states, "shadow", [])  # recorded, tagged, never part of grade, class, score or verdict
+        return {"models": [s.model.record() for s in states] + [{**s.model.record(), "role": "shadow",
+                                                                 "slot": s.model.index} for s in shadow],
+                "results": [self._record(s) for s in states] + [self._record(s) for s in shadow],
                 "grade": grade, "class_name": class_name, "score": max(scores) if scores else None,
                 "verdict": verdict}
 
@@ -148,14 +218,20 @@ class Station:
         first = min(answered, key=lambda s: (get_family(s.model.family).CLASS_PRIORITY, s.model.index))
         return self.rules.worst(grades), first.grading.class_name
 
-    @staticmethod
-    def _record(state: ModelState) -> dict[str, Any]:
-        """What the database keeps of one model's result (scores, totals, grade; no arrays)."""
+    def _record(self, state: ModelState) -> dict[str, Any]:
+        """What the database keeps of one model's result (scores, totals, grade; no arrays).
+
+        ``slot`` and the model's own ``model_verdict`` let the comparison report set a shadow against the
+        active model of its slot; a shadow's record says ``"role": "shadow"`` (readers that decide skip it).
+        """
         result = state.result
+        tags = {"slot": state.model.index, "model_verdict": self.model_verdict(state)}
+        if state.role != "active":
+            tags["role"] = state.role
         if not result.ok:
             return {"model": state.model.name, "status": "error", "error": result.error,
-                    "grade": state.grading.grade, "reasons": state.grading.reasons}
-        return {"model": state.model.name, "status": "ok", "decision": result.decision, "class": result.label,
+                    "grade": state.grading.grade, "reasons": state.grading.reasons, **tags}
+        return {"model": state.model.name, **tags, "status": "ok", "decision": result.decision, "class": result.label,
                 "confidence": result.confidence, "score": result.score, "threshold": state.threshold,
                 "num_regions": len(result.regions), "totals": result.totals(),
                 "grade": state.grading.grade, "reasons": state.grading.reasons,
@@ -225,7 +301,7 @@ class Station:
                 raise StationError(404, f"inspection {inspection_id} does not exist")
             self.check_token(inspection_id, row["view_token_sha256"], token)
             system_grade = row["grade"]
-            thresholds = {r["model"]: r.get("threshold") for r in json.loads(row["results"])}
+            thresholds = {r["model"]: r.get("threshold") for r in active_records(row["results"])}
         if shown_thresholds is not None:
             differ = sorted(name for name in set(shown_thresholds) | set(thresholds)
                             if not _same_threshold(shown_thresholds.get(name), thresholds.get(name)))
@@ -287,7 +363,7 @@ class Station:
         row = self.store.inspection(inspection_id)
         if row is None:
             raise StationError(404, f"inspection {inspection_id} does not exist")
-        results = json.loads(row["results"])
+        results = active_records(row["results"])
         errors = [f"{r['model']}: {r['error']}" for r in results if r.get("status") == "error"]
         view = {key: row[key] for key in ("inspection_id", "created_at", "part_id", "lot", "verdict", "grade",
                                           "source", "decision", "operator") if key in row}
@@ -319,10 +395,33 @@ class Station:
     def _model_payload(self, state: ModelState) -> dict[str, Any]:
         return model_card(state, self.display_side)
 
+    # ------------------------------------------------------------------ versions
+
+    def bundle_of(self, name: str, version: str) -> Bundle | None:
+        """The bundle of the model ``name`` at ``version``: a model the slots hold, else one of ``--bundles``."""
+        for slot in self.slots.snapshot():
+            for model in (slot.active, slot.previous, slot.shadow):
+                if model is not None and model.version == version:
+                    return model.bundle
+        found, _ = self.slots.shelf.entries()
+        return next((c.bundle for c in found if c.version == version), None)
+
+    def comparison(self, slot: Any, shadow: str | None = None) -> dict[str, Any]:  # noqa: ANN401
+        """The shadow report of ``slot`` (:func:`.comparison.compare`) with the slot as it is now."""
+        current = self.slots.slot(slot)
+        report = compare(self.store, current.index, good_grade=self.rules.grades[0], bundle_of=self.bundle_of,
+                         shadow=shadow or (current.shadow.name if current.shadow else None))
+        report["current"] = current.describe()
+        return report
+
     # ------------------------------------------------------------------ status
 
     def status(self) -> dict[str, Any]:
-        return {"models": [model.describe() for model in self.models], "rules": self.rules.describe(),
+        """What ``/api/status`` says: the active models, the shadows, rules, limits and model notices."""
+        slots = self.slots.snapshot()
+        return {"models": [slot.active.describe() for slot in slots],
+                "shadows": [{"slot": slot.index, **slot.shadow.describe()} for slot in slots if slot.shadow],
+                "model_notices": list(self.slots.notices), "rules": self.rules.describe(),
                 "rule_notes": self.rule_notes, "watch": str(self.watch) if self.watch else None,
                 "database": str(self.store.path), "max_pixels": self.max_pixels, "kept": len(self.cache),
                 "drift": self.drift.state()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,19 @@ class ModelState:
     latency_ms: float
     threshold: float | None = None  # anomaly: the image and pixel threshold in force
     threshold_default: float | None = None  # anomaly: the model's own (what the slider started from)
+    role: str = "active"  # "shadow": a candidate run beside the slot's active model; it decides nothing
+
+
+class States(list):
+    """The active models' states of one run (what decides), with the shadow models' beside them in :attr:`shadow`.
+
+    A list of the active states, so every reader that grades, shows or publishes sees the deciding models
+    only; :meth:`.engine.Station.record_fields` adds the shadow ones to the record, tagged ``"role": "shadow"``.
+    """
+
+    def __init__(self, active: Iterable[ModelState] = (), shadow: Iterable[ModelState] = ()) -> None:
+        super().__init__(active)
+        self.shadow: list[ModelState] = list(shadow)
 
 
 @dataclass

@@ -146,9 +146,13 @@ class PartInspector:
             verdict, error, shape, states = "ERROR", failure, (0, 0), []
         result = {"inspection_id": None, "part_id": part_id, "lot": lot, "verdict": verdict,
                   "grade": fields["grade"], "class": fields["class_name"], "source": source, "origin": origin,
-                  "scores": {r["model"]: r.get("score", r.get("confidence")) for r in fields["results"]},
-                  "models": {m["name"]: m.get("version") for m in fields["models"]}, "error": error, "at": None,
-                  "drift": station.drift.overall(), "drift_changes": drift_changes}
+                  "scores": {r["model"]: r.get("score", r.get("confidence")) for r in fields["results"]
+                             if r.get("role", "active") == "active"},  # a shadow model's result is never published
+                  "models": {m["name"]: m.get("version") for m in fields["models"]
+                             if m.get("role", "active") == "active"},
+                  "error": error, "at": None, "drift": station.drift.overall(), "drift_changes": drift_changes}
+        # the models that judged this part (OPC UA ModelVersion follows it: a slot may switch while the line runs)
+        result["model_version"] = ", ".join(f"{name} {version}" for name, version in result["models"].items())
 
         def outbox(inspection_id: int, created_at: str) -> list[tuple[str, str, str]]:
             result.update(inspection_id=inspection_id, at=created_at)

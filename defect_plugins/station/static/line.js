@@ -76,7 +76,10 @@ function render(line) {
   $("reject-rate").textContent = pct(shift.reject_rate);
   const links = Object.entries(line.links).map(([name, link]) => `${name}: ${link}`);
   $("links").textContent = links.join(" · ") || "no line links (upload and watched folder only)";
-  showMessage(line.last_store_error ? `Not recorded: ${line.last_store_error}` : "");
+  // a model switched in that failed on a part was rolled back by the station: say so until it restarts
+  const notices = (line.model_notices || []).slice(-1).map((n) => `Model rolled back (${n.at}): ${n.message}`);
+  showMessage([line.last_store_error ? `Not recorded: ${line.last_store_error}` : "", ...notices]
+    .filter(Boolean).join(" · "));
   const strip = $("strip");
   strip.textContent = "";
   for (const part of line.recent) {

@@ -124,7 +124,12 @@ async function loadStatus() {
       `${m.weights} weights @ ${m.precision}, ` +
       `${m.latency_ms === null ? "not run yet" : m.latency_ms.toFixed(1) + " ms median"})`);
     $("status-line").textContent = `models: ${parts.join(" · ")} | rules: ${status.rules.source.split("/").pop()}` +
-      ` | db: ${status.database.split("/").pop()} | drift: ${driftText(status.drift)}`;
+      ` | db: ${status.database.split("/").pop()} | drift: ${driftText(status.drift)}` +
+      (status.shadows.length ? ` | shadow: ${status.shadows.map((m) => `${m.name} (slot ${m.slot})`).join(", ")}` : "");
+    const notice = status.model_notices[status.model_notices.length - 1];
+    $("model-notice").textContent = notice ? `Model rolled back (${notice.at}): ${notice.message}` : "";
+    $("model-notice").hidden = !notice;
+    $("tab-versions").hidden = !mayMoveThresholds();  // the model routes are an engineer's
     $("watch-folder").textContent = status.watch ? `(${status.watch})` : "(no --watch folder)";
     $("watch-button").disabled = !status.watch;
     fillSelect($("regrade-grade"), state.grades, false);
@@ -342,7 +347,69 @@ function showTab(name) {
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.tab === name);
   $("inspect").hidden = name !== "inspect";
   $("history").hidden = name !== "history";
+  $("versions").hidden = name !== "versions";
   if (name === "history") loadHistory();
+  if (name === "versions") loadVersions();
+}
+
+// ------------------------------------------------------------------ model versions (engineers)
+
+const modelName = (m) => (m ? `${m.name} ${m.version}` : "–");
+
+function versionsMessage(text) {
+  $("versions-message").textContent = text;
+  $("versions-message").hidden = !text;
+}
+
+async function switchModel(action, slot, bundle) {
+  try {
+    await api(`/api/models/${action}`, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(bundle ? { slot, bundle } : { slot }) });
+    versionsMessage("");
+    await loadVersions();
+    await loadStatus();
+  } catch (error) {
+    versionsMessage(error.message);
+  }
+}
+
+function reportText(report) {
+  if (!report.count) return "no inspection with a shadow yet";
+  return `${report.count} parts · agreement ${pct(report.agreement)} · ${report.differ.length} differ · ` +
+    `false reject vs operators: active ${pct(report.false_reject.active)}, shadow ${pct(report.false_reject.shadow)}`;
+}
+
+function pct(value) {
+  return value === null || value === undefined ? "–" : `${(100 * value).toFixed(1)} %`;
+}
+
+async function loadVersions() {
+  try {
+    const data = await api("/api/models");
+    const rows = await Promise.all(data.slots.map(async (slot) => {
+      const choice = el("select", { "aria-label": `candidate for slot ${slot.slot}` },
+        ...data.bundles.filter((b) => b.family === slot.family)
+          .map((b) => el("option", { value: b.name, text: `${b.name} ${b.version}${b.created ? " · " + b.created : ""}` })));
+      const button = (text, handler) => {
+        const node = el("button", { type: "button", text });
+        node.addEventListener("click", handler);
+        return node;
+      };
+      const report = await api(`/api/models/comparison?slot=${slot.slot}`).catch((error) => ({ error: error.message }));
+      return el("tr", {}, el("td", { text: slot.slot }), el("td", { text: slot.family }),
+        el("td", { text: modelName(slot.active) }), el("td", { text: modelName(slot.previous) }),
+        el("td", { text: modelName(slot.shadow) }), el("td", {}, choice),
+        el("td", {}, button("Shadow", () => switchModel("shadow", slot.slot, choice.value)),
+          button("Stop shadow", () => switchModel("shadow/stop", slot.slot)),
+          button("Activate shadow", () => switchModel("activate", slot.slot)),
+          button("Roll back", () => switchModel("rollback", slot.slot))),
+        el("td", { text: report.error || reportText(report) }));
+    }));
+    $("slots-table").tBodies[0].replaceChildren(...rows);
+    versionsMessage(data.bundles_folder ? "" : "No --bundles folder: the station was started without candidates.");
+  } catch (error) {
+    versionsMessage(error.message);
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
