@@ -271,8 +271,37 @@ def train_distributed(name: str, stage: Path, run_dir: Path, epochs: int, option
                            f"the workers' output is in the fit's log file")
     ranks = [json.loads(p.read_text()) for p in sorted((run_dir / RANKS).glob("rank*.json"))]
     trained = ", ".join(f"rank {r['rank']}: {r['images']} images" for r in ranks)
-    options.log(f"[fit] {name}: trained on {options.dist.describe()} in {seconds:.1f} s ({trained} on this machine)")
+    options.log(f"[fit] {name}: trained on {options.dist.describe()} in {seconds:.1f} s"
+                + (f" ({trained} on this machine)" if trained else ""))
     return {"seconds": seconds, "ranks": ranks}
+
+
+def epoch_checkpoint(checkpoints: Path) -> Any:  # noqa: ANN401
+    """``checkpoints/last.ckpt`` after every epoch (global rank 0 writes it), from which a fit given again resumes.
+
+    anomalib's ``ModelCheckpoint`` (the engine adds its own unless one of that class is given). Lightning 2.6
+    writes ``last.ckpt`` at an epoch's end only when a top-k checkpoint was saved in the same step
+    (``ModelCheckpoint.on_train_epoch_end``), so ``save_top_k=0`` left only the final one and a fit cut off
+    mid-training started over. Keeping the newest epoch (``save_top_k=1`` without a monitor, one file
+    overwritten, no version suffix) makes ``last.ckpt`` follow every epoch.
+    """
+    from anomalib.callbacks.checkpoint import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=checkpoints, filename="epoch", save_last=True, save_top_k=1, every_n_epochs=1,
+                           enable_version_counter=False)
+
+
+def _finished_epochs(checkpoint: Path) -> int:
+    """Epochs completed by :func:`epoch_checkpoint`'s ``last.ckpt``, 0 without one: no workers for a finished run.
+
+    It is written at an epoch's end, while Lightning's ``current_epoch`` (the checkpoint's ``epoch``) still
+    counts that epoch from 0: the end of epoch ``e`` means ``e + 1`` epochs done.
+    """
+    if not checkpoint.is_file():
+        return 0
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False).get("epoch", -1)) + 1
 
 
 def train(name: str, stage: Path, run_dir: Path, options: AnomalyOptions) -> tuple[Any, dict[str, Any]]:
@@ -286,8 +315,6 @@ def train(name: str, stage: Path, run_dir: Path, options: AnomalyOptions) -> tup
     """
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything
-    from anomalib.callbacks.checkpoint import ModelCheckpoint  # anomalib adds its own unless one of its class is given
-
     seed_everything(options.seed, workers=True)
     model, teacher = build_model(name, options)
     epochs = int(model.trainer_arguments.get("max_epochs", options.epochs or DEFAULT_EPOCHS))
@@ -296,7 +323,10 @@ def train(name: str, stage: Path, run_dir: Path, options: AnomalyOptions) -> tup
     processes = options.dist.record(options.batch_size, f"{name}'s own optimiser settings, not rescaled "
                                                         f"with the global batch")
     ddp = None
-    if options.dist.distributed:
+    if options.dist.distributed and _finished_epochs(last) >= epochs:
+        options.log(f"[fit] {name}: training finished earlier ({last})")
+        ddp = {"seconds": 0.0, "ranks": []}
+    elif options.dist.distributed:
         if last.is_file():
             options.log(f"[fit] resuming {name} from {last}")
         ddp = train_distributed(name, stage, run_dir, epochs, options)
@@ -307,7 +337,7 @@ def train(name: str, stage: Path, run_dir: Path, options: AnomalyOptions) -> tup
                     devices=1, precision=options.precision, enable_progress_bar=False,
                     enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                     callbacks=[_progress_callback(epochs, options.log),
-                               ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0, every_n_epochs=1)])
+                               epoch_checkpoint(checkpoints)])
     data = datamodule(stage, options)
     if last.is_file() and ddp is None:
         options.log(f"[fit] resuming {name} from {last}")

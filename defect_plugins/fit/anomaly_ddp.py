@@ -92,12 +92,15 @@ def write_spec(path: Path, *, name: str, stage: Path, run_dir: Path, epochs: int
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train one anomalib model on this rank's shard (the spec file is the one argument)."""
-    from anomalib.callbacks.checkpoint import ModelCheckpoint
+    from defect_plugins.runners.process import die_with_parent_now
+
+    die_with_parent_now()  # first, before the slow imports: no orphan worker when the fit (and torchrun) is killed
+
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything
     from lightning.pytorch.strategies import DDPStrategy
 
-    from .anomaly import AnomalyOptions, _progress_callback, build_model, datamodule
+    from .anomaly import AnomalyOptions, _progress_callback, build_model, datamodule, epoch_checkpoint
     from .distributed import DistributedOptions, backend, worker_rank
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -129,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     num_nodes=options.dist.nnodes, precision=options.precision, enable_progress_bar=False,
                     enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                     callbacks=[_progress_callback(epochs, log), _rank_record(run_dir, rank, group_backend),
-                               ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0, every_n_epochs=1)])
+                               epoch_checkpoint(checkpoints)])
     started = time.perf_counter()
     engine.fit(model=model, datamodule=datamodule(stage, options), ckpt_path=str(last) if last.is_file() else None)
     print(f"[fit] rank {rank}/{world_size}: trained in {time.perf_counter() - started:.1f} s", flush=True)

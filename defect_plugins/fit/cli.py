@@ -23,6 +23,7 @@ threshold and rules. The same command given again after an interruption goes on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -150,6 +151,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .layouts import LayoutError
     from .logs import FitLog
 
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # every worker would split, stage, export and write the bundle
+        print("defect fit: error: started by torchrun / torch.distributed.run; run defect-fit itself with --nproc "
+              "(and --nnodes, --node-rank, --master-addr across machines): it starts the training's workers",
+              file=sys.stderr)
+        return 2
     try:
         dist = DistributedOptions(nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
                                   master_addr=args.master_addr, master_port=args.master_port)

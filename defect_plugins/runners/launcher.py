@@ -38,9 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
 
-from defect_plugins.compat import apply_all
-from defect_plugins.compat.package_lookup import get_installed_path
-from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
+if __name__ == "__main__" and "TORCHELASTIC_RUN_ID" in os.environ:
+    # a torch.distributed.run worker: end with its agent (never an orphan training), before the slow imports below
+    from defect_plugins.runners.process import die_with_parent_now
+
+    die_with_parent_now()
+
+from defect_plugins.compat import apply_all  # noqa: E402
+from defect_plugins.compat.package_lookup import get_installed_path  # noqa: E402
+from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config  # noqa: E402
 
 apply_all()  # before any config is parsed (``mmseg::`` bases need the package_lookup fix)
 
