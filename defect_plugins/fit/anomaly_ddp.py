@@ -44,6 +44,7 @@ def _rank_record(run_dir: Path, rank: int, backend: str) -> Any:  # noqa: ANN401
             self.images += int(image.shape[0]) if image is not None else 0
 
         def on_train_end(self, trainer: Any, pl_module: Any) -> None:  # noqa: ANN401
+            import torch
             import torch.distributed as torch_dist
 
             folder = run_dir / RANKS
@@ -52,7 +53,7 @@ def _rank_record(run_dir: Path, rank: int, backend: str) -> Any:  # noqa: ANN401
                 "rank": trainer.global_rank, "world_size": trainer.world_size, "local_rank": trainer.local_rank,
                 "node_rank": trainer.node_rank, "strategy": type(trainer.strategy).__name__,
                 "backend": torch_dist.get_backend() if torch_dist.is_initialized() else backend,
-                "batches": self.batches, "images": self.images}, indent=2)
+                "batches": self.batches, "images": self.images, "threads": torch.get_num_threads()}, indent=2)
 
     return RankRecord()
 

@@ -3,7 +3,7 @@
 mmengine logs to a file from rank 0 only (``MMLogger``), so its log cannot show that the other ranks trained.
 This hook, listed in the configs ``defect-fit`` writes (``custom_hooks``, loaded by ``custom_imports``), makes
 every rank write ``WORK_DIR/ranks/rank<R>.json`` at the end of training: its rank, the world size and backend
-of the process group, and the iterations and images of this run. It is registered in mmengine's root
+of the process group, its torch threads, and the iterations and images of this run. It is registered in mmengine's root
 ``HOOKS`` registry, which mmpretrain's and mmseg's registries fall back to (mmengine's registry docs: a child
 registry searches its parent), under a name of its own so it clashes with no toolkit's hook.
 """
@@ -35,6 +35,7 @@ class FitRankRecordHook(Hook):
         self.images += len(inputs) if inputs is not None else 0
 
     def after_train(self, runner: Any) -> None:  # noqa: ANN401
+        import torch
         import torch.distributed as torch_dist
         from mmengine.dist import get_dist_info
 
@@ -46,4 +47,4 @@ class FitRankRecordHook(Hook):
         atomic_write_json(folder / f"rank{rank}.json", {
             "rank": rank, "world_size": world_size,
             "backend": torch_dist.get_backend() if torch_dist.is_initialized() else None,
-            "iterations": self.iterations, "images": self.images}, indent=2)
+            "iterations": self.iterations, "images": self.images, "threads": torch.get_num_threads()}, indent=2)

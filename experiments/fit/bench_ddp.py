@@ -10,7 +10,10 @@ Each run is the product's command on one tiny synthetic set (three classes, rand
   ``scalars.json``, the first logged record of the run left out), i.e. the rate once the workers run.
 
 On a machine with fewer cores than processes x threads, expect nothing from a second process: the two share the
-cores. The figures are for this script's data and machine only; the JSON records both, with the command.
+cores. torchrun starts each worker with ``OMP_NUM_THREADS=1`` unless it is set; one process uses torch's default
+(one thread per core), so on a machine other jobs also load, the one multi-threaded process suffers most: the
+figures record the threads and the load average, and a fair comparison sets ``OMP_NUM_THREADS`` for both.
+The figures are for this script's data and machine only; the JSON records both, with the commands.
 
     python experiments/fit/bench_ddp.py --json experiments/fit/runs/bench_ddp.json
 """
@@ -81,6 +84,7 @@ def run_one(data: Path, folder: Path, nproc: int, args: argparse.Namespace) -> d
             "images_per_s_end_to_end": round(images / seconds, 2) if seconds else None,
             "seconds_per_iteration": round(per_iteration, 4) if per_iteration else None,
             "images_per_s_steady": round(global_batch / per_iteration, 2) if per_iteration else None,
+            "threads_per_process": processes["ranks"][0].get("threads") if processes["ranks"] else None,
             "fit_wall_seconds": round(wall, 1), "ranks": processes["ranks"]}
 
 
