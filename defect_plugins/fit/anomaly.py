@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .distributed import DistributedOptions
 from .layouts import AnomalyData
 from .split import Split, split_groups
 
@@ -58,6 +59,7 @@ class AnomalyOptions:
     int8: bool = True
     int8_tolerance: float = 0.02
     num_workers: int = 0
+    dist: DistributedOptions = field(default_factory=DistributedOptions)
     log: Callable[[str], None] = field(default=print, repr=False)
 
 
@@ -121,6 +123,33 @@ def model_class(name: str) -> type:
         image_models = sorted(n for n in known.values() if n[0].isupper() and not n.endswith(("Module", "Processor")))
         raise ValueError(f"--model {name!r}: not an anomalib model; expected {AKF_RD} or one of {image_models}")
     return getattr(models, known[key])
+
+
+def refuse_memory_bank(names: Sequence[str], dist: DistributedOptions) -> None:
+    """Stop a ``--nproc``/``--nnodes`` fit of a memory-bank model before anything runs, saying why.
+
+    anomalib's memory-bank models (``MemoryBankMixin``: PatchCore, PaDiM, DFM, DFKDE, ...) collect the
+    training features of the images their process sees and build the bank from them at the end of the one
+    epoch. Under DDP every rank sees only its shard, so each rank's bank, and the checkpoint rank 0 saves,
+    would hold only 1/N of the training images' features (anomalib issue #2673, open; their
+    ``trainer_arguments`` also pin ``devices=1``). Gathering the features across ranks would need changing
+    anomalib's models, and gains little: they train in one pass without gradients, and the coreset selection
+    runs on one process anyway. So they are refused, not fitted wrong.
+    """
+    if not dist.distributed:
+        return
+    from anomalib.models.components import MemoryBankMixin
+
+    banks = [model_class(name).__name__ for name in names if issubclass(model_class(name), MemoryBankMixin)]
+    if banks:
+        which = ", ".join(banks)
+        raise ValueError(
+            f"--nproc {dist.nproc} --nnodes {dist.nnodes}: {which} {'is a' if len(banks) == 1 else 'are'} memory-bank "
+            f"model{'s' if len(banks) > 1 else ''}; under DDP each process would keep only the features of its own "
+            f"share of the training images, so the saved bank would miss {dist.world_size - 1} of every "
+            f"{dist.world_size} (anomalib issue #2673). Fit {which} with --nproc 1 (one pass, no gradients)"
+            + (", or leave it out of --candidates" if len(names) > 1 else "")
+            + f"; {AKF_RD} (the default) trains by gradient and runs on several processes.")
 
 
 def _sha256(path: Path) -> str:
@@ -200,36 +229,125 @@ def _progress_callback(epochs: int, log: Callable[[str], None]) -> Any:  # noqa:
     return FitProgress()
 
 
+def train_distributed(name: str, stage: Path, run_dir: Path, epochs: int, options: AnomalyOptions) -> dict[str, Any]:
+    """The training alone on ``options.dist`` processes: ``torch.distributed.run`` on :mod:`.anomaly_ddp`.
+
+    A child process, like the mmengine Runner's (:mod:`.openmmlab`): the fit's own process stays one process
+    (it stages, exports and calibrates), and Lightning's DDP runs in workers started the way its docs describe
+    for torchrun. Rank 0's per-epoch lines are relayed to the terminal; what each rank did is returned.
+    """
+    import json
+    import os
+    import subprocess
+
+    from defect_plugins.runners.process import die_with_parent
+
+    from .anomaly_ddp import PROGRESS, RANKS, write_spec
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    progress = run_dir / PROGRESS
+    progress.unlink(missing_ok=True)
+    for old in (run_dir / RANKS).glob("rank*.json"):
+        old.unlink()
+    spec = write_spec(run_dir / "ddp_spec.json", name=name, stage=stage, run_dir=run_dir, epochs=epochs,
+                      options=options)
+    command = options.dist.torchrun("defect_plugins.fit.anomaly_ddp", [str(spec)], options.dist.port())
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=dict(os.environ), preexec_fn=die_with_parent())
+    relayed = 0
+    while True:
+        ended = process.poll() is not None
+        if progress.is_file():
+            lines = progress.read_text(encoding="utf-8").splitlines()
+            for line in lines[relayed:]:
+                options.log(line)
+            relayed = len(lines)
+        if ended:
+            break
+        time.sleep(0.5)
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{name}: the training on {options.dist.describe()} failed (exit {process.returncode}); "
+                           f"the workers' output is in the fit's log file")
+    ranks = [json.loads(p.read_text()) for p in sorted((run_dir / RANKS).glob("rank*.json"))]
+    trained = ", ".join(f"rank {r['rank']}: {r['images']} images" for r in ranks)
+    options.log(f"[fit] {name}: trained on {options.dist.describe()} in {seconds:.1f} s"
+                + (f" ({trained} on this machine)" if trained else ""))
+    return {"seconds": seconds, "ranks": ranks}
+
+
+def epoch_checkpoint(checkpoints: Path) -> Any:  # noqa: ANN401
+    """``checkpoints/last.ckpt`` after every epoch (global rank 0 writes it), from which a fit given again resumes.
+
+    anomalib's ``ModelCheckpoint`` (the engine adds its own unless one of that class is given). Lightning 2.6
+    writes ``last.ckpt`` at an epoch's end only when a top-k checkpoint was saved in the same step
+    (``ModelCheckpoint.on_train_epoch_end``), so ``save_top_k=0`` left only the final one and a fit cut off
+    mid-training started over. Keeping the newest epoch (``save_top_k=1`` without a monitor, one file
+    overwritten, no version suffix) makes ``last.ckpt`` follow every epoch.
+    """
+    from anomalib.callbacks.checkpoint import ModelCheckpoint
+
+    return ModelCheckpoint(dirpath=checkpoints, filename="epoch", save_last=True, save_top_k=1, every_n_epochs=1,
+                           enable_version_counter=False)
+
+
+def _finished_epochs(checkpoint: Path) -> int:
+    """Epochs completed by :func:`epoch_checkpoint`'s ``last.ckpt``, 0 without one: no workers for a finished run.
+
+    It is written at an epoch's end, while Lightning's ``current_epoch`` (the checkpoint's ``epoch``) still
+    counts that epoch from 0: the end of epoch ``e`` means ``e + 1`` epochs done.
+    """
+    if not checkpoint.is_file():
+        return 0
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False).get("epoch", -1)) + 1
+
+
 def train(name: str, stage: Path, run_dir: Path, options: AnomalyOptions) -> tuple[Any, dict[str, Any]]:
     """Fit ``name`` on the staged data with anomalib's Engine (resuming ``run_dir``'s last epoch), then validate.
 
     Validation runs once, after the last epoch, on the calibration part: it sets the post-processor's
-    normalisation that the export bakes into the IR.
+    normalisation that the export bakes into the IR. With several processes (``options.dist``) the epochs run
+    in :func:`train_distributed`'s workers first; this process then resumes from their last checkpoint, which is
+    already at the last epoch, so it only loads the weights and validates. On a machine other than 0 the model
+    is ``None``: machine 0 holds the checkpoint and writes the bundle.
     """
     from anomalib.engine import Engine
     from lightning.pytorch import seed_everything
-    from anomalib.callbacks.checkpoint import ModelCheckpoint  # anomalib adds its own unless one of its class is given
-
     seed_everything(options.seed, workers=True)
     model, teacher = build_model(name, options)
     epochs = int(model.trainer_arguments.get("max_epochs", options.epochs or DEFAULT_EPOCHS))
     checkpoints = run_dir / "checkpoints"
     last = checkpoints / "last.ckpt"
+    processes = options.dist.record(options.batch_size, f"{name}'s own optimiser settings, not rescaled "
+                                                        f"with the global batch")
+    ddp = None
+    if options.dist.distributed and _finished_epochs(last) >= epochs:
+        options.log(f"[fit] {name}: training finished earlier ({last})")
+        ddp = {"seconds": 0.0, "ranks": []}
+    elif options.dist.distributed:
+        if last.is_file():
+            options.log(f"[fit] resuming {name} from {last}")
+        ddp = train_distributed(name, stage, run_dir, epochs, options)
+        processes["ranks"] = ddp["ranks"]  # this machine's (each machine's fit sees its own workers' records)
+        if not options.dist.writes_bundle:
+            return None, {"epochs": epochs, "train_seconds": round(ddp["seconds"], 1), "processes": processes}
     engine = Engine(logger=False, default_root_dir=run_dir, max_epochs=epochs, accelerator=options.device,
                     devices=1, precision=options.precision, enable_progress_bar=False,
                     enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
                     callbacks=[_progress_callback(epochs, options.log),
-                               ModelCheckpoint(dirpath=checkpoints, save_last=True, save_top_k=0, every_n_epochs=1)])
+                               epoch_checkpoint(checkpoints)])
     data = datamodule(stage, options)
-    if last.is_file():
+    if last.is_file() and ddp is None:
         options.log(f"[fit] resuming {name} from {last}")
     started = time.perf_counter()
     engine.fit(model=model, datamodule=data, ckpt_path=str(last) if last.is_file() else None)
-    train_seconds = time.perf_counter() - started
+    train_seconds = ddp["seconds"] if ddp is not None else time.perf_counter() - started
     engine.trainer.limit_val_batches = 1.0
     engine.validate(model=model, datamodule=data, verbose=False)
     return model, {"epochs": epochs, "train_seconds": round(train_seconds, 1), "teacher": teacher,
-                   "anomalib_model": f"{type(model).__module__}.{type(model).__name__}"}
+                   "anomalib_model": f"{type(model).__module__}.{type(model).__name__}", "processes": processes}
 
 
 def defect_score(outputs: Sequence[np.ndarray], metadata: Any) -> tuple[float, None]:  # noqa: ANN401
@@ -321,6 +439,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
 
     started = time.perf_counter()
     out = check_out(out, overwrite)
+    refuse_memory_bank(list(options.candidates) if options.model == "auto" else [options.model], options.dist)
     data = find_anomaly_data(data_root)
     work = work_folder(out, work_dir)
     split = held_out_split(work, data.root, lambda: make_split(data, options.seed), options.log)
@@ -339,6 +458,14 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
 
     files = split.files("calibration") + split.files("test")
     names = list(options.candidates) if options.model == "auto" else [options.model]
+    from .distributed import batch_line
+
+    options.log(batch_line(options.dist, options.batch_size))
+    if not options.dist.writes_bundle:
+        for name in names:
+            train(name, stage, work / "runs" / name, options)
+        options.log(f"[fit] machine {options.dist.node_rank}: training done; machine 0 exports and writes the bundle")
+        return out
     candidates = [_candidate(name, stage, data, split, work, options, files) for name in names]
     best = max(candidates, key=lambda c: c["evidence"]["calibration"]["recall"]["value"])
     if len(candidates) > 1:
@@ -442,6 +569,7 @@ def fit_anomaly(data_root: str | Path, out: str | Path, options: AnomalyOptions,
 def render_card(card: dict[str, Any]) -> str:
     """``card.md``: what a quality engineer reads first (the same facts as ``card.json``)."""
     from .assemble import fmt_rate, overhead_text
+    from .distributed import card_line
 
     default = card["threshold"]["default_precision"]
     evidence = card["evidence"][default]
@@ -474,6 +602,7 @@ def render_card(card: dict[str, Any]) -> str:
     lines += ["", "## Model and training", "",
               f"- {card['anomalib_model']}, {card['training'].get('epochs')} epochs, "
               f"{card['training'].get('train_seconds')} s of training",
+              card_line(card["training"].get("processes")),
               f"- backbone {teacher.get('backbone')}, weights: {teacher.get('weights')}"
               + (f" (sha256 {teacher['sha256'][:16]})" if teacher.get("sha256") else ""),
               ]

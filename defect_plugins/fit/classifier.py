@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .distributed import DistributedOptions
 from .layouts import ClassData
 from .split import Split, split_groups
 
@@ -49,7 +50,17 @@ class ClassifierOptions:
     max_false_reject: float = 0.01
     int8: bool = True
     int8_tolerance: float = 0.02
+    dist: DistributedOptions = field(default_factory=DistributedOptions)
     log: Callable[[str], None] = field(default=print, repr=False)
+
+
+def lr_rule(options: ClassifierOptions) -> str:
+    """The card's learning-rate rule: ``--lr`` is the global batch's, never rescaled (mmengine's auto_scale_lr off)."""
+    world = options.dist.world_size
+    rule = f"--lr {options.lr:g} as given, for the global batch (no automatic scaling"
+    if world > 1:
+        rule += f"; the linear rule would give {options.lr * world:g} to keep one process's lr per image"
+    return rule + ")"
 
 
 def make_split(data: ClassData, seed: int) -> Split:
@@ -78,6 +89,7 @@ def write_config(path: Path, *, classes: Sequence[str], staged: Path, annotation
     """The mmpretrain config of this fit (atomically); returns it and the loss chosen."""
     from defect_plugins.fileio import atomic_write_text
 
+    from .distributed import backend
     from .domain_teacher import warmup_cosine
 
     depth, channels = BACKBONES[options.backbone]
@@ -109,7 +121,8 @@ def write_config(path: Path, *, classes: Sequence[str], staged: Path, annotation
 
     values: dict[str, Any] = {
         "default_scope": "mmpretrain",
-        "custom_imports": dict(imports=["defect_plugins.cls"], allow_failed_imports=False),
+        "custom_imports": dict(imports=["defect_plugins.cls", "defect_plugins.fit.rank_hook"],
+                               allow_failed_imports=False),
         "model": model,
         # ImageNet statistics, BGR -> RGB: what torchvision's pretrained ResNets expect
         "data_preprocessor": dict(num_classes=len(classes), mean=[123.675, 116.28, 103.53],
@@ -124,11 +137,12 @@ def write_config(path: Path, *, classes: Sequence[str], staged: Path, annotation
         "default_hooks": dict(logger=dict(type="LoggerHook", interval=10),
                               checkpoint=dict(type="CheckpointHook", interval=1, max_keep_ckpts=1)),
         "env_cfg": dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-                        dist_cfg=dict(backend="nccl")),
+                        dist_cfg=dict(backend=backend(options.device))),  # used with --nproc > 1
         "randomness": dict(seed=options.seed, deterministic=False),
     }
+    values["custom_hooks"] = [dict(type="FitRankRecordHook")]  # what each process trained on (--nproc)
     if loss["type"] == "ImbalanceAdaptiveLoss":
-        values["custom_hooks"] = [dict(type="ImbalanceAdaptiveWeightHook", interval=1, by_epoch=True)]
+        values["custom_hooks"].append(dict(type="ImbalanceAdaptiveWeightHook", interval=1, by_epoch=True))
     lines = ["# Written by defect-fit classifier (defect_plugins/fit/classifier.py): one run, mmpretrain's Runner.",
              "_base_ = ['mmpretrain::_base_/default_runtime.py']"]
     lines += [f"{key} = {value!r}" for key, value in values.items()]
@@ -176,7 +190,8 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
     from defect_plugins.deploy.export import export_model, load_model
 
     from .anomaly import check_enough_good
-    from .openmmlab import train_openmmlab
+    from .distributed import batch_line
+    from .openmmlab import rank_records, train_openmmlab
     from .assemble import (check_out, command_line, finish, fmt_rate, held_out_split, quantize_checked, resave,
                            versions, work_folder, write_card, write_predictions, write_rules)
     from .assemble import overhead
@@ -210,7 +225,12 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
     config, loss_name = write_config(work / "config.py", classes=data.classes, staged=staged,
                                      annotations=annotations, train_counts=train_counts, options=options)
     options.log(f"[fit] mmpretrain {options.backbone}, {options.epochs} epochs, loss: {loss_name}")
-    checkpoint, train_seconds = train_openmmlab("mmpretrain", config, work / "train", options.epochs, options.log)
+    options.log(batch_line(options.dist, options.batch_size))
+    checkpoint, train_seconds = train_openmmlab("mmpretrain", config, work / "train", options.epochs, options.log,
+                                                options.dist)
+    if not options.dist.writes_bundle:
+        options.log(f"[fit] machine {options.dist.node_rank}: training done; machine 0 exports and writes the bundle")
+        return out
 
     size = (options.image_size, options.image_size)
     fp32 = work / "ir" / "fp32.xml"
@@ -290,6 +310,8 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
             "resize_metadata": metadata_resize(options.resize),
             "training": {"epochs": options.epochs, "loss": loss_name, "weights": options.weights or "random",
                          "batch_size": options.batch_size, "lr": options.lr, "train_seconds": round(train_seconds, 1),
+                         "processes": {**options.dist.record(options.batch_size, lr_rule(options)),
+                                       "ranks": rank_records(work / "train")},
                          "config": config.read_text()},
             "threshold": {"max_false_reject": options.max_false_reject if options.ok_class else None,
                           "default_precision": default, "by_precision": thresholds,
@@ -326,6 +348,7 @@ def fit_classifier(data_root: str | Path, out: str | Path, options: ClassifierOp
 def render_card(card: dict[str, Any]) -> str:
     """``card.md`` of a classifier bundle (the same facts as ``card.json``)."""
     from .assemble import fmt_rate, overhead_text
+    from .distributed import card_line
 
     default = card["threshold"]["default_precision"]
     evidence = card["evidence"][default]
@@ -361,6 +384,7 @@ def render_card(card: dict[str, Any]) -> str:
               f"- image size {card['image_size']} px, resize {card['resize']} (`{card['resize_metadata']}` in the IR)",
               f"- {training['epochs']} epochs, loss {training['loss']}, initial weights {training['weights']}, "
               f"{training['train_seconds']} s of training",
+              card_line(training.get("processes")),
               f"- INT8: {'kept' if default == 'INT8' else 'not kept (' + str(card['int8'].get('reason')) + ')'}",
               "", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; the rest "
               f"(split, staging, export, scoring, INT8, card) is {overhead_text(timing)}.", "",

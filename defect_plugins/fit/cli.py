@@ -12,6 +12,10 @@
     defect fit segmentor DATA --out BUNDLE [--classes background scratch ...] [--width 32] [--epochs 30]
         [--model unet|arcd]
 
+Every family takes ``--nproc N`` (training processes on this machine, torch.distributed: gloo on a CPU, NCCL
+with CUDA) and, across machines, ``--nnodes M --node-rank R --master-addr HOST [--master-port P]`` given the
+same on every machine but for ``--node-rank``; machine 0 writes the bundle (:mod:`.distributed`).
+
 Then ``defect-infer --model BUNDLE IMAGES`` or ``defect-station --model BUNDLE``: both use the bundle's
 threshold and rules. The same command given again after an interruption goes on where it stopped
 (``BUNDLE.work`` keeps the split, the staged images and the last epoch).
@@ -19,9 +23,39 @@ threshold and rules. The same command given again after an interruption goes on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``minimum`` (``--nproc 0`` is refused before anything runs)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _distributed(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "several processes (torch.distributed)",
+        "the training runs on NPROC processes per machine (gloo on a CPU, NCCL with CUDA); each takes "
+        "--batch-size images per step, so the global batch is NPROC x NNODES x --batch-size, and the learning "
+        "rate is not rescaled. Machine 0 (--node-rank 0) exports, calibrates and writes the bundle.")
+    group.add_argument("--nproc", type=_at_least(1), default=1, help="training processes on this machine (default 1)")
+    group.add_argument("--nnodes", type=_at_least(1), default=1, help="machines taking part (default 1)")
+    group.add_argument("--node-rank", type=_at_least(0), default=0, help="this machine's number, 0 to NNODES-1")
+    group.add_argument("--master-addr", default="127.0.0.1", help="address of machine 0, reachable from all")
+    group.add_argument("--master-port", type=_at_least(1), help="rendezvous port on machine 0 (default: a free port "
+                                                                "on one machine, 29500 across machines)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +80,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work-dir", type=Path, help="where the split, staged images and runs live "
                                                       "(default: OUT.work; removed after success)")
     parser.add_argument("--keep-work", action="store_true", help="keep the work folder after success")
+    _distributed(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,8 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``defect fit FAMILY DATA --out BUNDLE``: 0 with the bundle written, 2 with the reason on stderr."""
     args = build_parser().parse_args(argv)
     from .calibration import CalibrationError
+    from .distributed import DistributedOptions
     from .layouts import LayoutError
     from .logs import FitLog
+
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # every worker would split, stage, export and write the bundle
+        print("defect fit: error: started by torchrun / torch.distributed.run; run defect-fit itself with --nproc "
+              "(and --nnodes, --node-rank, --master-addr across machines): it starts the training's workers",
+              file=sys.stderr)
+        return 2
+    try:
+        dist = DistributedOptions(nproc=args.nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                                  master_addr=args.master_addr, master_port=args.master_port)
+    except ValueError as error:
+        print(f"defect fit: error: {error}", file=sys.stderr)
+        return 2
 
     log_path = args.out.with_name(args.out.name + ".log")
     log = FitLog(log_path)
@@ -128,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 resize=args.resize, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                 device=args.device, precision=args.precision, coreset_ratio=args.coreset_ratio,
                 max_false_reject=args.max_false_reject, int8=not args.no_int8, int8_tolerance=args.int8_tolerance,
-                log=log)
+                dist=dist, log=log)
             with log.quiet():
                 fit_anomaly(args.data, args.out, options, work_dir=args.work_dir, overwrite=args.overwrite,
                             keep_work=args.keep_work, argv=argv)
@@ -139,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 classes=args.classes, model=args.model, stage1_epochs=args.stage1_epochs, width=args.width,
                 image_size=args.image_size, resize=args.resize,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_area=args.min_area,
-                int8=not args.no_int8, int8_tolerance=args.int8_tolerance, log=log)
+                int8=not args.no_int8, int8_tolerance=args.int8_tolerance, dist=dist, log=log)
             with log.quiet():
                 fit_segmentor(args.data, args.out, options, work_dir=args.work_dir, overwrite=args.overwrite,
                               keep_work=args.keep_work, argv=argv)
@@ -151,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 weights=None if args.weights == "none" else args.weights, image_size=args.image_size,
                 resize=args.resize, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                 device=args.device, max_false_reject=args.max_false_reject, int8=not args.no_int8,
-                int8_tolerance=args.int8_tolerance, log=log)
+                int8_tolerance=args.int8_tolerance, dist=dist, log=log)
             with log.quiet():
                 fit_classifier(args.data, args.out, options, work_dir=args.work_dir, overwrite=args.overwrite,
                                keep_work=args.keep_work, argv=argv)

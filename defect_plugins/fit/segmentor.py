@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .distributed import DistributedOptions
 from .layouts import SegData
 from .split import Split
 
@@ -47,7 +48,19 @@ class SegmentorOptions:
     min_area: int = 4
     int8: bool = True
     int8_tolerance: float = 0.02
+    dist: DistributedOptions = field(default_factory=DistributedOptions)
     log: Callable[[str], None] = field(default=print, repr=False)
+
+
+def lr_rule(options: SegmentorOptions) -> str:
+    """The card's learning-rate rule: the configured rates are the global batch's, never rescaled."""
+    if options.model == "arcd":
+        from .arcd import STAGE1_LR, STAGE2_LR
+
+        rates = f"ARCD's Adam {STAGE1_LR:g} (stage 1) and AdamW {STAGE2_LR:g} (stage 2)"
+    else:
+        rates = f"--lr {options.lr:g}"
+    return f"{rates} as given, for the global batch (no automatic scaling)"
 
 
 def dominant_groups(data: SegData) -> dict[str, list[Path]]:
@@ -141,10 +154,16 @@ def write_mmseg_config(path: Path, values: dict[str, Any], what: str) -> Path:
     """An mmseg config file of ``values`` over mmseg's default runtime (atomically)."""
     from defect_plugins.fileio import atomic_write_text
 
+    from .distributed import backend
+
     lines = [f"# Written by defect-fit segmentor ({what}): one run, mmseg's Runner.",
              "_base_ = ['mmseg::_base_/default_runtime.py']",
              "default_scope = 'mmseg'",
-             "custom_imports = " + repr(dict(imports=["defect_plugins.seg"], allow_failed_imports=False))]
+             "custom_imports = " + repr(dict(imports=["defect_plugins.seg", "defect_plugins.fit.rank_hook"],
+                                             allow_failed_imports=False)),
+             # merged into the base's env_cfg; used with --nproc > 1 (NCCL needs CUDA)
+             "env_cfg = " + repr(dict(dist_cfg=dict(backend=backend()))),
+             "custom_hooks = " + repr([dict(type="FitRankRecordHook")])]  # what each process trained on (--nproc)
     lines += [f"{key} = {value!r}" for key, value in values.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, "\n".join(lines) + "\n")
@@ -182,12 +201,12 @@ def _train_arcd(data: SegData, staged: Path, work: Path,
     epochs1 = options.stage1_epochs or options.epochs
     config1 = write_stage1_config(work / "config_stage1.py", staged=staged, options=options, epochs=epochs1)
     options.log(f"[fit] ARCD stage 1: reconstructor (width {reconstructor_width(options)}), {epochs1} epochs")
-    recon, seconds1 = train_openmmlab("mmseg", config1, work / "train_stage1", epochs1, options.log)
+    recon, seconds1 = train_openmmlab("mmseg", config1, work / "train_stage1", epochs1, options.log, options.dist)
     config = write_stage2_config(work / "config.py", classes=data.classes, staged=staged, options=options,
                                  reconstructor_checkpoint=recon)
     options.log(f"[fit] ARCD stage 2: UNet (width {options.width}) on image + reconstruction, focal loss, "
                 f"{options.epochs} epochs")
-    checkpoint, seconds2 = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log)
+    checkpoint, seconds2 = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log, options.dist)
     name = (f"ARCD: reconstructor width {reconstructor_width(options)} + mmseg UNet width {options.width}, FCNHead, "
             f"focal loss")
     return config, checkpoint, seconds1 + seconds2, name
@@ -260,8 +279,9 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
     from .assemble import (check_out, command_line, finish, fmt_rate, held_out_split, quantize_checked, resave,
                            versions, work_folder, write_card, write_predictions, write_rules)
     from .assemble import overhead
+    from .distributed import batch_line
     from .layouts import check_mask_values, find_seg_data
-    from .openmmlab import train_openmmlab
+    from .openmmlab import rank_records, train_openmmlab
     from .split import split_groups
     from .stage import metadata_resize
 
@@ -288,13 +308,18 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
     stage_started = time.perf_counter()
     stage(data, split, staged, options.image_size, options.resize)
     stage_seconds = time.perf_counter() - stage_started
+    options.log(batch_line(options.dist, options.batch_size))
     if options.model == "arcd":
         config, checkpoint, train_seconds, model_name = _train_arcd(data, staged, work, options)
     else:
         config = write_config(work / "config.py", classes=data.classes, staged=staged, options=options)
         options.log(f"[fit] mmseg UNet (width {options.width}), {options.epochs} epochs")
-        checkpoint, train_seconds = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log)
+        checkpoint, train_seconds = train_openmmlab("mmseg", config, work / "train", options.epochs, options.log,
+                                                    options.dist)
         model_name = f"mmseg EncoderDecoder, UNet width {options.width}, FCNHead"
+    if not options.dist.writes_bundle:
+        options.log(f"[fit] machine {options.dist.node_rank}: training done; machine 0 exports and writes the bundle")
+        return out
 
     size = (options.image_size, options.image_size)
     fp32 = work / "ir" / "fp32.xml"
@@ -352,6 +377,8 @@ def fit_segmentor(data_root: str | Path, out: str | Path, options: SegmentorOpti
             "image_size": options.image_size, "resize": options.resize,
             "resize_metadata": metadata_resize(options.resize),
             "training": {"epochs": options.epochs, "train_seconds": round(train_seconds, 1),
+                         "processes": {**options.dist.record(options.batch_size, lr_rule(options)),
+                                       "ranks": rank_records(work / "train")},
                          "config": config.read_text(), **_stage1_facts(options, work)},
             "decision": f"defect when a defect class covers a region of at least {options.min_area} pixels "
                         "(not calibrated: no continuous score)",
@@ -386,6 +413,7 @@ def _fmt(value: float | None) -> str:
 def render_card(card: dict[str, Any]) -> str:
     """``card.md`` of a segmentor bundle (the same facts as ``card.json``)."""
     from .assemble import fmt_rate, overhead_text
+    from .distributed import card_line
 
     default = card["threshold"]["default_precision"]
     test = card["evidence"][default]["test"]
@@ -410,6 +438,7 @@ def render_card(card: dict[str, Any]) -> str:
               + (f" (ARCD: stage 1, the reconstructor of width {card['training']['stage1']['reconstructor_width']}, "
                  f"{card['training']['stage1']['epochs']} epochs on {card['training']['stage1']['images']}; "
                  f"then stage 2)" if "stage1" in card["training"] else ""),
+              card_line(card["training"].get("processes")),
               f"- INT8: {'kept' if default == 'INT8' else 'not kept (' + str(card['int8'].get('reason')) + ')'}",
               "", "## Time", "", f"{timing['total_seconds']} s in all, {timing['train_seconds']} s training; the rest "
               f"is {overhead_text(timing)}.", "",

@@ -8,8 +8,11 @@ the compatibility fixes *before* the config is parsed, which matters for configs
 
 Console commands (one process, or GPUS processes per node through ``torch.distributed.run``)::
 
-    defect-train {mmpretrain,mmseg} CONFIG [GPUS] [train.py args...]
-    defect-test  {mmpretrain,mmseg} CONFIG CHECKPOINT [GPUS] [test.py args...]
+    defect-train {mmpretrain,mmseg} CONFIG [GPUS | --nproc N] [train.py args...]
+    defect-test  {mmpretrain,mmseg} CONFIG CHECKPOINT [GPUS | --nproc N] [test.py args...]
+
+``--nproc N`` is the named form of GPUS (the name ``defect-fit`` uses; on a machine without CUDA the
+processes share the CPU through gloo, :mod:`defect_plugins.compat.distributed_cpu`).
 
 Across nodes, as OpenMMLab's ``dist_train.sh``: ``NNODES``, ``NODE_RANK``, ``MASTER_ADDR`` and
 ``PORT`` (defaults 1, 0, 127.0.0.1, 29500). CONFIG is a file path or a packaged config name
@@ -35,9 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
 
-from defect_plugins.compat import apply_all
-from defect_plugins.compat.package_lookup import get_installed_path
-from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config
+if __name__ == "__main__" and "TORCHELASTIC_RUN_ID" in os.environ:
+    # a torch.distributed.run worker: end with its agent (never an orphan training), before the slow imports below
+    from defect_plugins.runners.process import die_with_parent_now
+
+    die_with_parent_now()
+
+from defect_plugins.compat import apply_all  # noqa: E402
+from defect_plugins.compat.package_lookup import get_installed_path  # noqa: E402
+from defect_plugins.packaged_configs import ConfigNotFoundError, resolve_config  # noqa: E402
 
 apply_all()  # before any config is parsed (``mmseg::`` bases need the package_lookup fix)
 
@@ -166,10 +175,10 @@ def _launch_parser(script: str, prog: str) -> argparse.ArgumentParser:
     checkpoint = " CHECKPOINT" if script == "test" else ""
     parser = argparse.ArgumentParser(
         prog=prog, allow_abbrev=False,
-        usage=f"{prog} {{mmpretrain,mmseg}} CONFIG{checkpoint} [GPUS] [{script}.py args...]",
+        usage=f"{prog} {{mmpretrain,mmseg}} CONFIG{checkpoint} [GPUS | --nproc N] [{script}.py args...]",
         description=f"Run {'training' if script == 'train' else 'evaluation'} with the toolkit's own "
-                    f"tools/{script}.py and the defect_plugins fixes loaded: one process, or GPUS processes "
-                    f"per node (NNODES, NODE_RANK, MASTER_ADDR, PORT for several nodes).",
+                    f"tools/{script}.py and the defect_plugins fixes loaded: one process, or GPUS (--nproc N) "
+                    f"processes per node (NNODES, NODE_RANK, MASTER_ADDR, PORT for several nodes).",
         epilog=f"e.g. {prog} mmpretrain neu_cls/sarsn34_neu_cls_64.py{' CKPT.pth' if checkpoint else ''} 2 "
                f"--work-dir work_dirs/sarsn34   (packaged configs: defect-configs list)")
     parser.add_argument("toolkit", choices=sorted(TOOLKITS), help="the OpenMMLab toolkit whose tools/ script runs")
@@ -217,16 +226,20 @@ def read_logged_scalars(work_dir: str | os.PathLike, key: str, extra: Sequence[s
 
 
 def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: str | os.PathLike,
-                            cfg_options: Sequence[str] = ()) -> list[str]:
-    """``defect-train TOOLKIT CONFIG --work-dir W [--resume] [--cfg-options ...]`` as the module form.
+                            cfg_options: Sequence[str] = (), *, nproc: int = 1) -> list[str]:
+    """``defect-train TOOLKIT CONFIG [--nproc N] --work-dir W [--resume] [--cfg-options ...]`` as the module form.
 
     ``--resume`` when mmengine recorded a checkpoint in ``W/last_checkpoint``, so a training cut off
-    goes on from its last checkpoint (the one place that decides it: ``defect-teacher`` and the
-    studies in a clone's ``experiments/`` use it).
+    goes on from its last checkpoint (the one place that decides it: ``defect-fit``, ``defect-teacher`` and
+    the studies in a clone's ``experiments/`` use it). ``nproc`` > 1 runs that many processes on this
+    machine through ``torch.distributed.run`` (:func:`distributed_command`; several machines: the
+    ``NNODES`` ... variables in the child's environment); rank 0 writes the checkpoints.
     """
+    if nproc < 1:
+        raise LauncherError(f"--nproc {nproc}: expected the number of processes per node, at least 1")
     run_dir = Path(work_dir)
     command = [sys.executable, "-m", "defect_plugins.runners.launcher", "launch", "train", toolkit, str(config),
-               "--work-dir", str(run_dir)]
+               *(["--nproc", str(nproc)] if nproc > 1 else []), "--work-dir", str(run_dir)]
     if (run_dir / "last_checkpoint").is_file():
         command.append("--resume")
     if cfg_options:
@@ -234,8 +247,30 @@ def resumable_train_command(toolkit: str, config: str | os.PathLike, work_dir: s
     return command
 
 
+def _pop_nproc(rest: list[str]) -> int | None:
+    """Take ``--nproc N`` / ``--nproc=N`` out of the upstream script's arguments; ``None`` when absent.
+
+    The toolkits' ``tools/train.py`` and ``tools/test.py`` have no ``--nproc`` option, so it can only be ours.
+    """
+    for index, arg in enumerate(rest):
+        if arg == "--nproc":
+            if index + 1 >= len(rest):
+                raise LauncherError("--nproc: expected the number of processes per node")
+            value = rest[index + 1]
+            del rest[index:index + 2]
+        elif arg.startswith("--nproc="):
+            value = arg.split("=", 1)[1]
+            del rest[index]
+        else:
+            continue
+        if not _GPUS.fullmatch(value) or int(value) < 1:
+            raise LauncherError(f"--nproc {value!r}: expected the number of processes per node, at least 1")
+        return int(value)
+    return None
+
+
 def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None = None) -> int:
-    """``defect-train`` / ``defect-test``: parse ``TOOLKIT CONFIG [CHECKPOINT] [GPUS] [args...]`` and run it."""
+    """``defect-train`` / ``defect-test``: parse ``TOOLKIT CONFIG [CHECKPOINT] [GPUS|--nproc N] [args...]``, run it."""
     if script not in SCRIPTS:
         raise LauncherError(f"unknown script {script!r}: expected one of {SCRIPTS}")
     parser = _launch_parser(script, prog or f"defect-{script}")
@@ -245,6 +280,11 @@ def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None =
     if rest and _GPUS.fullmatch(rest[0]):
         gpus = int(rest.pop(0))
     try:
+        nproc = _pop_nproc(rest)
+        if nproc is not None:
+            if gpus != 1:
+                raise LauncherError(f"GPUS={gpus} and --nproc {nproc}: give the number of processes once")
+            gpus = nproc
         config = find_config(args.config)
         upstream_script(args.toolkit, script)  # fail here, not in every worker
         if script == "test":
@@ -261,7 +301,7 @@ def launch(script: str, argv: Sequence[str] | None = None, *, prog: str | None =
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
-    """Console command ``defect-train {mmpretrain|mmseg} CONFIG [GPUS] [train.py args...]``."""
+    """Console command ``defect-train {mmpretrain|mmseg} CONFIG [GPUS | --nproc N] [train.py args...]``."""
     return launch("train", argv)
 
 

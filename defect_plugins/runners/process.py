@@ -41,3 +41,24 @@ def die_with_parent() -> Callable[[], None] | None:
             os._exit(1)
 
     return set_death_signal
+
+
+def die_with_parent_now() -> bool:
+    """The calling process gets SIGKILL when its parent dies: for a ``torch.distributed.run`` worker.
+
+    ``defect-fit --nproc`` starts ``torch.distributed.run`` with :func:`die_with_parent`, but the workers are the
+    elastic agent's children, started without it: if the fit is killed, the agent dies with it (SIGKILL, no
+    cleanup) and its workers would go on training as orphans. A worker calls this first thing, so it ends with
+    its agent. False where ``prctl`` cannot be had (not Linux); exits at once when the parent is already gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    parent = os.getppid()
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if parent == 1 or os.getppid() != parent:  # the agent died before prctl took effect
+        os._exit(1)
+    return True

@@ -100,6 +100,28 @@ def test_gpus_packaged_name_and_checkpoint_reach_the_workers(monkeypatch, tmp_pa
     assert tail == ["test", "mmpretrain", CONFIG_PATH, str(checkpoint), "--work-dir", "w", "--launcher", "pytorch"]
 
 
+@pytest.mark.parametrize("named", [["--nproc", "2"], ["--nproc=2"]])
+def test_nproc_is_the_named_form_of_gpus(monkeypatch, named):
+    """``defect-train mmpretrain NAME --nproc 2``: the workers of GPUS=2; ``--nproc`` never reaches train.py."""
+    seen = []
+    monkeypatch.setattr(launcher, "_exec", lambda command: seen.append(command) or 0)
+    assert train_main(["mmpretrain", CONFIG, "--work-dir", "w", *named]) == 0
+    command = seen[0]
+    assert command[:3] == [sys.executable, "-m", "torch.distributed.run"] and "--nproc_per_node=2" in command
+    tail = command[command.index("defect_plugins.runners.launcher") + 1:]
+    assert tail == ["train", "mmpretrain", CONFIG_PATH, "--work-dir", "w", "--launcher", "pytorch"]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--nproc", "0"], "--nproc '0': expected the number of processes per node, at least 1"),
+    (["--nproc", "x"], "--nproc 'x': expected the number of processes per node, at least 1"),
+    (["--nproc"], "--nproc: expected the number of processes per node"),
+    (["2", "--nproc", "2"], "GPUS=2 and --nproc 2: give the number of processes once"),
+])
+def test_bad_nproc_is_refused(capsys, argv, expected):
+    assert expected in _exit_message(capsys, lambda: train_main(["mmpretrain", CONFIG, *argv]))
+
+
 def test_one_process_runs_the_upstream_script_with_its_own_options(monkeypatch, tmp_path, capsys):
     """Options after CONFIG (``--help`` here) reach mmpretrain's tools/train.py untouched."""
     monkeypatch.chdir(tmp_path)
@@ -138,6 +160,10 @@ def test_resumable_train_command_resumes_from_the_checkpoint_mmengine_recorded(t
     run_dir.mkdir()
     (run_dir / "last_checkpoint").write_text(str(run_dir / "epoch_3.pth"))
     assert launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir)[-1] == "--resume"
+    two = launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir, nproc=2)
+    assert two[6:9] == ["neu_cls/x.py", "--nproc", "2"] and two[-1] == "--resume"
+    with pytest.raises(LauncherError, match="--nproc 0"):
+        launcher.resumable_train_command("mmpretrain", "neu_cls/x.py", run_dir, nproc=0)
 
 
 def _scalars(work_dir: Path, folder: str, *records: dict) -> None:
