@@ -79,7 +79,7 @@ from .engine import Station, StationError
 from .guard import SESSION_COOKIE, LoginGate, StationGuard, allowed_hosts
 from .line.links import LineLinks
 from .line.shift import DEFAULT_SHIFTS, line_summary, parse_shifts
-from .store import StoreError, check_id
+from .store import StoreError, StoreUnavailable, check_id
 
 STATIC = Path(__file__).with_name("static")
 MAX_JSON_BYTES = 64 * 1024
@@ -360,6 +360,8 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
         return JSONResponse({"error": error.message}, status_code=error.status)
 
     async def store_error(request: Request, error: StoreError) -> Response:
+        if isinstance(error, StoreUnavailable):  # the database server is away (a restart): try again shortly
+            return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
         return JSONResponse({"error": str(error)}, status_code=400)
 
     async def busy(request: Request, error: HashBusy) -> Response:

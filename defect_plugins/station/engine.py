@@ -34,7 +34,7 @@ from .imaging import ImageRejected, data_url, decode_upload
 from .memory import Inspection, ModelState, ResultCache, States
 from .models import StationModel, load_models, rule_classes
 from .payload import inspection_payload, model_card
-from .store import Store, StoreError, token_hash
+from .store import Store, StoreError, StoreUnavailable, token_hash
 from .versions import BundleShelf, ModelSlots, Slot
 from .watch import WatchFolder
 
@@ -313,6 +313,8 @@ class Station:
                                            system_grade=system_grade,
                                            final_grade=grade if decision == "regrade" else system_grade,
                                            thresholds=thresholds, comment=comment)
+        except StoreUnavailable as error:  # the database server is away (a restart): not the request's fault
+            raise StationError(503, str(error)) from error
         except StoreError as error:
             raise StationError(404 if "does not exist" in str(error) else 400, str(error)) from error
 

@@ -116,9 +116,9 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def db_value(text: str) -> Path | str:
+def db_value(value: str) -> Path | str:
     """A ``--db`` argument: a database URL as given (``postgresql://...``, ``sqlite:///...``), else a file path."""
-    return text if "://" in text else Path(text)
+    return value if "://" in value else Path(value)
 
 
 def _verdict(value: str | None) -> str | None:

@@ -61,8 +61,10 @@ def make_engine(url: URL, *, busy_timeout_ms: Callable[[], int]) -> Engine:
     """An engine for ``url`` (from :func:`parse`); ``busy_timeout_ms()`` is read at every SQLite begin."""
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-    # check_same_thread=False: the pool hands a connection to one thread at a time (the ASGI server's pool)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms() / 1000})
+    # check_same_thread=False: the pool hands a connection to one thread at a time (the ASGI server's pool);
+    # max_overflow: as many connections as the server has request threads, not a wait for a free one
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms() / 1000},
+                           pool_size=5, max_overflow=60)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:

@@ -5,7 +5,9 @@ IRs (tests/fixtures/station.py :func:`version_shelf`), so the whole file runs in
 """
 from __future__ import annotations
 
+
 import pytest
+from sqlalchemy import text
 from starlette.testclient import TestClient
 
 from defect_plugins.deploy.grading import load_rules
@@ -109,7 +111,8 @@ def test_an_engineer_shadows_activates_rolls_back_and_reads_the_report(served):
     assert answer.status_code == 200 and answer.json()["shadow"] is None
 
     with station.store.transaction() as conn:
-        trail = [row[0] for row in conn.execute("SELECT action FROM audit WHERE action LIKE 'model_%' ORDER BY id")]
+        trail = [row[0] for row in conn.execute(
+            text("SELECT action FROM audit WHERE action LIKE 'model_%' ORDER BY id"))]
     assert trail == ["model_shadow_started", "model_activated", "model_auto_rollback", "model_rolled_back",
                      "model_rolled_back", "model_shadow_started", "model_shadow_stopped"]
     assert verify(station.store).ok

@@ -33,6 +33,14 @@ def accounts(tmp_path):
     store.close()
 
 
+@pytest.fixture
+def any_accounts(station_db):
+    """Accounts on an SQLite file, then on a PostgreSQL database (tests/fixtures/postgres.py)."""
+    store = Store(station_db)
+    yield Accounts(store, cost=FAST)
+    store.close()
+
+
 def test_passwords_are_salted_scrypt_in_a_self_describing_format():
     # OWASP Password Storage Cheat Sheet: scrypt N=2^17 r=8 p=1, or one of its equivalents
     assert (DEFAULT_COST.n, DEFAULT_COST.r, DEFAULT_COST.p) in {(2 ** 17, 8, 1), (2 ** 16, 8, 2), (2 ** 15, 8, 3),
@@ -50,7 +58,8 @@ def test_passwords_are_salted_scrypt_in_a_self_describing_format():
         assert parse_hash(broken) is None or not verify_password("correct horse", broken), broken
 
 
-def test_names_roles_and_passwords_are_checked_and_duplicates_refused(accounts):
+def test_names_roles_and_passwords_are_checked_and_duplicates_refused(any_accounts):
+    accounts = any_accounts
     ana = accounts.add_user("Ana", "engineer", "correct horse")
     assert (ana.name, ana.role, ana.disabled) == ("Ana", "engineer", False)
     refused = [
@@ -128,7 +137,8 @@ def test_sessions_keep_only_the_tokens_hash_and_end_at_expiry_logout_disable_and
     store.close()
 
 
-def test_failed_logins_are_generic_throttled_and_audited(accounts):
+def test_failed_logins_are_generic_throttled_and_audited(any_accounts):
+    accounts = any_accounts
     accounts.add_user("Ana", "operator", "correct horse")
     for name in ("Ana", "Nobody", "bad\x00name"):
         with pytest.raises(LoginRefused) as refused:
@@ -166,7 +176,8 @@ def test_the_throttle_locks_a_name_for_a_while_then_forgets():
     assert len(throttle._failures) <= 3
 
 
-def test_every_account_change_and_login_is_in_the_audit_trail(accounts):
+def test_every_account_change_and_login_is_in_the_audit_trail(any_accounts):
+    accounts = any_accounts
     accounts.add_user("Ana", "engineer", "correct horse", actor="cli")
     accounts.add_user("Ben", "operator", "correct horse", actor="Ana")
     token, _ = accounts.login("Ben", "correct horse", client="10.0.0.8")

@@ -14,8 +14,8 @@ from defect_plugins.station.audit import AuditError, append, entry_hash, export_
 from defect_plugins.station.store import Store, StoreError
 
 
-def _store(tmp_path, entries: int = 5) -> Store:
-    store = Store(tmp_path / "station.sqlite")
+def _store(tmp_path, entries: int = 5, *, db: str | None = None) -> Store:
+    store = Store(db or tmp_path / "station.sqlite")
     for index in range(entries):
         with store.transaction() as conn:
             append(conn, "station", "model_loaded", {"index": index, "name": f"model {index}", "threshold": 0.5})
@@ -60,8 +60,8 @@ def test_an_intact_chain_passes_and_decisions_are_audited_in_their_transaction(t
     store.close()
 
 
-def test_append_needs_the_callers_transaction_and_rolls_back_with_it(tmp_path):
-    store = _store(tmp_path, 1)
+def test_append_needs_the_callers_transaction_and_rolls_back_with_it(tmp_path, station_db):
+    store = _store(tmp_path, 1, db=station_db)
     conn = store.connect()
     with pytest.raises(AuditError, match="inside the caller's write transaction"):
         append(conn, "station", "rules_loaded", {})
@@ -136,8 +136,8 @@ def test_a_deleted_tail_with_sqlite_sequence_edited_too_is_what_a_chain_cannot_f
     store.close()
 
 
-def test_appends_from_threads_make_one_chain(tmp_path):
-    store = _store(tmp_path, 0)
+def test_appends_from_threads_make_one_chain(tmp_path, station_db):
+    store = _store(tmp_path, 0, db=station_db)
 
     def writer(actor: str) -> None:
         for index in range(15):
@@ -154,8 +154,8 @@ def test_appends_from_threads_make_one_chain(tmp_path):
     store.close()
 
 
-def test_the_csv_export_has_every_column_and_the_chain(tmp_path):
-    store = _store(tmp_path, 3)
+def test_the_csv_export_has_every_column_and_the_chain(tmp_path, station_db):
+    store = _store(tmp_path, 3, db=station_db)
     with store.transaction() as conn:
         append(conn, "=HYPERLINK(\"http://evil.example\")", "login_failed", {"reason": "unknown user name"})
     out = tmp_path / "audit.csv"

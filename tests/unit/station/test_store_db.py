@@ -37,14 +37,6 @@ def _count(url: str, table: str) -> int:
         engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path) -> str:
-    """The ``--db`` value of an empty database: an SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "station.sqlite")
-    return request.getfixturevalue("postgres").url
-
-
 def test_a_schema_3_file_of_the_raw_sqlite3_release_is_adopted_with_every_row(tmp_path):
     path = tmp_path / "station.sqlite"
     shutil.copy(DATA, path)
@@ -80,8 +72,8 @@ def test_a_schema_3_file_of_the_raw_sqlite3_release_is_adopted_with_every_row(tm
     Store(path).close()  # opening it again changes nothing
 
 
-def test_records_accounts_and_audit_on_both_databases(db):
-    store = Store(db, line="L1", station="s1")
+def test_records_accounts_and_audit_on_both_databases(station_db):
+    store = Store(station_db, line="L1", station="s1")
     first = _inspect(store, 1, part_id="P-1", lot="A", verdict="NG",
                      messages=lambda i, at: [("mqtt", "v", f'{{"id": {i}}}')])
     second = _inspect(store, 2)

@@ -5,6 +5,7 @@ grey test image OK, ``strict`` calls it NG, so the shadow's verdict always diffe
 """
 from __future__ import annotations
 
+
 import csv
 import io
 import json
@@ -12,6 +13,7 @@ import threading
 
 import cv2
 import pytest
+from sqlalchemy import text
 
 from defect_plugins.deploy.grading import load_rules
 from defect_plugins.station.audit import verify
@@ -47,7 +49,7 @@ def _line(station):
 
 def _audit(store):
     with store.transaction() as conn:
-        rows = conn.execute("SELECT actor, action, detail FROM audit ORDER BY id").fetchall()
+        rows = conn.execute(text("SELECT actor, action, detail FROM audit ORDER BY id")).fetchall()
     return [(actor, action, json.loads(detail)) for actor, action, detail in rows]
 
 
