@@ -427,12 +427,26 @@ class Store:
 
     # ------------------------------------------------------------------ outbox
 
+    def _own_outbox(self) -> tuple[str, str]:
+        """The ``FROM`` and the extra ``WHERE`` of this station's outbox rows, with ``:station`` bound.
+
+        On a server several stations share the outbox table: each publishes the messages of its own
+        inspections (and those of no station), else every station would send every verdict of the plant,
+        each on the other lines' topics. An SQLite file is one station's: all of it.
+        """
+        if self.dialect != "postgresql":
+            return "outbox o", ""
+        return ("outbox o LEFT JOIN inspections i ON i.id = o.inspection_id",
+                " AND (i.station IS NULL OR i.station = :station)")
+
     def outbox_pending(self, channel: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The oldest unpublished messages of ``channel``, in the order they were written."""
+        """The oldest unpublished messages of ``channel`` (this station's, see :meth:`_own_outbox`), in the order
+        they were written."""
+        source, own = self._own_outbox()
         return self.read("reading the outbox", lambda conn: [dict(row) for row in conn.execute(text(
-            "SELECT id, inspection_id, topic, payload, attempts FROM outbox "
-            "WHERE channel = :channel AND published_at IS NULL ORDER BY id LIMIT :limit"),
-            {"channel": channel, "limit": int(limit)}).mappings()])
+            f"SELECT o.id, o.inspection_id, o.topic, o.payload, o.attempts FROM {source} "
+            f"WHERE o.channel = :channel AND o.published_at IS NULL{own} ORDER BY o.id LIMIT :limit"),
+            {"channel": channel, "limit": int(limit), "station": self.station}).mappings()])
 
     def outbox_attempted(self, message_id: int) -> None:
         """Count one more attempt to publish ``message_id`` (what the page shows of a broker that is down)."""
@@ -451,11 +465,12 @@ class Store:
             {"at": now(), "id": int(message_id)}), durable=False)
 
     def outbox_counts(self, channel: str) -> dict[str, int]:
-        """``{"pending": n, "published": m}`` for ``channel``."""
+        """``{"pending": n, "published": m}`` for ``channel`` (this station's messages, as :meth:`outbox_pending`)."""
+        source, own = self._own_outbox()
         pending, published = self.read("counting the outbox", lambda conn: conn.execute(text(
-            "SELECT COALESCE(SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(CASE WHEN published_at IS NULL THEN 0 ELSE 1 END), 0) FROM outbox WHERE channel = :channel"),
-            {"channel": channel}).one())
+            "SELECT COALESCE(SUM(CASE WHEN o.published_at IS NULL THEN 1 ELSE 0 END), 0), "
+            f"COALESCE(SUM(CASE WHEN o.published_at IS NULL THEN 0 ELSE 1 END), 0) FROM {source} "
+            f"WHERE o.channel = :channel{own}"), {"channel": channel, "station": self.station}).one())
         return {"pending": int(pending), "published": int(published)}
 
     def add_decision(self, inspection_id: int, *, decision: str, operator: str, system_grade: str,

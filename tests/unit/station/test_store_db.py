@@ -298,3 +298,20 @@ def test_the_same_write_key_from_two_threads_at_once_records_one_inspection(db):
         assert len(ids) == 4 and len(set(ids)) == 1 and _count(db, "inspections") == 1
     finally:
         store.close()
+
+
+def test_on_a_shared_server_each_station_publishes_only_its_own_outbox(postgres):
+    def outbox(topic: str):
+        return lambda inspection_id, created_at: [("mqtt", topic, f'{{"inspection_id": {inspection_id}}}')]
+    one, two = Store(postgres.url, line="L1", station="S1"), Store(postgres.url, line="L2", station="S2")
+    try:
+        mine = _inspect(one, 1, messages=outbox("plant/L1/verdict"))
+        _inspect(two, 2, messages=outbox("plant/L2/verdict"))
+        _inspect(two, 3, messages=outbox("plant/L2/verdict"))
+        assert [row["inspection_id"] for row in one.outbox_pending("mqtt")] == [mine]
+        assert {row["topic"] for row in two.outbox_pending("mqtt")} == {"plant/L2/verdict"}
+        assert one.outbox_counts("mqtt") == {"pending": 1, "published": 0}
+        assert two.outbox_counts("mqtt") == {"pending": 2, "published": 0}
+    finally:
+        one.close()
+        two.close()
