@@ -213,7 +213,7 @@ class PartInspector:
         return result
 
     def _repeated(self, recorded: dict[str, Any], source: str, origin: str, request_key: str) -> dict[str, Any]:
-        """The answer to a trigger delivered again: the verdict recorded for it the first time, told again."""
+        """The answer to a trigger delivered again: the verdict recorded for it the first time (no listener is told)."""
         log.info("part %s: request %s was recorded already (inspection %s); not inspected again",
                  recorded["part_id"], request_key, recorded["id"])
         result = {"inspection_id": int(recorded["id"]), "part_id": recorded["part_id"], "lot": recorded["lot"],
