@@ -68,7 +68,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 
 from .db import migrate
 from .db.engine import make_engine, parse, shown
@@ -363,15 +363,25 @@ class Store:
                        results: list[dict], grade: str, class_name: str, score: float | None,
                        view_token: str | None = None, part_id: str | None = None, lot: str | None = None,
                        verdict: str | None = None,
-                       messages: Callable[[int, str], list[tuple[str, str, str]]] | None = None) -> int:
+                       messages: Callable[[int, str], list[tuple[str, str, str]]] | None = None,
+                       write_key: str | None = None) -> int:
         """Insert one inspection; its id. ``view_token``: the token its page gets (only its hash is kept).
 
         ``messages(inspection_id, created_at)`` gives the outbox rows ``(channel, topic, payload)`` the
         verdict owes the line; they are written in the same transaction as the inspection, so a
         verdict is never recorded without its messages, nor a message queued for an unrecorded verdict.
+
+        ``write_key``: the identity of the trigger that asked for this inspection (a line request id), for
+        triggers a line may deliver twice (an MQTT request recorded but not yet acknowledged when the station
+        died comes again after its restart). An inspection already recorded under that key is not written
+        again: its id is returned, nothing is written and ``messages`` is not called (its outbox messages
+        were written with it). :meth:`recorded_inspection` gives what was recorded under a key. Without one,
+        each call records an inspection (the key is made here, unique, and only guards this call's retries).
         """
         created = now()
-        key = uuid.uuid4().hex  # made once: every retry of this write carries it
+        given = write_key is not None
+        # made once: every retry of this write carries it
+        key = check_text(write_key, "write_key", limit=MAX_PART_ID * 3) if given else uuid.uuid4().hex
         row = dict(created_at=created, source=source, image_sha256=image_sha256, width=int(width), height=int(height),
                    models=json.dumps(models), results=json.dumps(results), grade=grade, class_name=class_name,
                    score=None if score is None else float(score),
@@ -391,16 +401,52 @@ class Store:
             if outbox:
                 conn.execute(insert(outbox_table), outbox)
             return inspection_id
-        return self._write("recording an inspection", work)
+        try:
+            return self._write("recording an inspection", work)
+        except StoreError as error:
+            # the same trigger recorded at the same time by another thread or process: its record stands
+            if not given or not isinstance(error.__cause__, IntegrityError):
+                raise
+            done = self.recorded_inspection(key)
+            if done is None:
+                raise
+            return int(done["id"])
+
+    def recorded_inspection(self, write_key: str) -> dict[str, Any] | None:
+        """The inspection recorded under ``write_key`` (see :meth:`add_inspection`), or ``None``.
+
+        ``{"id", "created_at", "part_id", "lot", "verdict", "grade", "class_name", "line", "station"}``: what a
+        trigger delivered again must be answered with, so the line hears the recorded verdict, not a new one.
+        """
+        def work(conn: Connection) -> dict[str, Any] | None:
+            row = conn.execute(text(
+                "SELECT id, created_at, part_id, lot, verdict, grade, class_name, line, station FROM inspections "
+                "WHERE write_key = :key"), {"key": write_key}).mappings().first()
+            return None if row is None else dict(row)
+        return self.read("reading an inspection by its key", work)
 
     # ------------------------------------------------------------------ outbox
 
+    def _own_outbox(self) -> tuple[str, str]:
+        """The ``FROM`` and the extra ``WHERE`` of this station's outbox rows, with ``:station`` bound.
+
+        On a server several stations share the outbox table: each publishes the messages of its own
+        inspections (and those of no station), else every station would send every verdict of the plant,
+        each on the other lines' topics. An SQLite file is one station's: all of it.
+        """
+        if self.dialect != "postgresql":
+            return "outbox o", ""
+        return ("outbox o LEFT JOIN inspections i ON i.id = o.inspection_id",
+                " AND (i.station IS NULL OR i.station = :station)")
+
     def outbox_pending(self, channel: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The oldest unpublished messages of ``channel``, in the order they were written."""
+        """The oldest unpublished messages of ``channel`` (this station's, see :meth:`_own_outbox`), in the order
+        they were written."""
+        source, own = self._own_outbox()
         return self.read("reading the outbox", lambda conn: [dict(row) for row in conn.execute(text(
-            "SELECT id, inspection_id, topic, payload, attempts FROM outbox "
-            "WHERE channel = :channel AND published_at IS NULL ORDER BY id LIMIT :limit"),
-            {"channel": channel, "limit": int(limit)}).mappings()])
+            f"SELECT o.id, o.inspection_id, o.topic, o.payload, o.attempts FROM {source} "
+            f"WHERE o.channel = :channel AND o.published_at IS NULL{own} ORDER BY o.id LIMIT :limit"),
+            {"channel": channel, "limit": int(limit), "station": self.station}).mappings()])
 
     def outbox_attempted(self, message_id: int) -> None:
         """Count one more attempt to publish ``message_id`` (what the page shows of a broker that is down)."""
@@ -419,11 +465,12 @@ class Store:
             {"at": now(), "id": int(message_id)}), durable=False)
 
     def outbox_counts(self, channel: str) -> dict[str, int]:
-        """``{"pending": n, "published": m}`` for ``channel``."""
+        """``{"pending": n, "published": m}`` for ``channel`` (this station's messages, as :meth:`outbox_pending`)."""
+        source, own = self._own_outbox()
         pending, published = self.read("counting the outbox", lambda conn: conn.execute(text(
-            "SELECT COALESCE(SUM(CASE WHEN published_at IS NULL THEN 1 ELSE 0 END), 0), "
-            "COALESCE(SUM(CASE WHEN published_at IS NULL THEN 0 ELSE 1 END), 0) FROM outbox WHERE channel = :channel"),
-            {"channel": channel}).one())
+            "SELECT COALESCE(SUM(CASE WHEN o.published_at IS NULL THEN 1 ELSE 0 END), 0), "
+            f"COALESCE(SUM(CASE WHEN o.published_at IS NULL THEN 0 ELSE 1 END), 0) FROM {source} "
+            f"WHERE o.channel = :channel{own}"), {"channel": channel, "station": self.station}).one())
         return {"pending": int(pending), "published": int(published)}
 
     def add_decision(self, inspection_id: int, *, decision: str, operator: str, system_grade: str,

@@ -26,7 +26,12 @@ and 3.1.2.11.2; 3.1.1: ``CleanSession`` 0, section 3.1.2.4): the broker then que
 
 Requests (:class:`RequestSubscriber`) are acknowledged only after the station's callback returned (paho's
 ``manual_ack``): a request that arrived while the station died is delivered again by the broker's persistent
-session of the station, and one redelivered (DUP) with a ``request_id`` already handled is skipped.
+session of the station, and one redelivered (DUP) with a ``request_id`` already handled is skipped. The
+request id is also the record's identity (``mqtt:<prefix>:<request_id>``, the inspection's write key): a
+request recorded but not acknowledged when the station was killed is answered after the restart with the
+verdict recorded the first time, and nothing is written twice. A PLC that wants exactly one record per part
+must therefore send a ``request_id``, unique on its prefix; requests without one are inspected at every
+delivery.
 
 The password never goes on the command line (every user of the PC sees command lines): it comes from the
 environment variable :data:`PASSWORD_ENV`.
@@ -761,7 +766,8 @@ class OutboxPublisher:
 class InspectPart(Protocol):
     """The station's inspection of one part: writes the verdict and its outbox message, returns the payload."""
 
-    def __call__(self, part_id: str, lot: str | None, image_path: str, *, origin: str = "mqtt") -> dict[str, Any]:
+    def __call__(self, part_id: str, lot: str | None, image_path: str, *, origin: str = "mqtt",
+                 request_key: str | None = None) -> dict[str, Any]:
         ...
 
 
@@ -1003,7 +1009,9 @@ class RequestSubscriber:
                      request.request_id, message.topic)
             return
         try:
-            self.inspect_part(request.part_id, request.lot, request.image_path, origin="mqtt")
+            # the request's identity, not just its delivery: a redelivery after a crash finds its record
+            key = f"mqtt:{self.settings.prefix}:{request.request_id}" if request.request_id else None
+            self.inspect_part(request.part_id, request.lot, request.image_path, origin="mqtt", request_key=key)
         except Exception as error:
             self._count("failed")
             reason = getattr(error, "message", None) or str(error) or type(error).__name__

@@ -14,6 +14,11 @@ Every line input (the OPC UA ``Inspect`` method, an MQTT request, the folder wat
   status says why (:attr:`PartInspector.last_store_error`): a PLC never sees OK for a part that has
   no record.
 * **The part's identity travels with the record** (``part_id``, ``lot`` columns, and every message).
+* **One trigger, one record.** A trigger the line may deliver again (an MQTT request recorded but not yet
+  acknowledged when the station died is redelivered by the broker after the restart) carries a
+  ``request_key``; it is the record's write key, so the repeat writes nothing and is answered with the
+  verdict recorded the first time. Without a key (a request without ``request_id``, the folder watcher)
+  every trigger is a new inspection: a PLC that wants exactly-once records must send a request id.
 
 Verdicts: ``OK`` when every model answered and the station's grade is the rule file's least severe
 one (the grade a good part gets), ``NG`` for any other grade, ``ERROR`` as above.
@@ -112,16 +117,28 @@ class PartInspector:
     # ------------------------------------------------------------------ the trigger
 
     def inspect_part(self, part_id: str, lot: str | None, image_path: str, *, origin: str,
-                     failure: str | None = None) -> dict[str, Any]:
+                     failure: str | None = None, request_key: str | None = None) -> dict[str, Any]:
         """Inspect the image of ``part_id``; the verdict (recorded and queued for the line, or ERROR saying why).
 
         ``failure``: the trigger already failed for this reason (the image is not read; ERROR is recorded).
+        ``request_key``: the trigger's identity on the line (``mqtt:<prefix>:<request_id>``); a trigger whose
+        key is recorded already is not inspected again: the answer is the recorded verdict, nothing is written
+        (its messages were queued with it, the publisher sends them if it has not) and the listeners are not
+        told again (the OPC UA counters would count the part twice).
         Raises :class:`PartError` only for a trigger without a usable part id (nothing to record it under).
         """
         part_id, lot = check_part(part_id, lot)
         station = self.station
         name = Path(image_path).name if isinstance(image_path, str) else "?"
         source = f"{origin}:{name}"
+        if request_key is not None:
+            try:
+                recorded = station.store.recorded_inspection(request_key)
+            except (StoreError, OSError) as error:  # the write below says so again if the database is gone
+                log.warning("part %s: could not look up request %s: %s", part_id, request_key, error)
+                recorded = None
+            if recorded is not None:  # before the models: a redelivery costs no inference
+                return self._repeated(recorded, source, origin, request_key)
         image, data = None, b""
         try:
             if failure is not None:
@@ -154,7 +171,10 @@ class PartInspector:
         # the models that judged this part (OPC UA ModelVersion follows it: a slot may switch while the line runs)
         result["model_version"] = ", ".join(f"{name} {version}" for name, version in result["models"].items())
 
+        written: list[int] = []  # the ids this call's tries wrote (a try that did not commit included)
+
         def outbox(inspection_id: int, created_at: str) -> list[tuple[str, str, str]]:
+            written.append(inspection_id)
             result.update(inspection_id=inspection_id, at=created_at)
             return self.messages(dict(result)) if self.messages else []
 
@@ -162,8 +182,14 @@ class PartInspector:
         try:
             inspection_id = station.store.add_inspection(
                 source=source, image_sha256=hashlib.sha256(data).hexdigest() if data else "", width=shape[1],
-                height=shape[0], part_id=part_id, lot=lot, messages=outbox, view_token=token, **fields)
+                height=shape[0], part_id=part_id, lot=lot, messages=outbox, view_token=token,
+                write_key=request_key, **fields)
             self.last_store_error = None
+            if request_key is not None and (not written or written[-1] != inspection_id):
+                # the same request was recorded meanwhile by another thread: that record is the answer
+                recorded = station.store.recorded_inspection(request_key)
+                if recorded is not None:
+                    return self._repeated(recorded, source, origin, request_key)
         except (StoreError, sqlite3.Error, OSError) as failure_to_store:
             reason = f"the verdict could not be recorded ({failure_to_store}); not published as OK"
             log.error("part %s: %s", part_id, reason)
@@ -184,6 +210,17 @@ class PartInspector:
                 listener(dict(result))
             except Exception:  # a link's failure must not undo a recorded verdict
                 log.exception("line listener %r failed on inspection %s", listener, result["inspection_id"])
+        return result
+
+    def _repeated(self, recorded: dict[str, Any], source: str, origin: str, request_key: str) -> dict[str, Any]:
+        """The answer to a trigger delivered again: the verdict recorded for it the first time (no listener is told)."""
+        log.info("part %s: request %s was recorded already (inspection %s); not inspected again",
+                 recorded["part_id"], request_key, recorded["id"])
+        result = {"inspection_id": int(recorded["id"]), "part_id": recorded["part_id"], "lot": recorded["lot"],
+                  "verdict": recorded["verdict"], "grade": recorded["grade"], "class": recorded["class_name"],
+                  "source": source, "origin": origin, "scores": {}, "models": {}, "error": None,
+                  "at": recorded["created_at"], "drift": self.station.drift.overall(), "drift_changes": [],
+                  "model_version": "", "repeated": True}
         return result
 
     def _audit_drift(self, inspection_id: int, changes: list[dict[str, Any]]) -> None:

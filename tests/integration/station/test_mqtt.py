@@ -263,7 +263,8 @@ class Requests:
         self.calls: list[tuple[str, str | None, str, str]] = []
         self.slow = slow
 
-    def __call__(self, part_id: str, lot: str | None, image_path: str, *, origin: str = "mqtt") -> dict[str, Any]:
+    def __call__(self, part_id: str, lot: str | None, image_path: str, *, origin: str = "mqtt",
+                 request_key: str | None = None) -> dict[str, Any]:
         if part_id.startswith("slow"):
             time.sleep(self.slow)
         if part_id.startswith("fail"):

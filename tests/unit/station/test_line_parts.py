@@ -149,3 +149,38 @@ def test_a_full_disk_gives_an_error_verdict_never_an_ok_and_nothing_queued(line)
     recorded = [v for v in verdicts if v["inspection_id"] is not None]
     assert len(store.outbox_pending("mqtt")) == queued + len(recorded)  # nothing queued for an unrecorded verdict
     assert line["told"][-1]["verdict"] == "ERROR"  # the PLC's variables say ERROR, never the last OK
+
+
+def test_a_request_delivered_again_is_answered_with_its_recorded_verdict_and_written_once(line, monkeypatch):
+    _image(line["images"], "p1.png")
+    first = line["inspector"].inspect_part("SN-1", "LOT", "p1.png", origin="mqtt", request_key="mqtt:l1:r1")
+    assert first["verdict"] in ("OK", "NG") and first["inspection_id"]
+    # a redelivery after a crash: the models are not run again, the answer is what was recorded
+    monkeypatch.setattr(line["station"], "run_models", lambda *args: pytest.fail("inspected again"))
+    again = line["inspector"].inspect_part("SN-1", "LOT", "p1.png", origin="mqtt", request_key="mqtt:l1:r1")
+    assert again["repeated"] and again["inspection_id"] == first["inspection_id"]
+    assert (again["verdict"], again["grade"], again["class"]) == (first["verdict"], first["grade"], first["class"])
+    with sqlite3.connect(line["store"].path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM inspections").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 1
+    assert len(line["told"]) == 1  # the listeners (OPC UA counters) heard the part once
+
+
+def test_a_request_recorded_meanwhile_by_another_thread_answers_with_that_record(line, monkeypatch):
+    _image(line["images"], "p1.png")
+    store = line["store"]
+    # the look-up before the models misses; the record is made by "another thread" in between
+    monkeypatch.setattr(store, "recorded_inspection", lambda key, real=store.recorded_inspection: (
+        None if not hasattr(store, "_raced") else real(key)))
+    real_add = store.add_inspection
+
+    def racing_add(**fields):
+        store._raced = True
+        real_add(**{**fields, "verdict": "NG", "grade": "major", "class_name": "scratch", "messages": None})
+        return real_add(**fields)
+    monkeypatch.setattr(store, "add_inspection", racing_add)
+    verdict = line["inspector"].inspect_part("SN-1", None, "p1.png", origin="mqtt", request_key="mqtt:l1:r9")
+    assert (verdict["verdict"], verdict["grade"], verdict["class"], verdict["repeated"]) == ("NG", "major", "scratch",
+                                                                                            True)
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM inspections").fetchone()[0] == 1

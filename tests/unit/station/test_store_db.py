@@ -245,3 +245,65 @@ def test_a_commit_lost_in_flight_is_not_written_twice_on_retry(postgres, monkeyp
     assert _count(postgres.url, "inspections") == 1 and _count(postgres.url, "decisions") == 1
     assert verify(store).entries == 1
     store.close()
+
+
+def test_an_inspection_with_a_write_key_is_recorded_once_and_its_first_id_answers_a_repeat(db):
+    store = Store(db, line="L1", station="S1")
+    try:
+        messages = []
+
+        def outbox(inspection_id: int, created_at: str) -> list[tuple[str, str, str]]:
+            messages.append(inspection_id)
+            return [("mqtt", "plant/L1/verdict", f'{{"inspection_id": {inspection_id}}}')]
+
+        first = _inspect(store, 1, part_id="P-1", verdict="NG", messages=outbox, write_key="mqtt:plant/L1:r1")
+        again = store.add_inspection(source="mqtt:other.png", image_sha256="0" * 64, width=4, height=4, models=[],
+                                     results=[], grade="none", class_name="none", score=0.1, part_id="P-1",
+                                     verdict="OK", messages=outbox, write_key="mqtt:plant/L1:r1")
+        assert again == first and messages == [first]  # nothing written, no second message
+        assert _count(db, "inspections") == 1 and _count(db, "outbox") == 1
+        recorded = store.recorded_inspection("mqtt:plant/L1:r1")
+        assert (recorded["id"], recorded["verdict"], recorded["grade"], recorded["class_name"]) == (
+            first, "NG", "minor", "crazing")
+        assert (recorded["line"], recorded["station"], recorded["part_id"]) == ("L1", "S1", "P-1")
+        assert store.recorded_inspection("mqtt:plant/L1:r2") is None
+        # without a key every call is an inspection of its own, as before
+        assert _inspect(store, 2) != _inspect(store, 2) and _count(db, "inspections") == 3
+    finally:
+        store.close()
+
+
+def test_the_same_write_key_from_two_threads_at_once_records_one_inspection(db):
+    store = Store(db, line="L1", station="S1")
+    try:
+        ids: list[int] = []
+        start = threading.Barrier(4)
+
+        def add() -> None:
+            start.wait()
+            ids.append(_inspect(store, 1, part_id="P-1", write_key="mqtt:plant/L1:same"))
+        threads = [threading.Thread(target=add) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(ids) == 4 and len(set(ids)) == 1 and _count(db, "inspections") == 1
+    finally:
+        store.close()
+
+
+def test_on_a_shared_server_each_station_publishes_only_its_own_outbox(postgres):
+    def outbox(topic: str):
+        return lambda inspection_id, created_at: [("mqtt", topic, f'{{"inspection_id": {inspection_id}}}')]
+    one, two = Store(postgres.url, line="L1", station="S1"), Store(postgres.url, line="L2", station="S2")
+    try:
+        mine = _inspect(one, 1, messages=outbox("plant/L1/verdict"))
+        _inspect(two, 2, messages=outbox("plant/L2/verdict"))
+        _inspect(two, 3, messages=outbox("plant/L2/verdict"))
+        assert [row["inspection_id"] for row in one.outbox_pending("mqtt")] == [mine]
+        assert {row["topic"] for row in two.outbox_pending("mqtt")} == {"plant/L2/verdict"}
+        assert one.outbox_counts("mqtt") == {"pending": 1, "published": 0}
+        assert two.outbox_counts("mqtt") == {"pending": 2, "published": 0}
+    finally:
+        one.close()
+        two.close()
