@@ -69,16 +69,17 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .accounts import Accounts, HashBusy, LoginRefused, Session
+from .accounts import Accounts, HashBusy
 from .audit import append
 from .engine import Station, StationError
-from .guard import SESSION_COOKIE, LoginGate, StationGuard, allowed_hosts
+from .guard import LoginGate, StationGuard, allowed_hosts
 from .line.links import LineLinks
 from .line.shift import DEFAULT_SHIFTS, line_summary, parse_shifts
+from .web_login import login_routes, session_of
 from .store import StoreError, StoreUnavailable, check_id
 
 STATIC = Path(__file__).with_name("static")
@@ -155,19 +156,13 @@ def _filters(request: Request) -> dict[str, str | None]:
 NO_LOGIN_ACTOR = "anonymous"  # the audit's actor for what nobody logged in did (--no-login)
 
 
-def session_of(request: Request) -> Session | None:
-    """The session :class:`.guard.LoginGate` found for this request (None without logins)."""
-    return request.scope.get("station.session")
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
-def session_cookie(token: str, max_age: int, *, secure: bool) -> str:
-    """The ``Set-Cookie`` value: script cannot read it, no other site's request carries it, whole station."""
-    return (f"{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max(0, int(max_age))}"
-            + ("; Secure" if secure else ""))
+async def _credentials(request: Request) -> tuple[str, str]:
+    """A login's ``(name, password)`` from its JSON body (the station's body limits and messages)."""
+    data = await _json(request)
+    name, password = data.get("name"), data.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise StationError(400, "a login needs 'name' and 'password', both text")
+    return name, password
 
 
 def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: set[str] | None = None,
@@ -203,46 +198,6 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
-
-    async def login_page(request: Request) -> Response:
-        if accounts is None:
-            return RedirectResponse("/", status_code=303)
-        return FileResponse(STATIC / "login.html", headers={"Cache-Control": "no-store"})
-
-    async def login(request: Request) -> Response:
-        if accounts is None:
-            raise StationError(400, "logins are off on this station (started with --no-login)")
-        data = await _json(request)
-        name, password = data.get("name"), data.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            raise StationError(400, "a login needs 'name' and 'password', both text")
-        try:
-            token, session = await run_in_threadpool(accounts.login, name, password, client=_client(request))
-        except LoginRefused as refused:
-            headers = {"Retry-After": str(int(refused.retry_after) + 1)} if refused.status == 429 else {}
-            return JSONResponse({"error": refused.message}, status_code=refused.status, headers=headers)
-        response = JSONResponse(_me(session))
-        response.headers.append("set-cookie", session_cookie(token, int(accounts.session_hours * 3600),
-                                                             secure=request.url.scheme == "https"))
-        return response
-
-    async def logout(request: Request) -> Response:
-        token = request.cookies.get(SESSION_COOKIE)
-        if accounts is not None:
-            await run_in_threadpool(accounts.logout, token, client=_client(request))
-        response = JSONResponse({"logged_out": True})
-        response.headers.append("set-cookie", session_cookie("", 0, secure=request.url.scheme == "https"))
-        return response
-
-    def _me(session: Session | None) -> dict[str, Any]:
-        if session is None:
-            return {"login": accounts is not None, "user": None, "role": None, "csrf_token": None,
-                    "expires_at": None}
-        return {"login": True, "user": session.user.name, "role": session.user.role,
-                "csrf_token": session.csrf_token, "expires_at": session.expires_at}
-
-    async def me(request: Request) -> Response:
-        return JSONResponse(_me(session_of(request)), headers={"Cache-Control": "no-store"})
 
     async def status(request: Request) -> Response:
         return JSONResponse({**station.status(), "max_upload_bytes": max_upload_bytes})
@@ -373,10 +328,7 @@ def create_app(station: Station, *, max_upload_bytes: int = 20_000_000, hosts: s
                             status_code=500)
 
     routes = [
-        Route("/login", login_page),
-        Route("/api/login", login, methods=["POST"]),
-        Route("/api/logout", logout, methods=["POST"]),
-        Route("/api/me", me),
+        *login_routes(accounts, read_credentials=_credentials),
         Route("/", index),
         Route("/line", line_page),
         Route("/api/line", line_state),

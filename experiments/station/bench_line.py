@@ -383,7 +383,7 @@ class OpcUaTrigger:
 @contextlib.contextmanager
 def station(models: Sequence[Path], folder: Path, images: Path, broker_url: str, precision: str,
             command_out: list[str], opcua_port: int | None = None, pid_out: list[int] | None = None,
-            log_out: list[str] | None = None, line_workers: int = 0) -> Iterator[str]:
+            log_out: list[str] | None = None, line_workers: int = 1) -> Iterator[str]:
     """The real ``defect-station`` (``--no-login``, a new database, port 0); yields its URL.
 
     With ``opcua_port`` it also serves OPC UA there, unencrypted and without login (``--opcua-insecure``,
@@ -1045,8 +1045,8 @@ def report(figures: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", dest="models", action="append", type=Path, required=True, help="model.xml (repeat)")
-    parser.add_argument("--line-workers", type=int, default=0,
-                        help="the station's --line-workers (default 0: OpenVINO's choice; 1: one part at a time)")
+    parser.add_argument("--line-workers", type=int, default=1,
+                        help="the station's --line-workers (default 1: one part at a time; 0: OpenVINO's choice)")
     parser.add_argument("--images", type=Path, help="folder of part images (default: 8 synthetic 200x200 PNGs)")
     parser.add_argument("--count", type=int, default=150, help="parts per rate (default 150)")
     parser.add_argument("--rates", type=parse_rates, default=parse_rates("0.5x,0.8x,1.0x,1.2x"),

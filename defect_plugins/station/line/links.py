@@ -42,9 +42,10 @@ def add_line_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--watch-pattern", metavar="REGEX",
                        help="make --watch a line trigger: each new image is a part, its id and lot read from the "
                             "file name by REGEX with the groups (?P<part_id>...) and optionally (?P<lot>...)")
-    group.add_argument("--line-workers", type=int, default=0, metavar="N",
-                       help="parts inspected at once (default 0: OpenVINO's optimal number of requests for the "
-                            "THROUGHPUT hint, one per stream; 1: one part at a time, LATENCY-compiled models)")
+    group.add_argument("--line-workers", type=int, default=1, metavar="N",
+                       help="parts inspected at once (default 1: one part at a time, LATENCY-compiled models; "
+                            "N > 1: THROUGHPUT-compiled models with a request per part; 0: OpenVINO's optimal "
+                            "number of requests, one per stream)")
     group.add_argument("--shifts", default=DEFAULT_SHIFTS, metavar="HH:MM,...",
                        help=f"shift start times for the line page's counters (default {DEFAULT_SHIFTS})")
     add_mqtt_arguments(parser)
