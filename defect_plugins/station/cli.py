@@ -160,6 +160,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return models_main(argv)
     args = build_parser().parse_args(argv)
+    import faulthandler
+    import signal
+
+    if hasattr(signal, "SIGUSR1"):  # kill -USR1 PID: a station that stops answering prints every thread's stack
+        try:
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
+        except (OSError, ValueError, AttributeError):  # stderr without a file descriptor (embedded, captured)
+            pass
     import uvicorn
 
     from .app import create_app
