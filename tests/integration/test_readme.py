@@ -49,7 +49,8 @@ def test_demo_needs_no_extra():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     names = {re.split(r"[<>=!\[ ]", dep, maxsplit=1)[0].lower() for dep in project["dependencies"]}
     assert {"nncf", "openvino", "anomalib", "mmpretrain", "mmsegmentation", "torch"} <= names
-    assert set(project["optional-dependencies"]) == {"test"}
+    # the extras: the tests' tools, and PostgreSQL's driver for a plant's shared station database
+    assert set(project["optional-dependencies"]) == {"test", "postgres"}
 
 
 def test_console_scripts_point_at_real_functions():

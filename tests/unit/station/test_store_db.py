@@ -247,8 +247,8 @@ def test_a_commit_lost_in_flight_is_not_written_twice_on_retry(postgres, monkeyp
     store.close()
 
 
-def test_an_inspection_with_a_write_key_is_recorded_once_and_its_first_id_answers_a_repeat(db):
-    store = Store(db, line="L1", station="S1")
+def test_an_inspection_with_a_write_key_is_recorded_once_and_its_first_id_answers_a_repeat(station_db):
+    store = Store(station_db, line="L1", station="S1")
     try:
         messages = []
 
@@ -261,20 +261,20 @@ def test_an_inspection_with_a_write_key_is_recorded_once_and_its_first_id_answer
                                      results=[], grade="none", class_name="none", score=0.1, part_id="P-1",
                                      verdict="OK", messages=outbox, write_key="mqtt:plant/L1:r1")
         assert again == first and messages == [first]  # nothing written, no second message
-        assert _count(db, "inspections") == 1 and _count(db, "outbox") == 1
+        assert _count(station_db, "inspections") == 1 and _count(station_db, "outbox") == 1
         recorded = store.recorded_inspection("mqtt:plant/L1:r1")
         assert (recorded["id"], recorded["verdict"], recorded["grade"], recorded["class_name"]) == (
             first, "NG", "minor", "crazing")
         assert (recorded["line"], recorded["station"], recorded["part_id"]) == ("L1", "S1", "P-1")
         assert store.recorded_inspection("mqtt:plant/L1:r2") is None
         # without a key every call is an inspection of its own, as before
-        assert _inspect(store, 2) != _inspect(store, 2) and _count(db, "inspections") == 3
+        assert _inspect(store, 2) != _inspect(store, 2) and _count(station_db, "inspections") == 3
     finally:
         store.close()
 
 
-def test_the_same_write_key_from_two_threads_at_once_records_one_inspection(db):
-    store = Store(db, line="L1", station="S1")
+def test_the_same_write_key_from_two_threads_at_once_records_one_inspection(station_db):
+    store = Store(station_db, line="L1", station="S1")
     try:
         ids: list[int] = []
         start = threading.Barrier(4)
@@ -287,7 +287,7 @@ def test_the_same_write_key_from_two_threads_at_once_records_one_inspection(db):
             thread.start()
         for thread in threads:
             thread.join()
-        assert len(ids) == 4 and len(set(ids)) == 1 and _count(db, "inspections") == 1
+        assert len(ids) == 4 and len(set(ids)) == 1 and _count(station_db, "inspections") == 1
     finally:
         store.close()
 
