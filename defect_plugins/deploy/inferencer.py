@@ -48,7 +48,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -113,19 +113,7 @@ class InferenceJob:
 
     def result(self) -> InferenceResult:
         """The image's result (an error result when it could not be inferred or post-processed)."""
-        inferencer, entry = self._inferencer, self._entry
-        if entry.request is None:
-            return inferencer._failure(entry)
-        request, entry.request = entry.request, None
-        try:
-            request.wait()
-            outputs = inferencer._outputs(request)
-        except RuntimeError as error:  # OpenVINO reports a failed inference as RuntimeError
-            entry.error = f"inference: {error}"
-            return inferencer._failure(entry)
-        finally:
-            inferencer._pool.put(request)
-        return inferencer._finish(entry, outputs)
+        return self._inferencer._collect(self._entry, self._inferencer._pool.put)
 
 
 @dataclass
@@ -258,7 +246,7 @@ class DefectInferencer:
                 entry, batch = self._prepare(item, None, index)
                 if batch is not None:
                     while not idle:  # collect the oldest until a request is free
-                        yield self._collect(pending.popleft(), idle)
+                        yield self._collect(pending.popleft(), idle.append)
                     request = idle.popleft()
                     try:
                         request.start_async({0: batch})  # copies the input; nothing of Python's stays with it
@@ -268,7 +256,7 @@ class DefectInferencer:
                         entry.error = f"inference: {error}"
                 pending.append(entry)
             while pending:
-                yield self._collect(pending.popleft(), idle)
+                yield self._collect(pending.popleft(), idle.append)
         finally:
             for entry in pending:  # interrupted: let OpenVINO finish before the requests are released
                 if entry.request is not None:
@@ -303,19 +291,19 @@ class DefectInferencer:
     def _outputs(self, request: Any) -> list[np.ndarray]:
         return [request.get_output_tensor(i).data.copy() for i in range(self._num_outputs)]
 
-    def _collect(self, entry: _Pending, idle: deque) -> InferenceResult:
-        """Wait for ``entry``'s request, give the request back, post-process."""
+    def _collect(self, entry: _Pending, give_back: Callable[[Any], None]) -> InferenceResult:
+        """Wait for ``entry``'s request, give the request back (``give_back(request)``), post-process."""
         if entry.request is None:
             return self._failure(entry)
         request, entry.request = entry.request, None
         try:
             request.wait()
             outputs = self._outputs(request)
-        except RuntimeError as error:
+        except RuntimeError as error:  # OpenVINO reports a failed inference as RuntimeError
             entry.error = f"inference: {error}"
             return self._failure(entry)
         finally:
-            idle.append(request)
+            give_back(request)
         return self._finish(entry, outputs)
 
     def _finish(self, entry: _Pending, outputs: list[np.ndarray]) -> InferenceResult:
