@@ -321,6 +321,15 @@ class Accounts:
                 append(conn, actor, "user_disabled", {"user": name, "role": row.role})
         return self.user(name)
 
+    def enable(self, name: str, *, actor: str = "cli") -> User:
+        """Let a disabled ``name`` log in again (with its password as it was). Already enabled: no change."""
+        with self.store.transaction() as conn:
+            row = self._existing(conn, name)
+            if row.disabled:
+                conn.execute(text("UPDATE users SET disabled = 0 WHERE name = :name"), {"name": name})
+                append(conn, actor, "user_enabled", {"user": name, "role": row.role})
+        return self.user(name)
+
     def set_password(self, name: str, password: str, *, actor: str = "cli") -> None:
         """Give ``name`` a new password; its sessions end (a stolen cookie dies with the old password)."""
         password_hash = hash_password(check_password(password, name), self.cost)

@@ -3,6 +3,7 @@
     defect-station users add NAME --role operator|engineer --db FILE [--password-stdin]
     defect-station users list --db FILE
     defect-station users disable NAME --db FILE
+    defect-station users enable NAME --db FILE
     defect-station users set-password NAME --db FILE [--password-stdin]
     defect-station audit verify --db FILE        # exit 0: intact; exit 1: names the first bad entry
     defect-station audit export --db FILE --out audit.csv
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     command(users, "list", "list the users, their role and whether they are disabled")
     disable = command(users, "disable", "disable a user (kept in the records) and end their sessions")
     disable.add_argument("name")
+    enable = command(users, "enable", "let a disabled user log in again (the password they had)")
+    enable.add_argument("name")
     password = command(users, "set-password", "give a user a new password and end their sessions")
     password.add_argument("name")
     password.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
@@ -114,6 +117,9 @@ def _users(args: argparse.Namespace, accounts: Accounts, created: bool) -> int:
         for user in users:
             print(f"{user.name:<{width}}  {user.role:<8}  {'disabled' if user.disabled else 'active  '}  "
                   f"added {user.created_at}")
+    elif args.action == "enable":
+        accounts.enable(args.name, actor="cli")
+        print(f"user {args.name} enabled in {db}")
     elif args.action == "disable":
         accounts.disable(args.name, actor="cli")
         print(f"user {args.name} disabled in {db}; their sessions ended")

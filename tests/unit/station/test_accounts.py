@@ -98,6 +98,9 @@ def test_authenticate_takes_as_long_for_unknown_names_and_refuses_disabled_users
     assert accounts.authenticate("Ana", "correct horse") is None
     with pytest.raises(AccountError, match="no user 'Zed'"):
         accounts.disable("Zed")
+    assert not accounts.enable("Ana").disabled  # back, with the password she had
+    assert accounts.authenticate("Ana", "correct horse").name == "Ana"
+    accounts.disable("Ana")
     assert not accounts.has_engineer()
 
 
