@@ -17,22 +17,9 @@ from defect_plugins.station.audit import verify
 from defect_plugins.station.engine import Station
 from defect_plugins.station.store import Store
 from tests.fixtures.station import png_bytes, version_image, version_shelf
+from tests.unit.station.test_versions import _BrokenPostprocessing
 
 WRITE = {"X-Requested-With": "defect-station"}
-
-
-class _Broken:
-    """A family whose post-processing raises (the inferencer turns it into an error result)."""
-
-    def __init__(self, family):
-        self._family = family
-
-    def __getattr__(self, name):
-        return getattr(self._family, name)
-
-    @staticmethod
-    def postprocess(*args, **kwargs):
-        raise RuntimeError("post-processing broke")
 
 
 @pytest.fixture
@@ -94,7 +81,7 @@ def test_an_engineer_shadows_activates_rolls_back_and_reads_the_report(served):
     assert client.get("/api/line").json()["models"][0]["name"] == "strict"
     # a switched-in model that fails on a part is rolled back; both pages' states carry the notice
     active = station.slots.snapshot()[0].active
-    active.inferencer.family = _Broken(active.inferencer.family)
+    active.inferencer.family = _BrokenPostprocessing(active.inferencer.family)
     inspected = client.post("/api/inspect?name=g.png", content=png_bytes(version_image()),
                             headers={**headers, "Content-Type": "image/png"})
     assert inspected.status_code == 200 and inspected.json()["grade"] == "ok"
